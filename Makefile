@@ -1,0 +1,46 @@
+# mkgraph: `make run` serves the facade on :8080 over the embedded sandbox;
+# `make test` runs everything CI runs.
+GO      ?= go
+GQLGEN  := $(GO) run github.com/99designs/gqlgen
+GENERATED := graph/generated.go graph/model/models_gen.go graph/*.resolvers.go
+
+.PHONY: run test vet fmt-check check-generate generate bench lint fmt tidy sandbox
+
+run: ## serve on :8080 (GraphiQL at http://localhost:8080/)
+	$(GO) run .
+
+sandbox: ## serve only the MoneyKit sandbox on 127.0.0.1:8081
+	$(GO) run . sandbox -addr 127.0.0.1:8081
+
+test: fmt-check vet check-generate ## vet, generated-code check, race tests
+	$(GO) test -race -count=1 ./...
+
+vet:
+	$(GO) vet ./...
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+# Regenerates gqlgen code and fails when that changed anything: the checked-in
+# code was stale. On CI (a clean clone) git must also see no change at all.
+check-generate:
+	@before=$$(cat $(GENERATED) | sha256sum); \
+	$(GQLGEN) generate || exit 1; \
+	after=$$(cat $(GENERATED) | sha256sum); \
+	if [ "$$before" != "$$after" ]; then echo "generated gqlgen code was stale; it has been regenerated: review and commit it"; exit 1; fi; \
+	if [ -n "$$CI" ]; then git diff --exit-code -- graph && test -z "$$(git status --porcelain -- graph)" || { echo "generated code differs from the commit"; exit 1; }; fi
+
+generate: ## regenerate gqlgen code after editing graph/*.graphqls
+	$(GQLGEN) generate
+
+bench: ## in-process benchmarks of full GraphQL requests
+	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./...
+
+lint: fmt-check vet
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+tidy:
+	$(GO) mod tidy

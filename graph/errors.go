@@ -1,0 +1,115 @@
+package graph
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"runtime"
+	"runtime/debug"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/rs/zerolog"
+	"github.com/vektah/gqlparser/v2/ast"
+	"github.com/vektah/gqlparser/v2/gqlerror"
+
+	"github.com/mkgraph/mkgraph/graph/reqlog"
+	"github.com/mkgraph/mkgraph/upstream"
+)
+
+// presentError is the one place where errors become GraphQL errors. Typed
+// upstream and facade errors get their code, status and details in
+// extensions; gqlgen's own parse and validation errors pass unchanged; any
+// other error is facade.internal with a fixed message, logged server side.
+func presentError(ctx context.Context, err error) *gqlerror.Error {
+	var path ast.Path
+	var locations []gqlerror.Location
+	gqlErr, isGQL := errors.AsType[*gqlerror.Error](err)
+	if isGQL {
+		if gqlErr.Err == nil {
+			// gqlgen's own error (parse, validation, null bubbling).
+			if code, ok := gqlErr.Extensions["code"].(string); ok {
+				reqlog.From(ctx).AddCode(code)
+			}
+			return gqlErr
+		}
+		path, locations = gqlErr.Path, gqlErr.Locations
+	}
+
+	e, ok := errors.AsType[*upstream.Error](err)
+	if !ok {
+		e = upstream.AsError(err)
+	}
+	if e.Code == upstream.CodeInternal {
+		ev := zerolog.Ctx(ctx).Error().Str("code", e.Code)
+		if e.Err != nil {
+			ev = ev.Str("error", e.Err.Error())
+		} else if !ok {
+			ev = ev.Str("error", err.Error())
+		}
+		ev.Msg("internal error")
+	}
+	reqlog.From(ctx).AddCode(e.Code)
+	if path == nil {
+		path = graphql.GetPath(ctx)
+	}
+	return &gqlerror.Error{
+		Message:    e.Message,
+		Path:       path,
+		Locations:  locations,
+		Extensions: extensions(e),
+		Err:        err,
+	}
+}
+
+// extensions is the contract of error extensions: code always; status when
+// an upstream answer was read; documentationUrl when given; linkErrorCode for
+// 422; retryAfter (whole seconds, rounded up) for 429.
+func extensions(e *upstream.Error) map[string]any {
+	ext := map[string]any{"code": e.Code}
+	if e.Status != 0 {
+		ext["status"] = e.Status
+	}
+	if e.DocumentationURL != "" {
+		ext["documentationUrl"] = e.DocumentationURL
+	}
+	if e.LinkErrorCode != "" {
+		ext["linkErrorCode"] = e.LinkErrorCode
+	}
+	if e.Code == upstream.CodeRateLimitExceeded && e.RetryAfter > 0 {
+		ext["retryAfter"] = int(math.Ceil(e.RetryAfter.Seconds()))
+	}
+	return ext
+}
+
+// addIndexErrors reports errs[i] at index i of the current list field, so
+// that one failing entry of links(ids:) is null with its own error while the
+// others are answered.
+func addIndexErrors(ctx context.Context, errs []error) {
+	fc := graphql.GetFieldContext(ctx)
+	for i, err := range errs {
+		if err == nil {
+			continue
+		}
+		ge := &gqlerror.Error{Err: err, Message: err.Error(), Path: append(fc.Path(), ast.PathIndex(i))}
+		if pos := fc.Field.Position; pos != nil {
+			ge.Locations = []gqlerror.Location{{Line: pos.Line, Column: pos.Column}}
+		}
+		graphql.AddError(ctx, ge)
+	}
+}
+
+// errPanic is what a client sees of a panic: nothing but the code.
+var errPanic = &upstream.Error{Code: upstream.CodeInternal, Message: "Internal error."}
+
+// recoverPanic logs a resolver panic with its stack and returns a fixed
+// error. The panic value itself is logged only for runtime errors, whose
+// text cannot hold request data.
+func recoverPanic(ctx context.Context, p any) error {
+	ev := zerolog.Ctx(ctx).Error().Str("code", upstream.CodeInternal).Str("panic_type", fmt.Sprintf("%T", p))
+	if re, ok := p.(runtime.Error); ok {
+		ev = ev.Str("panic", re.Error())
+	}
+	ev.Bytes("stack", debug.Stack()).Msg("panic in resolver")
+	return errPanic
+}

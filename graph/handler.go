@@ -1,0 +1,62 @@
+package graph
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/99designs/gqlgen/graphql/handler"
+	"github.com/99designs/gqlgen/graphql/handler/extension"
+	"github.com/99designs/gqlgen/graphql/handler/lru"
+	"github.com/99designs/gqlgen/graphql/handler/transport"
+	"github.com/vektah/gqlparser/v2/ast"
+
+	"github.com/mkgraph/mkgraph/graph/reqlog"
+	"github.com/mkgraph/mkgraph/upstream"
+)
+
+// DefaultMaxLinkIDs bounds links(ids:).
+const DefaultMaxLinkIDs = 100
+
+// HandlerConfig configures the GraphQL handler.
+type HandlerConfig struct {
+	MaxLinkIDs    int  // longest links(ids:) list; 0: DefaultMaxLinkIDs
+	Introspection bool // allow __schema and __type queries
+}
+
+// NewHandler returns the GraphQL HTTP handler. It expects the request context
+// to carry the per-request loaders (loader.Factory.Middleware) and a zerolog
+// logger; a reqlog.Record, when present, is filled in.
+func NewHandler(cfg HandlerConfig) *handler.Server {
+	if cfg.MaxLinkIDs <= 0 {
+		cfg.MaxLinkIDs = DefaultMaxLinkIDs
+	}
+	srv := handler.New(NewExecutableSchema(Config{Resolvers: &Resolver{maxLinkIDs: cfg.MaxLinkIDs}}))
+	srv.AddTransport(transport.Options{})
+	srv.AddTransport(transport.GET{})
+	srv.AddTransport(transport.POST{})
+	srv.SetQueryCache(lru.New[*ast.QueryDocument](1000))
+	if cfg.Introspection {
+		srv.Use(extension.Introspection{})
+	}
+	srv.AroundOperations(func(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
+		oc := graphql.GetOperationContext(ctx)
+		name := oc.OperationName
+		if name == "" && oc.Operation != nil {
+			name = oc.Operation.Name
+		}
+		reqlog.From(ctx).SetOperation(name)
+		return next(ctx)
+	})
+	srv.SetErrorPresenter(presentError)
+	srv.SetRecoverFunc(recoverPanic)
+	return srv
+}
+
+// checkLinkIDs refuses a links(ids:) list longer than the configured bound.
+func (r *Resolver) checkLinkIDs(ids []string) error {
+	if len(ids) > r.maxLinkIDs {
+		return upstream.InvalidArgument(fmt.Sprintf("links(ids:) takes at most %d ids.", r.maxLinkIDs))
+	}
+	return nil
+}

@@ -1,0 +1,201 @@
+// Package loader holds the per-request dataloaders. Each GraphQL request gets
+// its own set, so one caller's data is never served to another; within a
+// request, each distinct link id costs one upstream call however many times
+// it is selected.
+package loader
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"github.com/graph-gophers/dataloader/v7"
+	"github.com/rs/zerolog"
+
+	"github.com/mkgraph/mkgraph/graph/model"
+	"github.com/mkgraph/mkgraph/upstream"
+)
+
+// Fetcher fetches one link's identity answer. *upstream.Client satisfies it.
+// Errors should be *upstream.Error.
+type Fetcher interface {
+	GetIdentity(ctx context.Context, linkID string) (*upstream.Identity, error)
+}
+
+var _ Fetcher = (*upstream.Client)(nil)
+
+// Defaults for Config.
+const (
+	DefaultConcurrency = 8
+	// DefaultWait is the batch window. Batching saves no upstream calls
+	// (the API takes one link per call; the per-request cache dedupes), so
+	// the window only needs to gather the fields resolved together, not
+	// dataloader's default 16 ms.
+	DefaultWait = 200 * time.Microsecond
+)
+
+// Config configures the loaders of every request.
+type Config struct {
+	Fetcher     Fetcher
+	Concurrency int           // distinct links fetched at once per request; 0: DefaultConcurrency
+	Wait        time.Duration // batch window; 0: DefaultWait
+}
+
+// Factory makes a fresh set of Loaders for each request.
+type Factory struct {
+	cfg    Config
+	warned *onceSet
+}
+
+// NewFactory returns a Factory.
+func NewFactory(cfg Config) *Factory {
+	if cfg.Concurrency <= 0 {
+		cfg.Concurrency = DefaultConcurrency
+	}
+	if cfg.Wait <= 0 {
+		cfg.Wait = DefaultWait
+	}
+	return &Factory{cfg: cfg, warned: &onceSet{seen: map[string]struct{}{}}}
+}
+
+// Middleware attaches a new set of Loaders to every request's context.
+func (f *Factory) Middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		next.ServeHTTP(w, r.WithContext(NewContext(r.Context(), f.New())))
+	})
+}
+
+// New returns a set of Loaders for one request.
+func (f *Factory) New() *Loaders {
+	l := &Loaders{fetcher: f.cfg.Fetcher, sem: make(chan struct{}, f.cfg.Concurrency), warned: f.warned}
+	l.links = dataloader.NewBatchedLoader(l.batch,
+		dataloader.WithWait[string, *model.Link](f.cfg.Wait),
+		dataloader.WithBatchCapacity[string, *model.Link](256),
+	)
+	return l
+}
+
+// Loaders are one request's dataloaders.
+type Loaders struct {
+	fetcher Fetcher
+	links   *dataloader.Loader[string, *model.Link]
+	sem     chan struct{} // bounds concurrent fetches across the request's batches
+	warned  *onceSet
+}
+
+type ctxKey struct{}
+
+// NewContext returns ctx carrying l.
+func NewContext(ctx context.Context, l *Loaders) context.Context {
+	return context.WithValue(ctx, ctxKey{}, l)
+}
+
+// For returns the Loaders of ctx, or nil when the middleware did not run.
+func For(ctx context.Context) *Loaders {
+	l, _ := ctx.Value(ctxKey{}).(*Loaders)
+	return l
+}
+
+// errNoLoaders is a wiring mistake: the handler runs without Middleware.
+var errNoLoaders = &upstream.Error{Code: upstream.CodeInternal, Message: "Internal error.", Err: fmt.Errorf("loader: no loaders in context")}
+
+// Link loads one link through the request's loaders.
+func Link(ctx context.Context, id string) (*model.Link, error) {
+	l := For(ctx)
+	if l == nil {
+		return nil, errNoLoaders
+	}
+	return l.links.Load(ctx, id)()
+}
+
+// Links loads several links; errs[i] is the error of ids[i]. errs is nil when
+// every link loaded.
+func Links(ctx context.Context, ids []string) (links []*model.Link, errs []error) {
+	l := For(ctx)
+	if l == nil {
+		errs = make([]error, len(ids))
+		for i := range errs {
+			errs[i] = errNoLoaders
+		}
+		return make([]*model.Link, len(ids)), errs
+	}
+	return l.links.LoadMany(ctx, ids)()
+}
+
+// batch fetches distinct link ids concurrently, bounded by the request's
+// semaphore, and returns one non-nil result per key, in key order.
+func (l *Loaders) batch(ctx context.Context, ids []string) []*dataloader.Result[*model.Link] {
+	results := make([]*dataloader.Result[*model.Link], len(ids))
+	if len(ids) == 1 {
+		results[0] = l.fetch(ctx, ids[0])
+		return results
+	}
+	var wg sync.WaitGroup
+	for i, id := range ids {
+		wg.Go(func() { results[i] = l.fetch(ctx, id) })
+	}
+	wg.Wait()
+	return results
+}
+
+func (l *Loaders) fetch(ctx context.Context, id string) (res *dataloader.Result[*model.Link]) {
+	defer func() {
+		if p := recover(); p != nil {
+			zerolog.Ctx(ctx).Error().Str("panic_type", fmt.Sprintf("%T", p)).Bytes("stack", debug.Stack()).Msg("panic while loading a link")
+			res = &dataloader.Result[*model.Link]{Error: &upstream.Error{Code: upstream.CodeInternal, Message: "Internal error."}}
+		}
+	}()
+	if err := upstream.ValidateLinkID(id); err != nil {
+		return &dataloader.Result[*model.Link]{Error: err}
+	}
+	select {
+	case l.sem <- struct{}{}:
+		defer func() { <-l.sem }()
+	case <-ctx.Done():
+		return &dataloader.Result[*model.Link]{Error: upstream.AsError(ctx.Err())}
+	}
+	identity, err := l.fetcher.GetIdentity(ctx, id)
+	if err != nil {
+		return &dataloader.Result[*model.Link]{Error: err}
+	}
+	return &dataloader.Result[*model.Link]{Data: model.NewLink(identity, l.warnFunc(ctx))}
+}
+
+// warnFunc logs each unknown upstream value once per process.
+func (l *Loaders) warnFunc(ctx context.Context) model.Warner {
+	return func(kind, value string) {
+		if l.warned.add(kind + "\x00" + value) {
+			zerolog.Ctx(ctx).Warn().Str("kind", kind).Str("value", truncate(value, 64)).
+				Msg("upstream sent a value the schema does not know; mapped to UNKNOWN or left out")
+		}
+	}
+}
+
+// onceSet remembers what was already logged, up to a bound, so a hostile
+// upstream cannot grow it without limit (past it, values are not logged).
+type onceSet struct {
+	mu   sync.Mutex
+	seen map[string]struct{}
+}
+
+const maxWarned = 1024
+
+func (s *onceSet) add(k string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.seen[k]; ok || len(s.seen) >= maxWarned {
+		return false
+	}
+	s.seen[k] = struct{}{}
+	return true
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}

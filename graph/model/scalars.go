@@ -1,0 +1,55 @@
+package model
+
+import (
+	"fmt"
+	"io"
+	"strconv"
+	"time"
+
+	"github.com/99designs/gqlgen/graphql"
+
+	"github.com/mkgraph/mkgraph/upstream"
+)
+
+// MarshalDateTime writes t as an RFC 3339 string in UTC.
+func MarshalDateTime(t time.Time) graphql.Marshaler {
+	return graphql.WriterFunc(func(w io.Writer) {
+		io.WriteString(w, strconv.Quote(t.UTC().Format(time.RFC3339Nano)))
+	})
+}
+
+// UnmarshalDateTime reads an RFC 3339 string; a time without a zone is UTC.
+func UnmarshalDateTime(v any) (time.Time, error) {
+	s, ok := v.(string)
+	if !ok {
+		return time.Time{}, fmt.Errorf("DateTime must be an RFC 3339 string, got %T", v)
+	}
+	return upstream.ParseTimestamp(s)
+}
+
+// MarshalDecimal writes the upstream's digits as a JSON string.
+func MarshalDecimal(s string) graphql.Marshaler {
+	return graphql.WriterFunc(func(w io.Writer) {
+		io.WriteString(w, strconv.Quote(s))
+	})
+}
+
+// UnmarshalDecimal reads a decimal given as a string (or an integer).
+func UnmarshalDecimal(v any) (string, error) {
+	var s string
+	switch v := v.(type) {
+	case string:
+		s = v
+	case int64:
+		s = strconv.FormatInt(v, 10)
+	case int:
+		s = strconv.Itoa(v)
+	default:
+		return "", fmt.Errorf("Decimal must be a string such as \"340.12\", got %T", v)
+	}
+	d, err := upstream.NewDecimal(s)
+	if err != nil {
+		return "", err
+	}
+	return d.String(), nil
+}

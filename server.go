@@ -1,0 +1,582 @@
+// Command mkgraph serves a GraphQL facade over MoneyKit's Get Identity
+// endpoint. With no MONEYKIT_BASE_URL and no credentials it serves the
+// embedded sandbox, so `go run .` works on a fresh machine.
+//
+//	mkgraph [flags]          serve GraphQL on MKGRAPH_ADDR (default :8080)
+//	mkgraph sandbox [flags]  serve only the MoneyKit sandbox on its own port
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	stdlog "log"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"regexp"
+	"runtime"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/99designs/gqlgen/graphql/playground"
+	"github.com/rs/xid"
+	"github.com/rs/zerolog"
+	"github.com/rs/zerolog/hlog"
+
+	"github.com/mkgraph/mkgraph/graph"
+	"github.com/mkgraph/mkgraph/graph/loader"
+	"github.com/mkgraph/mkgraph/graph/reqlog"
+	"github.com/mkgraph/mkgraph/upstream"
+	"github.com/mkgraph/mkgraph/upstream/sandbox"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "mkgraph:", err)
+		if errors.As(err, new(*configError)) {
+			os.Exit(2)
+		}
+		os.Exit(1)
+	}
+}
+
+// moneyKitURL is used when credentials are given without MONEYKIT_BASE_URL.
+const moneyKitURL = "https://api.moneykit.com"
+
+// config is every setting, read once at start.
+type config struct {
+	Addr                string
+	BaseURL             string
+	ClientID            string
+	ClientSecret        string
+	LogLevel            zerolog.Level
+	LogFormat           string
+	UpstreamTimeout     time.Duration
+	UpstreamConcurrency int
+	UpstreamMaxBody     int64
+	RequestTimeout      time.Duration
+	LoaderWait          time.Duration
+	MaxBodyBytes        int64
+	MaxLinkIDs          int
+	Introspection       bool
+	GraphiQL            bool
+	SandboxLatency      time.Duration
+	ShutdownTimeout     time.Duration
+}
+
+// configError is a bad setting: main exits with status 2.
+type configError struct{ err error }
+
+func (e *configError) Error() string { return e.err.Error() }
+func (e *configError) Unwrap() error { return e.err }
+
+// setting is one configuration value, settable by flag and environment.
+type setting struct {
+	flag, env, def, usage string
+	set                   func(string) error
+}
+
+// settings lists every setting with its default. The environment overrides
+// the default and a flag overrides the environment.
+func (c *config) settings() []setting {
+	return []setting{
+		{"addr", "MKGRAPH_ADDR", ":8080", "listen address", str(&c.Addr)},
+		{"moneykit-base-url", "MONEYKIT_BASE_URL", "", "MoneyKit API base URL; unset: the embedded sandbox (or " + moneyKitURL + " when credentials are set)", str(&c.BaseURL)},
+		{"moneykit-client-id", "MONEYKIT_CLIENT_ID", "", "MoneyKit client id", str(&c.ClientID)},
+		{"moneykit-client-secret", "MONEYKIT_CLIENT_SECRET", "", "MoneyKit client secret (prefer the environment: flags show in ps)", str(&c.ClientSecret)},
+		{"log-level", "MKGRAPH_LOG_LEVEL", "info", "trace, debug, info, warn, error", func(s string) (err error) {
+			c.LogLevel, err = zerolog.ParseLevel(strings.ToLower(s))
+			if err == nil && c.LogLevel == zerolog.NoLevel {
+				err = errors.New("empty level")
+			}
+			return err
+		}},
+		{"log-format", "MKGRAPH_LOG_FORMAT", "json", "json or console", func(s string) error {
+			if s != "json" && s != "console" {
+				return errors.New("want json or console")
+			}
+			c.LogFormat = s
+			return nil
+		}},
+		{"upstream-timeout", "MKGRAPH_UPSTREAM_TIMEOUT", "10s", "deadline of one upstream HTTP call", duration(&c.UpstreamTimeout)},
+		{"upstream-concurrency", "MKGRAPH_UPSTREAM_CONCURRENCY", "8", "distinct links one GraphQL request fetches at once", positive(&c.UpstreamConcurrency)},
+		{"upstream-max-body-bytes", "MKGRAPH_UPSTREAM_MAX_BODY_BYTES", strconv.Itoa(upstream.DefaultMaxBodyBytes), "largest upstream answer read", positive64(&c.UpstreamMaxBody)},
+		{"request-timeout", "MKGRAPH_REQUEST_TIMEOUT", "15s", "deadline of one GraphQL request", duration(&c.RequestTimeout)},
+		{"loader-wait", "MKGRAPH_LOADER_WAIT", loader.DefaultWait.String(), "dataloader batch window", duration(&c.LoaderWait)},
+		{"max-body-bytes", "MKGRAPH_MAX_BODY_BYTES", strconv.Itoa(1 << 20), "largest GraphQL request body", positive64(&c.MaxBodyBytes)},
+		{"max-link-ids", "MKGRAPH_MAX_LINK_IDS", strconv.Itoa(graph.DefaultMaxLinkIDs), "longest links(ids:) list", positive(&c.MaxLinkIDs)},
+		{"introspection", "MKGRAPH_INTROSPECTION", "true", "answer __schema/__type queries", boolean(&c.Introspection)},
+		{"graphiql", "MKGRAPH_GRAPHIQL", "true", "serve GraphiQL at /", boolean(&c.GraphiQL)},
+		{"sandbox-latency", "MKGRAPH_SANDBOX_LATENCY", "0s", "latency the embedded sandbox adds to each identity call", duration(&c.SandboxLatency)},
+		{"shutdown-timeout", "MKGRAPH_SHUTDOWN_TIMEOUT", "10s", "how long in-flight requests may finish on SIGTERM", duration(&c.ShutdownTimeout)},
+	}
+}
+
+func str(p *string) func(string) error { return func(s string) error { *p = s; return nil } }
+
+func duration(p *time.Duration) func(string) error {
+	return func(s string) (err error) {
+		*p, err = time.ParseDuration(s)
+		if err == nil && *p < 0 {
+			err = errors.New("must not be negative")
+		}
+		return err
+	}
+}
+
+func positive(p *int) func(string) error {
+	return func(s string) (err error) {
+		*p, err = strconv.Atoi(s)
+		if err == nil && *p <= 0 {
+			err = errors.New("must be positive")
+		}
+		return err
+	}
+}
+
+func positive64(p *int64) func(string) error {
+	return func(s string) (err error) {
+		*p, err = strconv.ParseInt(s, 10, 64)
+		if err == nil && *p <= 0 {
+			err = errors.New("must be positive")
+		}
+		return err
+	}
+}
+
+func boolean(p *bool) func(string) error {
+	return func(s string) (err error) { *p, err = strconv.ParseBool(s); return err }
+}
+
+// parseConfig applies defaults, then the environment, then flags.
+func parseConfig(name string, args []string, getenv func(string) string, out io.Writer) (*config, error) {
+	c := &config{}
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(out)
+	for _, s := range c.settings() {
+		if err := s.set(s.def); err != nil {
+			panic(fmt.Sprintf("default of %s: %v", s.env, err))
+		}
+		if v, ok := lookup(getenv, s.env); ok {
+			if err := s.set(v); err != nil {
+				return nil, &configError{fmt.Errorf("%s=%q: %w", s.env, mask(s.env, v), err)}
+			}
+		}
+		fs.Func(s.flag, fmt.Sprintf("%s (env %s, default %q)", s.usage, s.env, s.def), s.set)
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, &configError{err}
+	}
+	if fs.NArg() > 0 {
+		return nil, &configError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
+	}
+	hasCreds := c.ClientID != "" || c.ClientSecret != ""
+	if c.BaseURL == "" && hasCreds {
+		c.BaseURL = moneyKitURL
+	}
+	if c.BaseURL != "" && (c.ClientID == "" || c.ClientSecret == "") {
+		return nil, &configError{errors.New("MONEYKIT_CLIENT_ID and MONEYKIT_CLIENT_SECRET are both required with a MoneyKit upstream; unset MONEYKIT_BASE_URL and both for the sandbox")}
+	}
+	if c.BaseURL != "" {
+		if _, err := upstream.New(upstream.Config{BaseURL: c.BaseURL, ClientID: c.ClientID, ClientSecret: c.ClientSecret}); err != nil {
+			return nil, &configError{err}
+		}
+	}
+	return c, nil
+}
+
+// lookup reads an environment variable; an empty value counts as unset.
+func lookup(getenv func(string) string, key string) (string, bool) {
+	v := getenv(key)
+	return v, v != ""
+}
+
+// mask hides secret values in logs and errors.
+func mask(key, v string) string {
+	if strings.Contains(key, "SECRET") && v != "" {
+		return "[set]"
+	}
+	return v
+}
+
+func newLogger(c *config, out io.Writer) zerolog.Logger {
+	if c.LogFormat == "console" {
+		out = zerolog.ConsoleWriter{Out: out, TimeFormat: time.RFC3339}
+	}
+	return zerolog.New(out).Level(c.LogLevel).With().Timestamp().Logger()
+}
+
+// run is the whole program; main only exits with its result. It returns
+// when ctx is done and the server has shut down.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	if len(args) > 0 && args[0] == "sandbox" {
+		return runSandbox(ctx, args[1:], getenv, stdout)
+	}
+	c, err := parseConfig("mkgraph", args, getenv, stdout)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	log := newLogger(c, stdout)
+	logConfig(log, c)
+
+	baseURL, clientID, clientSecret := c.BaseURL, c.ClientID, c.ClientSecret
+	if baseURL == "" {
+		sbx, stopSandbox, err := startSandbox(c.SandboxLatency)
+		if err != nil {
+			return err
+		}
+		defer stopSandbox()
+		baseURL, clientID, clientSecret = sbx, sandbox.DefaultClientID, sandbox.DefaultClientSecret
+		log.Warn().Str("upstream", baseURL).Msg("MONEYKIT_BASE_URL is unset: serving the embedded sandbox's fixture data, not MoneyKit")
+	}
+	client, err := upstream.New(upstream.Config{
+		BaseURL:      baseURL,
+		ClientID:     clientID,
+		ClientSecret: clientSecret,
+		Timeout:      c.UpstreamTimeout,
+		MaxBodyBytes: c.UpstreamMaxBody,
+		Observer:     observeUpstream,
+	})
+	if err != nil {
+		return &configError{err}
+	}
+
+	var ready atomic.Bool
+	srv := &http.Server{
+		Handler:           newHandler(c, log, client, &ready),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      c.RequestTimeout + 5*time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          stdLogger(log),
+	}
+	// Listen before Serve so that a bad address fails here, synchronously,
+	// and ":0" works in tests.
+	ln, err := net.Listen("tcp", c.Addr)
+	if err != nil {
+		return &configError{fmt.Errorf("MKGRAPH_ADDR: %w", err)}
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	ready.Store(true)
+	log.Info().Str("addr", ln.Addr().String()).Msg("listening")
+
+	select {
+	case err := <-serveErr:
+		return err
+	case <-ctx.Done():
+	}
+	ready.Store(false)
+	log.Info().Dur("timeout", c.ShutdownTimeout).Msg("shutting down: finishing in-flight requests")
+	sctx, cancel := context.WithTimeout(context.Background(), c.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		log.Warn().Err(err).Msg("in-flight requests did not finish in time; closing")
+		srv.Close()
+	}
+	log.Info().Msg("stopped")
+	return nil
+}
+
+// logConfig prints the effective settings, secrets masked.
+func logConfig(log zerolog.Logger, c *config) {
+	ev := log.Info()
+	for _, s := range c.settings() {
+		if s.env == "MONEYKIT_CLIENT_SECRET" {
+			ev = ev.Bool(s.env+"_SET", c.ClientSecret != "")
+			continue
+		}
+		ev = ev.Str(s.env, currentValue(c, s.env))
+	}
+	ev.Msg("configuration")
+}
+
+// currentValue formats one effective setting for the start-up log.
+func currentValue(c *config, env string) string {
+	switch env {
+	case "MKGRAPH_ADDR":
+		return c.Addr
+	case "MONEYKIT_BASE_URL":
+		return c.BaseURL
+	case "MONEYKIT_CLIENT_ID":
+		return c.ClientID
+	case "MKGRAPH_LOG_LEVEL":
+		return c.LogLevel.String()
+	case "MKGRAPH_LOG_FORMAT":
+		return c.LogFormat
+	case "MKGRAPH_UPSTREAM_TIMEOUT":
+		return c.UpstreamTimeout.String()
+	case "MKGRAPH_UPSTREAM_CONCURRENCY":
+		return strconv.Itoa(c.UpstreamConcurrency)
+	case "MKGRAPH_UPSTREAM_MAX_BODY_BYTES":
+		return strconv.FormatInt(c.UpstreamMaxBody, 10)
+	case "MKGRAPH_REQUEST_TIMEOUT":
+		return c.RequestTimeout.String()
+	case "MKGRAPH_LOADER_WAIT":
+		return c.LoaderWait.String()
+	case "MKGRAPH_MAX_BODY_BYTES":
+		return strconv.FormatInt(c.MaxBodyBytes, 10)
+	case "MKGRAPH_MAX_LINK_IDS":
+		return strconv.Itoa(c.MaxLinkIDs)
+	case "MKGRAPH_INTROSPECTION":
+		return strconv.FormatBool(c.Introspection)
+	case "MKGRAPH_GRAPHIQL":
+		return strconv.FormatBool(c.GraphiQL)
+	case "MKGRAPH_SANDBOX_LATENCY":
+		return c.SandboxLatency.String()
+	case "MKGRAPH_SHUTDOWN_TIMEOUT":
+		return c.ShutdownTimeout.String()
+	}
+	return ""
+}
+
+// observeUpstream counts each upstream call for the request's access log.
+func observeUpstream(ctx context.Context, call upstream.Call) {
+	reqlog.From(ctx).AddUpstreamCall()
+	zerolog.Ctx(ctx).Debug().Str("endpoint", call.Endpoint).Int("status", call.Status).
+		Str("code", call.Code).Dur("duration", call.Duration).Msg("upstream call")
+}
+
+// newHandler wires the routes and the middleware chain.
+func newHandler(c *config, log zerolog.Logger, client loader.Fetcher, ready *atomic.Bool) http.Handler {
+	loaders := loader.NewFactory(loader.Config{Fetcher: client, Concurrency: c.UpstreamConcurrency, Wait: c.LoaderWait})
+	gql := graph.NewHandler(graph.HandlerConfig{MaxLinkIDs: c.MaxLinkIDs, Introspection: c.Introspection})
+
+	mux := http.NewServeMux()
+	mux.Handle("/graphql", chain(gql,
+		noStore,
+		bodyLimit(c.MaxBodyBytes),
+		timeout(c.RequestTimeout),
+		loaders.Middleware,
+	))
+	if c.GraphiQL {
+		mux.Handle("GET /{$}", playground.Handler("mkgraph", "/graphql"))
+	}
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "ok\n")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if !ready.Load() {
+			http.Error(w, "not ready", http.StatusServiceUnavailable)
+			return
+		}
+		io.WriteString(w, "ready\n")
+	})
+
+	// The chain, outermost first: every request gets a logger, an id, a
+	// summary record, one access log line, panic recovery and safe headers.
+	return chain(mux,
+		hlog.NewHandler(log),
+		requestID,
+		func(next http.Handler) http.Handler {
+			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				ctx, _ := reqlog.NewContext(r.Context())
+				next.ServeHTTP(w, r.WithContext(ctx))
+			})
+		},
+		hlog.AccessHandler(accessLog),
+		recoverer,
+		securityHeaders,
+	)
+}
+
+// chain wraps h in middleware, the first outermost.
+func chain(h http.Handler, mw ...func(http.Handler) http.Handler) http.Handler {
+	for i := len(mw) - 1; i >= 0; i-- {
+		h = mw[i](h)
+	}
+	return h
+}
+
+// accessLog writes one line per request. It logs the path but never the
+// query string, headers or body: they can hold credentials and identity data.
+func accessLog(r *http.Request, status, size int, d time.Duration) {
+	s := reqlog.From(r.Context()).Summary()
+	ev := hlog.FromRequest(r).Info()
+	if status >= 500 {
+		ev = hlog.FromRequest(r).Warn()
+	}
+	ev.Str("method", r.Method).Str("path", r.URL.Path).Int("status", status).Int("size", size).
+		Dur("duration", d).Str("operation", s.Operation).Int("upstream_calls", s.UpstreamCalls).
+		Strs("error_codes", s.Codes).Msg("request")
+}
+
+var requestIDPattern = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,64}$`)
+
+// requestID honours a well-formed incoming X-Request-Id, or makes one, and
+// returns it in the response and in every log line of the request.
+func requestID(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.Header.Get("X-Request-Id")
+		if !requestIDPattern.MatchString(id) {
+			id = xid.New().String()
+		}
+		w.Header().Set("X-Request-Id", id)
+		zerolog.Ctx(r.Context()).UpdateContext(func(c zerolog.Context) zerolog.Context {
+			return c.Str("request_id", id)
+		})
+		next.ServeHTTP(w, r)
+	})
+}
+
+// recoverer turns a panic outside gqlgen's own recovery into a fixed 500.
+func recoverer(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			p := recover()
+			if p == nil {
+				return
+			}
+			if p == http.ErrAbortHandler {
+				panic(p)
+			}
+			ev := hlog.FromRequest(r).Error().Str("code", upstream.CodeInternal).Str("panic_type", fmt.Sprintf("%T", p))
+			if re, ok := p.(runtime.Error); ok {
+				ev = ev.Str("panic", re.Error())
+			}
+			ev.Bytes("stack", debug.Stack()).Msg("panic in handler")
+			reqlog.From(r.Context()).AddCode(upstream.CodeInternal)
+			writeError(w, http.StatusInternalServerError, upstream.CodeInternal, "Internal error.")
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+// securityHeaders sets headers every response should carry.
+func securityHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("X-Frame-Options", "DENY")
+		next.ServeHTTP(w, r)
+	})
+}
+
+// noStore keeps identity answers out of browser and proxy caches.
+func noStore(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		next.ServeHTTP(w, r)
+	})
+}
+
+// bodyLimit reads at most max bytes of a request body and refuses a larger
+// one with 413 and facade.query_too_large before any parsing.
+func bodyLimit(max int64) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.ContentLength > max {
+				writeTooLarge(w, r, max)
+				return
+			}
+			if r.Body != nil && r.Body != http.NoBody {
+				body, err := io.ReadAll(io.LimitReader(r.Body, max+1))
+				if err != nil {
+					writeError(w, http.StatusBadRequest, "facade.bad_request", "The request body could not be read.")
+					return
+				}
+				if int64(len(body)) > max {
+					writeTooLarge(w, r, max)
+					return
+				}
+				r.Body = io.NopCloser(bytes.NewReader(body))
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+}
+
+func writeTooLarge(w http.ResponseWriter, r *http.Request, max int64) {
+	reqlog.From(r.Context()).AddCode("facade.query_too_large")
+	writeError(w, http.StatusRequestEntityTooLarge, "facade.query_too_large",
+		fmt.Sprintf("The request body is larger than %d bytes.", max))
+}
+
+// timeout bounds each GraphQL request; the upstream calls it makes inherit
+// the deadline and are cancelled when the client goes away.
+func timeout(d time.Duration) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			ctx, cancel := context.WithTimeout(r.Context(), d)
+			defer cancel()
+			next.ServeHTTP(w, r.WithContext(ctx))
+		})
+	}
+}
+
+// writeError answers with a GraphQL error document outside execution.
+func writeError(w http.ResponseWriter, status int, code, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(map[string]any{
+		"errors": []any{map[string]any{"message": msg, "extensions": map[string]any{"code": code}}},
+		"data":   nil,
+	})
+}
+
+// stdLogger adapts zerolog for http.Server's own errors (bad TLS, broken
+// connections); zerolog.Logger is an io.Writer.
+func stdLogger(log zerolog.Logger) *stdlog.Logger {
+	return stdlog.New(log.With().Str("component", "http.Server").Logger(), "", 0)
+}
+
+// startSandbox serves the embedded sandbox on a loopback port, so the client
+// talks to it over real HTTP exactly as to MoneyKit.
+func startSandbox(latency time.Duration) (baseURL string, stop func(), err error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, fmt.Errorf("start sandbox: %w", err)
+	}
+	srv := &http.Server{Handler: sandbox.New(sandbox.Options{Latency: latency}), ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	return "http://" + ln.Addr().String(), func() { srv.Close() }, nil
+}
+
+// runSandbox serves only the sandbox, for other tools and load tests.
+func runSandbox(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("mkgraph sandbox", flag.ContinueOnError)
+	fs.SetOutput(stdout)
+	addr := fs.String("addr", "127.0.0.1:8081", "listen address")
+	latency := fs.Duration("latency", 0, "latency added to each identity call")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return &configError{err}
+	}
+	c, err := parseConfig("mkgraph", nil, getenv, stdout)
+	if err != nil {
+		return err
+	}
+	log := newLogger(c, stdout)
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return &configError{fmt.Errorf("sandbox -addr: %w", err)}
+	}
+	srv := &http.Server{Handler: sandbox.New(sandbox.Options{Latency: *latency}), ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	log.Info().Str("addr", ln.Addr().String()).Str("client_id", sandbox.DefaultClientID).
+		Msg("sandbox listening; client secret is sandbox.DefaultClientSecret (see README)")
+	<-ctx.Done()
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return srv.Shutdown(sctx)
+}

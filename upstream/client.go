@@ -1,0 +1,244 @@
+// Package upstream is the MoneyKit REST client: token handling, the Get
+// Identity call, exact decoding and one typed error for everything that can
+// go wrong on the way. It knows nothing of GraphQL.
+package upstream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Version is the MoneyKit API version the facade speaks, sent as MoneyKit-Version.
+const Version = "2023-02-18"
+
+// Endpoint names passed to Observer.
+const (
+	EndpointToken    = "auth_token"
+	EndpointIdentity = "identity"
+)
+
+// MaxLinkIDLen is the longest link id the client sends upstream.
+const MaxLinkIDLen = 128
+
+// Defaults for Config.
+const (
+	DefaultTimeout      = 10 * time.Second
+	DefaultMaxBodyBytes = 8 << 20
+)
+
+// Call describes one HTTP exchange with the upstream, for metrics and logs.
+// It never holds identity data or credentials.
+type Call struct {
+	Endpoint string        // EndpointToken or EndpointIdentity
+	Status   int           // HTTP status; 0 when no answer was read
+	Code     string        // error code when the call failed, else ""
+	Duration time.Duration // until the body was read
+}
+
+// Config configures a Client.
+type Config struct {
+	BaseURL      string        // e.g. https://api.moneykit.com
+	ClientID     string        // MONEYKIT_CLIENT_ID
+	ClientSecret string        // MONEYKIT_CLIENT_SECRET
+	HTTPClient   *http.Client  // nil: a dedicated client with a tuned transport
+	Timeout      time.Duration // per HTTP attempt; 0: DefaultTimeout
+	MaxBodyBytes int64         // larger bodies are refused; 0: DefaultMaxBodyBytes
+	// Observer, when set, is called once per HTTP exchange, on the caller's
+	// goroutine and with the caller's context.
+	Observer func(context.Context, Call)
+	// Now is the clock for token expiry and Retry-After dates; nil: time.Now.
+	Now func() time.Time
+}
+
+// Client calls the MoneyKit API. It is safe for concurrent use.
+type Client struct {
+	base   string
+	cfg    Config
+	http   *http.Client
+	tokens *tokenSource
+}
+
+// New returns a Client, or an error when the configuration cannot work.
+func New(cfg Config) (*Client, error) {
+	u, err := url.Parse(cfg.BaseURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+		return nil, fmt.Errorf("upstream base URL %q: want an absolute http(s) URL without query", cfg.BaseURL)
+	}
+	if cfg.ClientID == "" || cfg.ClientSecret == "" {
+		return nil, errors.New("upstream: client id and client secret are required")
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	hc := cfg.HTTPClient
+	if hc == nil {
+		hc = &http.Client{Transport: newTransport()}
+	}
+	c := &Client{base: strings.TrimRight(u.String(), "/"), cfg: cfg, http: hc}
+	c.tokens = &tokenSource{fetch: c.fetchToken, now: cfg.Now}
+	return c, nil
+}
+
+// newTransport is http.DefaultTransport's setup with more idle connections
+// per host: every call goes to the same host.
+func newTransport() *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConns = 256
+	t.MaxIdleConnsPerHost = 128
+	t.IdleConnTimeout = 90 * time.Second
+	t.ResponseHeaderTimeout = 0 // the per-attempt context bounds the whole exchange
+	return t
+}
+
+// ValidateLinkID refuses ids that cannot be MoneyKit link ids before any call:
+// empty, longer than MaxLinkIDLen bytes, not UTF-8, control characters, or a
+// dot segment that a proxy could resolve to another path.
+func ValidateLinkID(id string) error {
+	switch {
+	case id == "":
+		return InvalidArgument("A link id must not be empty.")
+	case len(id) > MaxLinkIDLen:
+		return InvalidArgument(fmt.Sprintf("A link id must be at most %d bytes.", MaxLinkIDLen))
+	case !utf8.ValidString(id):
+		return InvalidArgument("A link id must be valid UTF-8.")
+	case id == "." || id == "..":
+		return InvalidArgument("A link id must not be a dot segment.")
+	}
+	for _, r := range id {
+		if unicode.IsControl(r) {
+			return InvalidArgument("A link id must not contain control characters.")
+		}
+	}
+	return nil
+}
+
+// GetIdentity calls GET /links/{id}/identity without account_ids: the caller
+// filters accounts, so one answer serves every selection.
+//
+// Errors are *Error: the upstream's codes (link_error.not_found,
+// link_error.forbidden_action, link_error.deleted, link_error.bad_state,
+// link_error.unauthorized_access, api_error.rate_limit_exceeded,
+// api_error.auth.*) or facade.invalid_argument, facade.upstream_unavailable,
+// facade.upstream_timeout, facade.upstream_bad_response.
+func (c *Client) GetIdentity(ctx context.Context, linkID string) (*Identity, error) {
+	if err := ValidateLinkID(linkID); err != nil {
+		return nil, err
+	}
+	body, err := c.authorizedGet(ctx, EndpointIdentity, "/links/"+url.PathEscape(linkID)+"/identity")
+	if err != nil {
+		return nil, err
+	}
+	id, err := DecodeIdentity(body)
+	if err != nil {
+		return nil, newError(CodeUpstreamBadResponse, http.StatusOK, err)
+	}
+	return id, nil
+}
+
+// authorizedGet GETs path with a bearer token, renewing the token and trying
+// once more when the upstream says it expired.
+func (c *Client) authorizedGet(ctx context.Context, endpoint, path string) ([]byte, error) {
+	for attempt := 0; ; attempt++ {
+		tok, err := c.tokens.Token(ctx)
+		if err != nil {
+			return nil, err
+		}
+		body, err := c.do(ctx, endpoint, http.MethodGet, path, nil, func(h http.Header) {
+			h.Set("Authorization", "Bearer "+tok)
+			h.Set("X-Client-Id", c.cfg.ClientID)
+			h.Set("X-Client-Secret", c.cfg.ClientSecret)
+		})
+		var e *Error
+		if attempt == 0 && errors.As(err, &e) && e.Code == CodeExpiredAccessToken {
+			c.tokens.Invalidate(tok)
+			continue
+		}
+		return body, err
+	}
+}
+
+// do makes one HTTP exchange and returns the body of a 2xx JSON answer, or an
+// *Error. It is the only place that reads upstream responses.
+func (c *Client) do(ctx context.Context, endpoint, method, path string, body io.Reader, setHeaders func(http.Header)) (_ []byte, err error) {
+	start := time.Now()
+	status := 0
+	defer func() {
+		if c.cfg.Observer != nil {
+			call := Call{Endpoint: endpoint, Status: status, Duration: time.Since(start)}
+			if err != nil {
+				call.Code = AsError(err).Code
+			}
+			c.cfg.Observer(ctx, call)
+		}
+	}()
+
+	actx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(actx, method, c.base+path, body)
+	if err != nil {
+		return nil, newError(CodeInternal, 0, err)
+	}
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("MoneyKit-Version", Version)
+	req.Header.Set("User-Agent", "mkgraph")
+	setHeaders(req.Header)
+
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, transportError(ctx, actx, err)
+	}
+	defer resp.Body.Close()
+	status = resp.StatusCode
+
+	data, err := io.ReadAll(io.LimitReader(resp.Body, c.cfg.MaxBodyBytes+1))
+	if err != nil {
+		if e := transportError(ctx, actx, err); e.Code == CodeUpstreamTimeout {
+			return nil, e
+		}
+		return nil, newError(CodeUpstreamBadResponse, status, fmt.Errorf("read body: %w", err))
+	}
+	if int64(len(data)) > c.cfg.MaxBodyBytes {
+		return nil, newError(CodeUpstreamBadResponse, status, fmt.Errorf("body larger than %d bytes", c.cfg.MaxBodyBytes))
+	}
+	if status < 200 || status > 299 {
+		return nil, responseError(status, resp.Header, data, c.cfg.Now())
+	}
+	if ct := resp.Header.Get("Content-Type"); ct != "" {
+		if mt, _, err := mime.ParseMediaType(ct); err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
+			return nil, newError(CodeUpstreamBadResponse, status, fmt.Errorf("content type %.60q is not JSON", ct))
+		}
+	}
+	return data, nil
+}
+
+// transportError classifies a failure to get an answer: a deadline (the
+// caller's or the per-attempt one) or a network timeout is
+// facade.upstream_timeout; anything else (refused, reset, DNS) is
+// facade.upstream_unavailable.
+func transportError(ctx, actx context.Context, err error) *Error {
+	var ne net.Error
+	switch {
+	case ctx.Err() != nil:
+		return newError(CodeUpstreamTimeout, 0, fmt.Errorf("request ended: %w", context.Cause(ctx)))
+	case actx.Err() != nil, errors.As(err, &ne) && ne.Timeout():
+		return newError(CodeUpstreamTimeout, 0, err)
+	default:
+		return newError(CodeUpstreamUnavailable, 0, err)
+	}
+}

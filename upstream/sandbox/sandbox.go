@@ -1,0 +1,312 @@
+// Package sandbox is an in-process MoneyKit API: deterministic identity fixtures, magic ids for every upstream error, credential checks and call counting.
+//
+// It answers POST /auth/token and GET /links/{id}/identity in MoneyKit's wire
+// format. It is the facade's default upstream, the fake behind every test, and
+// it can be served on a port of its own:
+//
+//	srv := httptest.NewServer(sandbox.New(sandbox.Options{}))
+//	defer srv.Close()
+//
+// Links lists the link ids it knows; any other id answers 404 link_error.not_found.
+package sandbox
+
+import (
+	"cmp"
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/hex"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Credentials the sandbox accepts when Options leaves them empty.
+const (
+	// DefaultClientID is the client id accepted when Options.ClientID is empty.
+	DefaultClientID = "mkgraph_sandbox_client"
+	// DefaultClientSecret is the client secret accepted when Options.ClientSecret is empty.
+	DefaultClientSecret = "mkgraph_sandbox_secret"
+)
+
+// defaultTokenTTL is MoneyKit's token lifetime.
+const defaultTokenTTL = 3600 * time.Second
+
+// Options configures a Server. The zero value is ready to use.
+type Options struct {
+	// ClientID and ClientSecret are the accepted credentials; empty means
+	// DefaultClientID and DefaultClientSecret.
+	ClientID, ClientSecret string
+	// Latency is added before answering every identity call. The wait ends
+	// early, with no answer, when the request is cancelled.
+	Latency time.Duration
+	// TokenTTL is the lifetime (expires_in) of issued tokens; 0 means 3600s.
+	TokenTTL time.Duration
+	// Now is the clock for token expiry; nil means time.Now.
+	Now func() time.Time
+}
+
+// Server is a simulated MoneyKit API. It implements http.Handler and is safe
+// for concurrent use.
+type Server struct {
+	clientID, clientSecret []byte
+	ttl                    time.Duration
+	now                    func() time.Time
+	latency                atomic.Int64 // a time.Duration
+
+	mu sync.Mutex
+	// tokens maps each issued access token to its expiry. Expired tokens stay
+	// so that they can be told apart from tokens never issued.
+	tokens        map[string]time.Time
+	tokenCalls    int
+	identityCalls int
+	callsByLink   map[string]int
+	lastQuery     map[string]url.Values
+}
+
+var _ http.Handler = (*Server)(nil)
+
+// New returns a Server configured by opts.
+func New(opts Options) *Server {
+	s := &Server{
+		clientID:     []byte(cmp.Or(opts.ClientID, DefaultClientID)),
+		clientSecret: []byte(cmp.Or(opts.ClientSecret, DefaultClientSecret)),
+		ttl:          cmp.Or(opts.TokenTTL, defaultTokenTTL),
+		now:          opts.Now,
+		tokens:       make(map[string]time.Time),
+		callsByLink:  make(map[string]int),
+		lastQuery:    make(map[string]url.Values),
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	s.latency.Store(int64(opts.Latency))
+	return s
+}
+
+// ServeHTTP answers POST /auth/token and GET /links/{id}/identity, and 404
+// for any other path.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// Route on the escaped path: an id holding an escaped "/" must stay one
+	// segment rather than reach another route.
+	path := r.URL.EscapedPath()
+	if path == "/auth/token" {
+		s.serveToken(w, r)
+		return
+	}
+	if id, ok := identityLinkID(path); ok {
+		s.serveIdentity(w, r, id)
+		return
+	}
+	errRouteNotFound.write(w)
+}
+
+// identityLinkID returns the unescaped {id} of an escaped /links/{id}/identity path.
+func identityLinkID(escapedPath string) (string, bool) {
+	rest, ok := strings.CutPrefix(escapedPath, "/links/")
+	if !ok {
+		return "", false
+	}
+	segment, ok := strings.CutSuffix(rest, "/identity")
+	if !ok || segment == "" || strings.Contains(segment, "/") {
+		return "", false
+	}
+	id, err := url.PathUnescape(segment)
+	return id, err == nil
+}
+
+// tokenResponse is the body of a successful POST /auth/token.
+type tokenResponse struct {
+	AccessToken string `json:"access_token"`
+	TokenType   string `json:"token_type"`
+	ExpiresIn   int    `json:"expires_in"`
+}
+
+func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		errTokenMethod.write(w)
+		return
+	}
+	s.mu.Lock()
+	s.tokenCalls++
+	s.mu.Unlock()
+
+	if err := r.ParseForm(); err != nil || r.PostForm.Get("grant_type") != "client_credentials" || !s.validClient(clientCredentials(r)) {
+		errUnauthorized.write(w)
+		return
+	}
+	token := newToken()
+	s.mu.Lock()
+	s.pruneTokens()
+	s.tokens[token] = s.now().Add(s.ttl)
+	s.mu.Unlock()
+	jsonReply(http.StatusCreated, mustJSON(tokenResponse{
+		AccessToken: token,
+		TokenType:   "bearer",
+		ExpiresIn:   int(s.ttl / time.Second),
+	})).write(w)
+}
+
+// clientCredentials returns the Basic credentials if sent, else the form fields.
+func clientCredentials(r *http.Request) (id, secret string) {
+	if id, secret, ok := r.BasicAuth(); ok {
+		return id, secret
+	}
+	return r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")
+}
+
+// validClient reports whether id and secret are the accepted credentials,
+// in time independent of their contents.
+func (s *Server) validClient(id, secret string) bool {
+	idOK := subtle.ConstantTimeCompare([]byte(id), s.clientID)
+	secretOK := subtle.ConstantTimeCompare([]byte(secret), s.clientSecret)
+	return idOK&secretOK == 1
+}
+
+// newToken returns 64 random hex characters.
+func newToken() string {
+	b := make([]byte, 32)
+	rand.Read(b) // never fails since Go 1.24
+	return hex.EncodeToString(b)
+}
+
+func (s *Server) serveIdentity(w http.ResponseWriter, r *http.Request, linkID string) {
+	// Count first, so that tests see every call whatever its answer.
+	query := r.URL.Query()
+	s.mu.Lock()
+	s.identityCalls++
+	s.callsByLink[linkID]++
+	s.lastQuery[linkID] = query
+	s.mu.Unlock()
+
+	if !s.wait(r.Context()) {
+		return // the client has gone; nobody would read an answer
+	}
+	if r.Method != http.MethodGet {
+		errIdentityMethod.write(w)
+		return
+	}
+	if failure := s.authorize(r); failure != nil {
+		failure.write(w)
+		return
+	}
+	identityReply(linkID, query).write(w)
+}
+
+// wait sleeps for the current latency and reports whether ctx outlived it.
+func (s *Server) wait(ctx context.Context) bool {
+	d := time.Duration(s.latency.Load())
+	if d <= 0 {
+		return true
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// authorize returns the 401 answer for r, or nil when r carries valid client
+// headers or a live token this server issued.
+func (s *Server) authorize(r *http.Request) *reply {
+	// A bearer token, when sent, decides: an expired one is refused even
+	// with valid client headers, so that clients' token renewal is tested.
+	scheme, token, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+	if r.Header.Get("Authorization") == "" {
+		if s.validClient(r.Header.Get("X-Client-Id"), r.Header.Get("X-Client-Secret")) {
+			return nil
+		}
+		return &errUnauthorized
+	}
+	if !strings.EqualFold(scheme, "Bearer") {
+		return &errUnauthorized
+	}
+	s.mu.Lock()
+	expiry, issued := s.tokens[token]
+	s.mu.Unlock()
+	switch {
+	case !issued:
+		return &errUnauthorized
+	case !s.now().Before(expiry):
+		return &errTokenExpired
+	}
+	return nil
+}
+
+// maxTokens bounds the remembered tokens of a long-running sandbox. Expired
+// tokens are kept up to it, so that "expired" can be told from "unknown".
+const maxTokens = 10000
+
+// pruneTokens forgets expired tokens once there are too many; s.mu is held.
+func (s *Server) pruneTokens() {
+	if len(s.tokens) < maxTokens {
+		return
+	}
+	now := s.now()
+	for t, exp := range s.tokens {
+		if !now.Before(exp) {
+			delete(s.tokens, t)
+		}
+	}
+}
+
+// SetLatency changes the latency added to identity calls from now on.
+func (s *Server) SetLatency(d time.Duration) {
+	s.latency.Store(int64(d))
+}
+
+// IdentityCalls returns how many identity calls the server has seen, for
+// all link ids and whatever their answer, since New or Reset.
+func (s *Server) IdentityCalls() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.identityCalls
+}
+
+// IdentityCallsFor returns how many identity calls the server has seen for
+// linkID (the unescaped path segment) since New or Reset.
+func (s *Server) IdentityCallsFor(linkID string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.callsByLink[linkID]
+}
+
+// TokenCalls returns how many POST /auth/token calls the server has seen
+// since New or Reset.
+func (s *Server) TokenCalls() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.tokenCalls
+}
+
+// LastIdentityQuery returns a copy of the query string of the last identity
+// call for linkID, or nil if there was none since New or Reset.
+func (s *Server) LastIdentityQuery(linkID string) url.Values {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	q, ok := s.lastQuery[linkID]
+	if !ok {
+		return nil
+	}
+	clone := make(url.Values, len(q))
+	for k, v := range q {
+		clone[k] = append([]string(nil), v...)
+	}
+	return clone
+}
+
+// Reset zeroes all counters and forgets the last queries. Issued tokens stay valid.
+func (s *Server) Reset() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.tokenCalls = 0
+	s.identityCalls = 0
+	clear(s.callsByLink)
+	clear(s.lastQuery)
+}

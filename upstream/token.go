@@ -1,0 +1,126 @@
+package upstream
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+)
+
+// tokenResponse is the body of a successful POST /auth/token.
+type tokenResponse struct {
+	AccessToken string `json:"access_token"`
+	TokenType   string `json:"token_type"`
+	ExpiresIn   int64  `json:"expires_in"`
+}
+
+// defaultTokenTTL is assumed when the upstream omits expires_in.
+const defaultTokenTTL = 5 * time.Minute
+
+// fetchToken asks the upstream for a client-credentials token.
+func (c *Client) fetchToken(ctx context.Context) (string, time.Duration, error) {
+	form := url.Values{
+		"grant_type":    {"client_credentials"},
+		"client_id":     {c.cfg.ClientID},
+		"client_secret": {c.cfg.ClientSecret},
+	}
+	body, err := c.do(ctx, EndpointToken, http.MethodPost, "/auth/token", strings.NewReader(form.Encode()), func(h http.Header) {
+		h.Set("Content-Type", "application/x-www-form-urlencoded")
+	})
+	if err != nil {
+		return "", 0, err
+	}
+	var tr tokenResponse
+	if err := json.Unmarshal(body, &tr); err != nil || tr.AccessToken == "" {
+		if err == nil {
+			err = fmt.Errorf("token response without access_token")
+		}
+		return "", 0, newError(CodeUpstreamBadResponse, http.StatusOK, err)
+	}
+	ttl := time.Duration(tr.ExpiresIn) * time.Second
+	if tr.ExpiresIn <= 0 {
+		ttl = defaultTokenTTL
+	}
+	return tr.AccessToken, ttl, nil
+}
+
+// tokenSource caches one access token and fetches a new one shortly before it
+// expires. However many callers need a token at once, one fetch runs; the
+// others wait for it, each bounded by its own context.
+type tokenSource struct {
+	fetch func(context.Context) (token string, ttl time.Duration, err error)
+	now   func() time.Time
+
+	mu       sync.Mutex
+	token    string
+	renewAt  time.Time
+	inflight *tokenFetch
+}
+
+type tokenFetch struct {
+	done  chan struct{}
+	token string
+	err   error
+}
+
+// Token returns a valid access token.
+func (ts *tokenSource) Token(ctx context.Context) (string, error) {
+	ts.mu.Lock()
+	if ts.token != "" && ts.now().Before(ts.renewAt) {
+		tok := ts.token
+		ts.mu.Unlock()
+		return tok, nil
+	}
+	f := ts.inflight
+	leader := f == nil
+	if leader {
+		f = &tokenFetch{done: make(chan struct{})}
+		ts.inflight = f
+	}
+	ts.mu.Unlock()
+
+	if leader {
+		// The fetch serves every waiter, so it must not die with the
+		// leader's request; the per-attempt timeout in do still bounds it.
+		ts.run(context.WithoutCancel(ctx), f)
+	}
+	select {
+	case <-f.done:
+		return f.token, f.err
+	case <-ctx.Done():
+		return "", newError(CodeUpstreamTimeout, 0, fmt.Errorf("waiting for a token: %w", context.Cause(ctx)))
+	}
+}
+
+func (ts *tokenSource) run(ctx context.Context, f *tokenFetch) {
+	tok, ttl, err := ts.fetch(ctx)
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	f.token, f.err = tok, err
+	if err == nil {
+		ts.token = tok
+		ts.renewAt = ts.now().Add(ttl - renewMargin(ttl))
+	}
+	ts.inflight = nil
+	close(f.done)
+}
+
+// Invalidate forgets tok if it is still the cached token, so that the next
+// Token call fetches a new one.
+func (ts *tokenSource) Invalidate(tok string) {
+	ts.mu.Lock()
+	if ts.token == tok {
+		ts.token = ""
+	}
+	ts.mu.Unlock()
+}
+
+// renewMargin is how long before expiry a token is renewed: a tenth of its
+// lifetime, at most a minute.
+func renewMargin(ttl time.Duration) time.Duration {
+	return min(ttl/10, time.Minute)
+}
