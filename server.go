@@ -112,7 +112,7 @@ func (c *config) settings() []setting {
 			return nil
 		}},
 		{"upstream-timeout", "MKGRAPH_UPSTREAM_TIMEOUT", "10s", "deadline of one upstream HTTP call", duration(&c.UpstreamTimeout)},
-		{"upstream-concurrency", "MKGRAPH_UPSTREAM_CONCURRENCY", "8", "distinct links one GraphQL request fetches at once", positive(&c.UpstreamConcurrency)},
+		{"upstream-concurrency", "MKGRAPH_UPSTREAM_CONCURRENCY", strconv.Itoa(loader.DefaultConcurrency), "distinct links one GraphQL request fetches at once", positive(&c.UpstreamConcurrency)},
 		{"upstream-max-body-bytes", "MKGRAPH_UPSTREAM_MAX_BODY_BYTES", strconv.Itoa(upstream.DefaultMaxBodyBytes), "largest upstream answer read", positive64(&c.UpstreamMaxBody)},
 		{"request-timeout", "MKGRAPH_REQUEST_TIMEOUT", "15s", "deadline of one GraphQL request", duration(&c.RequestTimeout)},
 		{"loader-wait", "MKGRAPH_LOADER_WAIT", loader.DefaultWait.String(), "dataloader batch window", duration(&c.LoaderWait)},

@@ -29,19 +29,20 @@ var _ Fetcher = (*upstream.Client)(nil)
 
 // Defaults for Config.
 const (
-	DefaultConcurrency = 8
-	// DefaultWait is the batch window. Batching saves no upstream calls
-	// (the API takes one link per call; the per-request cache dedupes), so
-	// the window only needs to gather the fields resolved together, not
-	// dataloader's default 16 ms.
-	DefaultWait = 200 * time.Microsecond
+	DefaultConcurrency = 10
+	// DefaultWait is the batch window: none. Batching saves no upstream
+	// calls here (the API takes one link per call, and the per-request
+	// cache already makes each distinct id one call), and any timer costs
+	// about a millisecond on a busy host (measured: 50µs wait → +0.9 ms per
+	// request), so a request does not wait to gather keys.
+	DefaultWait time.Duration = 0
 )
 
 // Config configures the loaders of every request.
 type Config struct {
 	Fetcher     Fetcher
 	Concurrency int           // distinct links fetched at once per request; 0: DefaultConcurrency
-	Wait        time.Duration // batch window; 0: DefaultWait
+	Wait        time.Duration // batch window; 0 (DefaultWait): none
 }
 
 // Factory makes a fresh set of Loaders for each request.
@@ -54,9 +55,6 @@ type Factory struct {
 func NewFactory(cfg Config) *Factory {
 	if cfg.Concurrency <= 0 {
 		cfg.Concurrency = DefaultConcurrency
-	}
-	if cfg.Wait <= 0 {
-		cfg.Wait = DefaultWait
 	}
 	return &Factory{cfg: cfg, warned: &onceSet{seen: map[string]struct{}{}}}
 }

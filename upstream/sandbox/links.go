@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 	"sync"
 )
 
@@ -32,6 +33,11 @@ const (
 	LinkServerError  = "mk_sandbox_error_500" // LinkServerError answers 500 api_error.internal.
 	LinkUnavailable  = "mk_sandbox_error_503" // LinkUnavailable answers 503 with an HTML body, as a gateway would.
 )
+
+// LinkCopyPrefix starts a family of link ids: any id with this prefix (e.g.
+// "mk_sandbox_copy_42") answers LinkHousehold's data under its own link_id,
+// so tests and load runs can have as many distinct links as they need.
+const LinkCopyPrefix = "mk_sandbox_copy_"
 
 // LinkInfo describes a link id the sandbox knows.
 type LinkInfo struct {
@@ -115,6 +121,8 @@ var knownLinks = sync.OnceValue(func() map[string]link {
 func identityReply(linkID string, query url.Values) reply {
 	l, ok := knownLinks()[linkID]
 	switch {
+	case !ok && strings.HasPrefix(linkID, LinkCopyPrefix):
+		return jsonReply(http.StatusOK, knownLinks()[LinkHousehold].fixture.copyAs(linkID, query["account_ids"]))
 	case !ok:
 		return errLinkNotFound
 	case l.fixture == nil:
@@ -179,6 +187,19 @@ func loadFixture(linkID string, source func() ([]byte, error)) (*fixture, error)
 	}
 	f.full = f.render(nil)
 	return f, nil
+}
+
+// copyAs renders f under another link id, keeping the accounts in keep (nil:
+// all of them).
+func (f *fixture) copyAs(linkID string, keep []string) []byte {
+	var l map[string]json.RawMessage
+	if err := json.Unmarshal(f.link, &l); err != nil {
+		panic(err) // checked by loadFixture
+	}
+	l["link_id"] = mustJSON(linkID)
+	c := *f
+	c.link = mustJSON(l)
+	return c.render(keep)
 }
 
 // render returns the answer with the accounts whose ids are in keep, or with

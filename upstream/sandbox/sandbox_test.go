@@ -708,3 +708,36 @@ func TestConcurrentUse(t *testing.T) {
 		t.Errorf("IdentityCalls() = %d, TokenCalls() = %d, want %d and %d", s.IdentityCalls(), s.TokenCalls(), workers*calls, workers)
 	}
 }
+
+func TestLinkCopies(t *testing.T) {
+	s, base := start(t, sandbox.Options{})
+	for _, id := range []string{sandbox.LinkCopyPrefix + "1", sandbox.LinkCopyPrefix + "ü/2"} {
+		res, body := getIdentity(t, base, id, "", clientHeaders())
+		if res.StatusCode != http.StatusOK {
+			t.Fatalf("GET identity %q: status %d, body %.200s", id, res.StatusCode, body)
+		}
+		var got struct {
+			Accounts []struct {
+				AccountID string `json:"account_id"`
+			} `json:"accounts"`
+			Link struct {
+				LinkID string `json:"link_id"`
+			} `json:"link"`
+		}
+		mustDecode(t, body, &got, false)
+		if got.Link.LinkID != id || len(got.Accounts) != 3 {
+			t.Errorf("GET identity %q: link_id %q with %d accounts, want %q with 3", id, got.Link.LinkID, len(got.Accounts), id)
+		}
+		if n := s.IdentityCallsFor(id); n != 1 {
+			t.Errorf("IdentityCallsFor(%q) = %d, want 1", id, n)
+		}
+		_, body = getIdentity(t, base, id, "account_ids="+got.Accounts[1].AccountID, clientHeaders())
+		mustDecode(t, body, &got, false)
+		if len(got.Accounts) != 1 {
+			t.Errorf("GET identity %q with account_ids: %d accounts, want 1", id, len(got.Accounts))
+		}
+	}
+	if res, _ := getIdentity(t, base, sandbox.LinkCopyPrefix[:len(sandbox.LinkCopyPrefix)-1], "", clientHeaders()); res.StatusCode != http.StatusNotFound {
+		t.Errorf("id without the full prefix: status %d, want 404", res.StatusCode)
+	}
+}

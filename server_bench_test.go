@@ -1,0 +1,168 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/mkgraph/mkgraph/upstream"
+	"github.com/mkgraph/mkgraph/upstream/sandbox"
+)
+
+// allFields selects every field of a link.
+const allFields = `id institutionId institutionName institutionAvatar state errorCode provider tags webhook
+  products {
+    accounts { ...status } accountNumbers { ...status } identity { ...status }
+    transactions { ...status } investments { ...status } enrichment { ...status }
+  }
+  availableProducts
+  accounts {
+    id type name nickname mask originalId closed
+    balances { currency available current limit balanceDate }
+    owners {
+      names
+      addresses { street city region postalCode country primary }
+      phoneNumbers { number type primary }
+      emails { address primary }
+    }
+  }`
+
+const statusFragment = `fragment status on ProductStatus { refreshedAt lastAttemptedAt errorCode errorMessage unavailable lastEnriched }`
+
+// benchEnv is the production handler chain in process, over a sandbox
+// served on a loopback port.
+type benchEnv struct {
+	sbx     *sandbox.Server
+	handler http.Handler
+}
+
+func newBenchEnv(tb testing.TB) *benchEnv {
+	tb.Helper()
+	sbx := sandbox.New(sandbox.Options{})
+	ts := httptest.NewServer(sbx)
+	tb.Cleanup(ts.Close)
+	c, err := parseConfig("mkgraph", nil, func(string) string { return "" }, io.Discard)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	hc := &http.Client{}
+	tb.Cleanup(hc.CloseIdleConnections)
+	client, err := upstream.New(upstream.Config{
+		BaseURL: ts.URL, ClientID: sandbox.DefaultClientID, ClientSecret: sandbox.DefaultClientSecret,
+		HTTPClient: hc, Observer: observeUpstream,
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var ready atomic.Bool
+	ready.Store(true)
+	return &benchEnv{sbx: sbx, handler: newHandler(c, zerolog.Nop(), client, &ready)}
+}
+
+// query runs one GraphQL request through the whole chain and fails on any
+// GraphQL error.
+func (e *benchEnv) query(tb testing.TB, q string) {
+	tb.Helper()
+	body, _ := json.Marshal(map[string]string{"query": q})
+	req := httptest.NewRequest(http.MethodPost, "/graphql", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	rec := httptest.NewRecorder()
+	e.handler.ServeHTTP(rec, req)
+	if rec.Code != http.StatusOK || bytes.Contains(rec.Body.Bytes(), []byte(`"errors"`)) {
+		tb.Fatalf("status %d: %.300s", rec.Code, rec.Body.String())
+	}
+}
+
+// BenchmarkQuerySeedAllFields is a full HTTP GraphQL request for every field
+// of the seed link: the facade's per-request cost plus one loopback call.
+func BenchmarkQuerySeedAllFields(b *testing.B) {
+	e := newBenchEnv(b)
+	q := `{ link(id: "` + sandbox.LinkSeed + `") { ` + allFields + ` } } ` + statusFragment
+	b.ReportAllocs()
+	for b.Loop() {
+		e.query(b, q)
+	}
+}
+
+// BenchmarkQueryLarge is the same for the 500-account link.
+func BenchmarkQueryLarge(b *testing.B) {
+	e := newBenchEnv(b)
+	q := `{ link(id: "` + sandbox.LinkLarge + `") { ` + allFields + ` } } ` + statusFragment
+	b.ReportAllocs()
+	for b.Loop() {
+		e.query(b, q)
+	}
+}
+
+// BenchmarkTenAliasesOneLink reports upstream identity calls per request for
+// ten aliases of one link (the contract is 1).
+func BenchmarkTenAliasesOneLink(b *testing.B) {
+	e := newBenchEnv(b)
+	var q strings.Builder
+	q.WriteString("{")
+	for i := range 10 {
+		q.WriteString(" a" + string(rune('0'+i)) + `: link(id: "` + sandbox.LinkSeed + `") { id accounts { id owners { names } } }`)
+	}
+	q.WriteString(" }")
+	e.sbx.Reset()
+	for b.Loop() {
+		e.query(b, q.String())
+	}
+	b.ReportMetric(float64(e.sbx.IdentityCalls())/float64(b.N), "upstream-calls/op")
+}
+
+// BenchmarkLinksTenIdsThreeDistinct reports upstream identity calls per
+// request for links(ids:) with 10 ids of which 3 distinct (the contract is 3).
+func BenchmarkLinksTenIdsThreeDistinct(b *testing.B) {
+	e := newBenchEnv(b)
+	ids := []string{sandbox.LinkSeed, sandbox.LinkHousehold, sandbox.LinkSparse}
+	var list []string
+	for i := range 10 {
+		list = append(list, `"`+ids[i%3]+`"`)
+	}
+	q := `{ links(ids: [` + strings.Join(list, ",") + `]) { id accounts { id } } }`
+	e.sbx.Reset()
+	for b.Loop() {
+		e.query(b, q)
+	}
+	b.ReportMetric(float64(e.sbx.IdentityCalls())/float64(b.N), "upstream-calls/op")
+}
+
+// BenchmarkTenDistinctLinks50ms reports the wall time of one request for 10
+// distinct links with the sandbox answering each after 50 ms: the loaders
+// fetch them concurrently (the contract is under 150 ms end to end).
+func BenchmarkTenDistinctLinks50ms(b *testing.B) {
+	e := newBenchEnv(b)
+	e.sbx.SetLatency(50 * time.Millisecond)
+	var q strings.Builder
+	q.WriteString("{")
+	for i, id := range tenLinkIDs() {
+		q.WriteString(" l" + string(rune('0'+i)) + `: link(id: "` + id + `") { id accounts { id } }`)
+	}
+	q.WriteString(" }")
+	e.sbx.Reset()
+	start := time.Now()
+	for b.Loop() {
+		e.query(b, q.String())
+	}
+	b.ReportMetric(float64(time.Since(start).Milliseconds())/float64(b.N), "ms/op")
+	b.ReportMetric(float64(e.sbx.IdentityCalls())/float64(b.N), "upstream-calls/op")
+}
+
+// tenLinkIDs are ten distinct sandbox links that answer 200.
+func tenLinkIDs() []string {
+	ids := make([]string, 10)
+	for i := range ids {
+		ids[i] = sandbox.LinkCopyPrefix + strconv.Itoa(i)
+	}
+	return ids
+}
