@@ -75,6 +75,7 @@ type config struct {
 	GraphiQL            bool
 	SandboxLatency      time.Duration
 	ShutdownTimeout     time.Duration
+	DrainDelay          time.Duration
 }
 
 // configError is a bad setting: main exits with status 2.
@@ -111,10 +112,10 @@ func (c *config) settings() []setting {
 			c.LogFormat = s
 			return nil
 		}},
-		{"upstream-timeout", "MKGRAPH_UPSTREAM_TIMEOUT", "10s", "deadline of one upstream HTTP call", duration(&c.UpstreamTimeout)},
+		{"upstream-timeout", "MKGRAPH_UPSTREAM_TIMEOUT", "10s", "deadline of one upstream HTTP call", positiveDuration(&c.UpstreamTimeout)},
 		{"upstream-concurrency", "MKGRAPH_UPSTREAM_CONCURRENCY", strconv.Itoa(loader.DefaultConcurrency), "distinct links one GraphQL request fetches at once", positive(&c.UpstreamConcurrency)},
 		{"upstream-max-body-bytes", "MKGRAPH_UPSTREAM_MAX_BODY_BYTES", strconv.Itoa(upstream.DefaultMaxBodyBytes), "largest upstream answer read", positive64(&c.UpstreamMaxBody)},
-		{"request-timeout", "MKGRAPH_REQUEST_TIMEOUT", "15s", "deadline of one GraphQL request", duration(&c.RequestTimeout)},
+		{"request-timeout", "MKGRAPH_REQUEST_TIMEOUT", "15s", "deadline of one GraphQL request", positiveDuration(&c.RequestTimeout)},
 		{"loader-wait", "MKGRAPH_LOADER_WAIT", loader.DefaultWait.String(), "dataloader batch window", duration(&c.LoaderWait)},
 		{"max-body-bytes", "MKGRAPH_MAX_BODY_BYTES", strconv.Itoa(1 << 20), "largest GraphQL request body", positive64(&c.MaxBodyBytes)},
 		{"max-link-ids", "MKGRAPH_MAX_LINK_IDS", strconv.Itoa(graph.DefaultMaxLinkIDs), "longest links(ids:) list", positive(&c.MaxLinkIDs)},
@@ -122,6 +123,7 @@ func (c *config) settings() []setting {
 		{"graphiql", "MKGRAPH_GRAPHIQL", "true", "serve GraphiQL at /", boolean(&c.GraphiQL)},
 		{"sandbox-latency", "MKGRAPH_SANDBOX_LATENCY", "0s", "latency the embedded sandbox adds to each identity call", duration(&c.SandboxLatency)},
 		{"shutdown-timeout", "MKGRAPH_SHUTDOWN_TIMEOUT", "10s", "how long in-flight requests may finish on SIGTERM", duration(&c.ShutdownTimeout)},
+		{"drain-delay", "MKGRAPH_DRAIN_DELAY", "0s", "on SIGTERM, how long /readyz answers 503 before the listener closes (let a load balancer notice)", duration(&c.DrainDelay)},
 	}
 }
 
@@ -132,6 +134,16 @@ func duration(p *time.Duration) func(string) error {
 		*p, err = time.ParseDuration(s)
 		if err == nil && *p < 0 {
 			err = errors.New("must not be negative")
+		}
+		return err
+	}
+}
+
+func positiveDuration(p *time.Duration) func(string) error {
+	return func(s string) (err error) {
+		*p, err = time.ParseDuration(s)
+		if err == nil && *p <= 0 {
+			err = errors.New("must be positive")
 		}
 		return err
 	}
@@ -161,18 +173,20 @@ func boolean(p *bool) func(string) error {
 	return func(s string) (err error) { *p, err = strconv.ParseBool(s); return err }
 }
 
-// parseConfig applies defaults, then the environment, then flags.
+// parseConfig applies defaults, then the environment, then flags. A bad
+// environment value is an error unless a flag replaces it.
 func parseConfig(name string, args []string, getenv func(string) string, out io.Writer) (*config, error) {
 	c := &config{}
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(out)
+	envErrs := map[string]error{} // by flag name
 	for _, s := range c.settings() {
 		if err := s.set(s.def); err != nil {
 			panic(fmt.Sprintf("default of %s: %v", s.env, err))
 		}
 		if v, ok := lookup(getenv, s.env); ok {
 			if err := s.set(v); err != nil {
-				return nil, &configError{fmt.Errorf("%s=%q: %w", s.env, mask(s.env, v), err)}
+				envErrs[s.flag] = &configError{fmt.Errorf("%s=%q: %w", s.env, mask(s.env, v), err)}
 			}
 		}
 		fs.Func(s.flag, fmt.Sprintf("%s (env %s, default %q)", s.usage, s.env, s.def), s.set)
@@ -183,6 +197,12 @@ func parseConfig(name string, args []string, getenv func(string) string, out io.
 	if fs.NArg() > 0 {
 		return nil, &configError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
 	}
+	fs.Visit(func(f *flag.Flag) { delete(envErrs, f.Name) })
+	for _, s := range c.settings() {
+		if err := envErrs[s.flag]; err != nil {
+			return nil, err
+		}
+	}
 	hasCreds := c.ClientID != "" || c.ClientSecret != ""
 	if c.BaseURL == "" && hasCreds {
 		c.BaseURL = moneyKitURL
@@ -192,7 +212,7 @@ func parseConfig(name string, args []string, getenv func(string) string, out io.
 	}
 	if c.BaseURL != "" {
 		if _, err := upstream.New(upstream.Config{BaseURL: c.BaseURL, ClientID: c.ClientID, ClientSecret: c.ClientSecret}); err != nil {
-			return nil, &configError{err}
+			return nil, &configError{fmt.Errorf("MONEYKIT_BASE_URL: %w", err)}
 		}
 	}
 	return c, nil
@@ -204,10 +224,14 @@ func lookup(getenv func(string) string, key string) (string, bool) {
 	return v, v != ""
 }
 
-// mask hides secret values in logs and errors.
+// mask hides secret values in logs and errors: the client secret, and a
+// password inside a URL.
 func mask(key, v string) string {
 	if strings.Contains(key, "SECRET") && v != "" {
 		return "[set]"
+	}
+	if strings.HasSuffix(key, "_URL") {
+		return upstream.RedactURL(v)
 	}
 	return v
 }
@@ -284,6 +308,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	case <-ctx.Done():
 	}
 	ready.Store(false)
+	if c.DrainDelay > 0 {
+		log.Info().Dur("drain_delay", c.DrainDelay).Msg("shutting down: /readyz answers 503 while load balancers notice")
+		time.Sleep(c.DrainDelay)
+	}
 	log.Info().Dur("timeout", c.ShutdownTimeout).Msg("shutting down: finishing in-flight requests")
 	sctx, cancel := context.WithTimeout(context.Background(), c.ShutdownTimeout)
 	defer cancel()
@@ -314,7 +342,7 @@ func currentValue(c *config, env string) string {
 	case "MKGRAPH_ADDR":
 		return c.Addr
 	case "MONEYKIT_BASE_URL":
-		return c.BaseURL
+		return upstream.RedactURL(c.BaseURL)
 	case "MONEYKIT_CLIENT_ID":
 		return c.ClientID
 	case "MKGRAPH_LOG_LEVEL":
@@ -343,6 +371,8 @@ func currentValue(c *config, env string) string {
 		return c.SandboxLatency.String()
 	case "MKGRAPH_SHUTDOWN_TIMEOUT":
 		return c.ShutdownTimeout.String()
+	case "MKGRAPH_DRAIN_DELAY":
+		return c.DrainDelay.String()
 	}
 	return ""
 }
@@ -361,7 +391,7 @@ func newHandler(c *config, log zerolog.Logger, client loader.Fetcher, ready *ato
 
 	mux := http.NewServeMux()
 	mux.Handle("/graphql", chain(gql,
-		noStore,
+		graphqlHeaders,
 		bodyLimit(c.MaxBodyBytes),
 		timeout(c.RequestTimeout),
 		loaders.Middleware,
@@ -470,10 +500,13 @@ func securityHeaders(next http.Handler) http.Handler {
 	})
 }
 
-// noStore keeps identity answers out of browser and proxy caches.
-func noStore(next http.Handler) http.Handler {
+// graphqlHeaders keeps identity answers out of browser and proxy caches and
+// labels every answer JSON, including gqlgen's transport errors, which it
+// writes without a Content-Type.
+func graphqlHeaders(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")
+		w.Header().Set("Content-Type", "application/json")
 		next.ServeHTTP(w, r)
 	})
 }

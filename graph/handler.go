@@ -10,6 +10,7 @@ import (
 	"github.com/99designs/gqlgen/graphql/handler/lru"
 	"github.com/99designs/gqlgen/graphql/handler/transport"
 	"github.com/vektah/gqlparser/v2/ast"
+	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"github.com/mkgraph/mkgraph/graph/reqlog"
 	"github.com/mkgraph/mkgraph/upstream"
@@ -46,11 +47,24 @@ func NewHandler(cfg HandlerConfig) *handler.Server {
 			name = oc.Operation.Name
 		}
 		reqlog.From(ctx).SetOperation(name)
-		return next(ctx)
+		return answerExpired(next(ctx))
 	})
 	srv.SetErrorPresenter(presentError)
 	srv.SetRecoverFunc(recoverPanic)
 	return srv
+}
+
+// answerExpired makes sure a query whose context ended before execution still
+// gets an error: gqlgen's handler returns no response at all then (its
+// end-of-stream signal), which the transports would write as a bare null.
+func answerExpired(h graphql.ResponseHandler) graphql.ResponseHandler {
+	return func(ctx context.Context) *graphql.Response {
+		resp := h(ctx)
+		if resp == nil && ctx.Err() != nil {
+			return &graphql.Response{Errors: gqlerror.List{presentError(ctx, upstream.AsError(ctx.Err()))}}
+		}
+		return resp
+	}
 }
 
 // checkLinkIDs refuses a links(ids:) list longer than the configured bound.

@@ -50,7 +50,7 @@ type Config struct {
 	BaseURL      string        // e.g. https://api.moneykit.com
 	ClientID     string        // MONEYKIT_CLIENT_ID
 	ClientSecret string        // MONEYKIT_CLIENT_SECRET
-	HTTPClient   *http.Client  // nil: a dedicated client with a tuned transport
+	HTTPClient   *http.Client  // nil: a dedicated client with a tuned transport; redirects are never followed unless it sets CheckRedirect
 	Timeout      time.Duration // per HTTP attempt; 0: DefaultTimeout
 	MaxBodyBytes int64         // larger bodies are refused; 0: DefaultMaxBodyBytes
 	// Observer, when set, is called once per HTTP exchange, on the caller's
@@ -72,7 +72,7 @@ type Client struct {
 func New(cfg Config) (*Client, error) {
 	u, err := url.Parse(cfg.BaseURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
-		return nil, fmt.Errorf("upstream base URL %q: want an absolute http(s) URL without query", cfg.BaseURL)
+		return nil, fmt.Errorf("base URL %q: want an absolute http(s) URL without query", RedactURL(cfg.BaseURL))
 	}
 	if cfg.ClientID == "" || cfg.ClientSecret == "" {
 		return nil, errors.New("upstream: client id and client secret are required")
@@ -90,6 +90,13 @@ func New(cfg Config) (*Client, error) {
 	if hc == nil {
 		hc = &http.Client{Transport: newTransport()}
 	}
+	if hc.CheckRedirect == nil {
+		// Never follow redirects: net/http would forward X-Client-Secret to
+		// wherever a redirect points. A 3xx is a bad response instead.
+		c := *hc
+		c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+		hc = &c
+	}
 	c := &Client{base: strings.TrimRight(u.String(), "/"), cfg: cfg, http: hc}
 	c.tokens = &tokenSource{fetch: c.fetchToken, now: cfg.Now}
 	return c, nil
@@ -104,6 +111,17 @@ func newTransport() *http.Transport {
 	t.IdleConnTimeout = 90 * time.Second
 	t.ResponseHeaderTimeout = 0 // the per-attempt context bounds the whole exchange
 	return t
+}
+
+// RedactURL returns raw with any password masked, for logs and errors; a
+// value that does not parse as a URL is withheld entirely, since it may hold
+// a password in a form url.Parse cannot find.
+func RedactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "[unparseable URL]"
+	}
+	return u.Redacted()
 }
 
 // ValidateLinkID refuses ids that cannot be MoneyKit link ids before any call:

@@ -1,0 +1,1207 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"mime"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httptrace"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"go.uber.org/goleak"
+
+	"github.com/mkgraph/mkgraph/upstream/sandbox"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/*.golden with the current output")
+
+// callMainEnv makes TestMainExitStatus, in a re-executed test binary, call
+// main() with the configuration given in the environment.
+const callMainEnv = "MKGRAPH_TEST_CALL_MAIN"
+
+// TestMain fails the run when goroutines outlive the tests: every server,
+// sandbox and client the tests start must be stopped.
+func TestMain(m *testing.M) {
+	if os.Getenv(callMainEnv) != "" {
+		os.Exit(m.Run())
+	}
+	// The signal goroutine belongs to main()'s signal.NotifyContext, which
+	// TestMainExitStatus runs only in a child process; ignore it anyway.
+	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("os/signal.signal_recv"))
+}
+
+// syncBuffer is a bytes.Buffer safe for the concurrent writes of a server's
+// logger and the reads of a test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// logLine is one line of output; fields is nil when it is not a JSON object.
+type logLine struct {
+	raw    string
+	fields map[string]any
+}
+
+// lines returns the complete lines written so far.
+func (s *syncBuffer) lines() []logLine {
+	text := s.String()
+	if i := strings.LastIndexByte(text, '\n'); i >= 0 {
+		text = text[:i]
+	} else {
+		return nil
+	}
+	var out []logLine
+	for _, raw := range strings.Split(text, "\n") {
+		l := logLine{raw: raw}
+		if err := json.Unmarshal([]byte(raw), &l.fields); err != nil {
+			l.fields = nil
+		}
+		out = append(out, l)
+	}
+	return out
+}
+
+// find returns the first JSON line for which match is true.
+func (s *syncBuffer) find(match func(map[string]any) bool) (map[string]any, bool) {
+	for _, l := range s.lines() {
+		if l.fields != nil && match(l.fields) {
+			return l.fields, true
+		}
+	}
+	return nil, false
+}
+
+// waitFor waits up to 5 s for a JSON line for which match is true: the
+// access log line is written after the response has gone out.
+func (s *syncBuffer) waitFor(t *testing.T, what string, match func(map[string]any) bool) map[string]any {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if f, ok := s.find(match); ok {
+			return f
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no log line %s within 5s; logs:\n%s", what, s)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func message(msg string) func(map[string]any) bool {
+	return func(f map[string]any) bool { return f["message"] == msg }
+}
+
+// startRun runs run(ctx, args, env, logs) in a goroutine and waits (5 s at
+// most) for its "listening" line. stop cancels ctx and returns run's error;
+// it is also called at cleanup.
+func startRun(t *testing.T, env map[string]string, args ...string) (addr string, logs *syncBuffer, stop func() error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	logs = &syncBuffer{}
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, args, func(k string) string { return env[k] }, logs) }()
+
+	var once sync.Once
+	var runErr error
+	stop = func() error {
+		once.Do(func() {
+			cancel()
+			select {
+			case runErr = <-done:
+			case <-time.After(15 * time.Second):
+				runErr = errors.New("run did not return within 15s of cancellation")
+			}
+		})
+		return runErr
+	}
+
+	deadline := time.After(5 * time.Second)
+	for addr == "" {
+		if f, ok := logs.find(func(f map[string]any) bool {
+			return strings.Contains(fmt.Sprint(f["message"]), "listening") && f["addr"] != nil
+		}); ok {
+			addr, _ = f["addr"].(string)
+			break
+		}
+		select {
+		case err := <-done:
+			cancel()
+			t.Fatalf("run(%q) returned %v before listening; logs:\n%s", args, err, logs)
+		case <-deadline:
+			stop()
+			t.Fatalf("run(%q) logged no listening line within 5s; logs:\n%s", args, logs)
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		stop()
+		t.Fatalf("listening addr %q: %v", addr, err)
+	}
+	t.Cleanup(func() {
+		if err := stop(); err != nil {
+			t.Errorf("run: %v", err)
+		}
+	})
+	return addr, logs, stop
+}
+
+// startServer runs the facade on a free loopback port with env as its
+// environment and args after "-addr 127.0.0.1:0".
+func startServer(t *testing.T, env map[string]string, args ...string) (baseURL string, logs *syncBuffer, stop func() error) {
+	t.Helper()
+	addr, logs, stop := startRun(t, env, append([]string{"-addr", "127.0.0.1:0"}, args...)...)
+	return "http://" + addr, logs, stop
+}
+
+// newClient returns a client of the test's own whose idle connections are
+// closed at cleanup, so that no connection goroutine outlives the test.
+func newClient(t *testing.T) *http.Client {
+	t.Helper()
+	c := &http.Client{Transport: &http.Transport{}, Timeout: 10 * time.Second}
+	t.Cleanup(c.CloseIdleConnections)
+	return c
+}
+
+// result is a read HTTP response.
+type result struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+func do(t *testing.T, c *http.Client, req *http.Request) result {
+	t.Helper()
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", req.Method, req.URL, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("%s %s: read body: %v", req.Method, req.URL, err)
+	}
+	return result{resp.StatusCode, resp.Header, body}
+}
+
+func get(t *testing.T, c *http.Client, url string) result {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return do(t, c, req)
+}
+
+// gqlRequest is a GraphQL POST body.
+type gqlRequest struct {
+	Query         string         `json:"query"`
+	OperationName string         `json:"operationName,omitempty"`
+	Variables     map[string]any `json:"variables,omitempty"`
+}
+
+// postGraphQL POSTs q to /graphql with the given header pairs.
+func postGraphQL(t *testing.T, c *http.Client, baseURL string, q gqlRequest, header ...string) result {
+	t.Helper()
+	body, err := json.Marshal(q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := http.NewRequest(http.MethodPost, baseURL+"/graphql", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	return do(t, c, req)
+}
+
+// gqlResponse is a GraphQL response document.
+type gqlResponse struct {
+	Data   json.RawMessage `json:"data"`
+	Errors []struct {
+		Message    string         `json:"message"`
+		Path       []any          `json:"path"`
+		Extensions map[string]any `json:"extensions"`
+	} `json:"errors"`
+}
+
+func decodeGQL(t *testing.T, r result) gqlResponse {
+	t.Helper()
+	var g gqlResponse
+	if err := json.Unmarshal(r.body, &g); err != nil {
+		t.Fatalf("response (HTTP %d) is not a GraphQL document: %v\n%s", r.status, err, r.body)
+	}
+	return g
+}
+
+// errorCodes returns extensions.code of each error.
+func (g gqlResponse) errorCodes() []string {
+	var codes []string
+	for _, e := range g.Errors {
+		codes = append(codes, fmt.Sprint(e.Extensions["code"]))
+	}
+	return codes
+}
+
+// linkAllFields selects every field of a link.
+const linkAllFields = `id institutionId institutionName institutionAvatar state errorCode provider tags webhook
+  products { accounts { refreshedAt lastAttemptedAt errorCode errorMessage unavailable lastEnriched } identity { refreshedAt } transactions { lastEnriched } }
+  availableProducts
+  accounts { id type name nickname mask balances { currency available current limit balanceDate } originalId closed
+    owners { names addresses { street city region postalCode country primary } phoneNumbers { number type primary } emails { address primary } } }`
+
+var seedQuery = `{ link(id: "` + sandbox.LinkSeed + `") { ` + linkAllFields + ` } }`
+
+// checkGolden compares got, indented, with testdata/name, or rewrites the
+// file with -update.
+func checkGolden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	var indented bytes.Buffer
+	if err := json.Indent(&indented, got, "", "  "); err != nil {
+		t.Fatalf("golden %s: output is not JSON: %v\n%s", name, err, got)
+	}
+	indented.WriteByte('\n')
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.MkdirAll("testdata", 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, indented.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if diff := cmp.Diff(string(want), indented.String()); diff != "" {
+		t.Errorf("%s mismatch (-want +got):\n%s", path, diff)
+	}
+}
+
+func checkJSONContentType(t *testing.T, what string, r result) {
+	t.Helper()
+	mt, _, err := mime.ParseMediaType(r.header.Get("Content-Type"))
+	if err != nil || mt != "application/json" {
+		t.Errorf("%s: Content-Type = %q, want application/json", what, r.header.Get("Content-Type"))
+	}
+}
+
+func checkNoSniff(t *testing.T, what string, r result) {
+	t.Helper()
+	if got := r.header.Get("X-Content-Type-Options"); got != "nosniff" {
+		t.Errorf("%s: X-Content-Type-Options = %q, want nosniff", what, got)
+	}
+}
+
+func TestSeedAllFieldsEndToEnd(t *testing.T) {
+	baseURL, _, _ := startServer(t, nil)
+	c := newClient(t)
+
+	post := postGraphQL(t, c, baseURL, gqlRequest{Query: seedQuery})
+	if post.status != http.StatusOK {
+		t.Fatalf("POST /graphql: HTTP %d, want 200\n%s", post.status, post.body)
+	}
+	if g := decodeGQL(t, post); len(g.Errors) > 0 {
+		t.Errorf("POST /graphql: errors %s", post.body)
+	}
+	checkJSONContentType(t, "POST /graphql", post)
+	if got := post.header.Get("Cache-Control"); got != "no-store" {
+		t.Errorf("POST /graphql: Cache-Control = %q, want no-store", got)
+	}
+	checkNoSniff(t, "POST /graphql", post)
+	checkGolden(t, "seed_all_fields.golden", post.body)
+
+	getRes := get(t, c, baseURL+"/graphql?"+url.Values{"query": {seedQuery}}.Encode())
+	if getRes.status != http.StatusOK {
+		t.Fatalf("GET /graphql: HTTP %d, want 200\n%s", getRes.status, getRes.body)
+	}
+	checkJSONContentType(t, "GET /graphql", getRes)
+	if got := getRes.header.Get("Cache-Control"); got != "no-store" {
+		t.Errorf("GET /graphql: Cache-Control = %q, want no-store", got)
+	}
+	checkNoSniff(t, "GET /graphql", getRes)
+	if diff := cmp.Diff(string(post.body), string(getRes.body)); diff != "" {
+		t.Errorf("GET and POST answers differ (-post +get):\n%s", diff)
+	}
+
+	// Every response carries nosniff, whatever the route and status.
+	for _, path := range []string{"/", "/healthz", "/readyz", "/no/such/path", "/graphql"} {
+		checkNoSniff(t, "GET "+path, get(t, c, baseURL+path))
+	}
+	req, _ := http.NewRequest(http.MethodOptions, baseURL+"/graphql", nil)
+	checkNoSniff(t, "OPTIONS /graphql", do(t, c, req))
+}
+
+// recordingUpstream wraps a sandbox and remembers every access token it
+// issued or was shown.
+type recordingUpstream struct {
+	sbx *sandbox.Server
+	mu  sync.Mutex
+	tok map[string]bool
+}
+
+func (u *recordingUpstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if scheme, tok, ok := strings.Cut(r.Header.Get("Authorization"), " "); ok && strings.EqualFold(scheme, "Bearer") {
+		u.add(tok)
+	}
+	if r.URL.Path != "/auth/token" {
+		u.sbx.ServeHTTP(w, r)
+		return
+	}
+	rec := httptest.NewRecorder()
+	u.sbx.ServeHTTP(rec, r)
+	var tr struct {
+		AccessToken string `json:"access_token"`
+	}
+	if json.Unmarshal(rec.Body.Bytes(), &tr) == nil {
+		u.add(tr.AccessToken)
+	}
+	for k, v := range rec.Header() {
+		w.Header()[k] = v
+	}
+	w.WriteHeader(rec.Code)
+	w.Write(rec.Body.Bytes())
+}
+
+func (u *recordingUpstream) add(tok string) {
+	if tok == "" {
+		return
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.tok == nil {
+		u.tok = map[string]bool{}
+	}
+	u.tok[tok] = true
+}
+
+func (u *recordingUpstream) tokens() []string {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	var out []string
+	for tok := range u.tok {
+		out = append(out, tok)
+	}
+	return out
+}
+
+// startUpstream serves sbx on an httptest server closed at cleanup (after
+// any facade started later in the test has stopped).
+func startUpstream(t *testing.T, h http.Handler) string {
+	t.Helper()
+	ts := httptest.NewServer(h)
+	t.Cleanup(ts.Close)
+	return ts.URL
+}
+
+func TestExternalUpstream(t *testing.T) {
+	t.Run("valid credentials", func(t *testing.T) {
+		sbx := sandbox.New(sandbox.Options{})
+		upstreamURL := startUpstream(t, sbx)
+		baseURL, logs, _ := startServer(t, map[string]string{
+			"MONEYKIT_BASE_URL":      upstreamURL,
+			"MONEYKIT_CLIENT_ID":     sandbox.DefaultClientID,
+			"MONEYKIT_CLIENT_SECRET": sandbox.DefaultClientSecret,
+		})
+		c := newClient(t)
+
+		r := postGraphQL(t, c, baseURL, gqlRequest{Query: seedQuery})
+		if r.status != http.StatusOK {
+			t.Fatalf("HTTP %d, want 200\n%s", r.status, r.body)
+		}
+		checkGolden(t, "seed_all_fields.golden", r.body)
+		if got := sbx.IdentityCallsFor(sandbox.LinkSeed); got != 1 {
+			t.Errorf("external sandbox saw %d identity calls for the seed link, want 1", got)
+		}
+		if _, ok := logs.find(func(f map[string]any) bool { return strings.Contains(fmt.Sprint(f["message"]), "embedded sandbox") }); ok {
+			t.Errorf("with MONEYKIT_BASE_URL set, the embedded sandbox was started; logs:\n%s", logs)
+		}
+	})
+
+	t.Run("wrong credentials", func(t *testing.T) {
+		sbx := sandbox.New(sandbox.Options{})
+		upstreamURL := startUpstream(t, sbx)
+		baseURL, _, _ := startServer(t, map[string]string{
+			"MONEYKIT_BASE_URL":      upstreamURL,
+			"MONEYKIT_CLIENT_ID":     sandbox.DefaultClientID,
+			"MONEYKIT_CLIENT_SECRET": "not-the-secret",
+		})
+		g := decodeGQL(t, postGraphQL(t, newClient(t), baseURL, gqlRequest{Query: seedQuery}))
+		if diff := cmp.Diff([]string{"api_error.auth.unauthorized"}, g.errorCodes()); diff != "" {
+			t.Errorf("error codes mismatch (-want +got):\n%s", diff)
+		}
+		if string(g.Data) != `{"link":null}` {
+			t.Errorf("data = %s, want {\"link\":null}", g.Data)
+		}
+		if sbx.TokenCalls() == 0 {
+			t.Errorf("external sandbox saw no token call")
+		}
+	})
+}
+
+func TestRoutes(t *testing.T) {
+	baseURL, _, _ := startServer(t, nil)
+	c := newClient(t)
+
+	r := get(t, c, baseURL+"/")
+	if r.status != http.StatusOK || !strings.HasPrefix(r.header.Get("Content-Type"), "text/html") || !bytes.Contains(r.body, []byte("/graphql")) {
+		t.Errorf("GET /: HTTP %d, Content-Type %q, mentions /graphql: %v; want 200, text/html, true",
+			r.status, r.header.Get("Content-Type"), bytes.Contains(r.body, []byte("/graphql")))
+	}
+	for _, path := range []string{"/healthz", "/readyz"} {
+		if r := get(t, c, baseURL+path); r.status != http.StatusOK {
+			t.Errorf("GET %s: HTTP %d, want 200\n%s", path, r.status, r.body)
+		}
+	}
+	if r := get(t, c, baseURL+"/no/such/path"); r.status != http.StatusNotFound {
+		t.Errorf("GET /no/such/path: HTTP %d, want 404", r.status)
+	}
+
+	noGraphiQL, _, _ := startServer(t, map[string]string{"MKGRAPH_GRAPHIQL": "false"})
+	if r := get(t, c, noGraphiQL+"/"); r.status != http.StatusNotFound {
+		t.Errorf("MKGRAPH_GRAPHIQL=false: GET /: HTTP %d, want 404", r.status)
+	}
+	if r := get(t, c, noGraphiQL+"/healthz"); r.status != http.StatusOK {
+		t.Errorf("MKGRAPH_GRAPHIQL=false: GET /healthz: HTTP %d, want 200", r.status)
+	}
+}
+
+var generatedIDPattern = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,64}$`)
+
+func TestRequestIDAndAccessLog(t *testing.T) {
+	baseURL, logs, _ := startServer(t, nil)
+	c := newClient(t)
+	accessLine := func(id string) func(map[string]any) bool {
+		return func(f map[string]any) bool { return f["message"] == "request" && f["request_id"] == id }
+	}
+
+	t.Run("well-formed id is kept", func(t *testing.T) {
+		const id = "req-42_abc.DEF:9"
+		r := postGraphQL(t, c, baseURL, gqlRequest{
+			Query:         `query SeedLink { link(id: "` + sandbox.LinkSeed + `") { id } } query Other { link(id: "x") { id } }`,
+			OperationName: "SeedLink",
+		}, "X-Request-Id", id)
+		if r.status != http.StatusOK {
+			t.Fatalf("HTTP %d\n%s", r.status, r.body)
+		}
+		if got := r.header.Get("X-Request-Id"); got != id {
+			t.Errorf("X-Request-Id = %q, want %q", got, id)
+		}
+		f := logs.waitFor(t, "request with id "+id, accessLine(id))
+		for k, want := range map[string]any{"method": "POST", "path": "/graphql", "status": 200.0, "operation": "SeedLink"} {
+			if f[k] != want {
+				t.Errorf("access log %s = %v, want %v; line %v", k, f[k], want, f)
+			}
+		}
+		if d, ok := f["duration"].(float64); !ok || d < 0 {
+			t.Errorf("access log duration = %v, want a number", f["duration"])
+		}
+		if n, ok := f["upstream_calls"].(float64); !ok || n <= 0 {
+			t.Errorf("access log upstream_calls = %v, want > 0", f["upstream_calls"])
+		}
+		if codes, ok := f["error_codes"].([]any); !ok || len(codes) != 0 {
+			t.Errorf("access log error_codes = %#v, want []", f["error_codes"])
+		}
+	})
+
+	t.Run("error codes", func(t *testing.T) {
+		const id = "req-unknown-link"
+		g := decodeGQL(t, postGraphQL(t, c, baseURL, gqlRequest{Query: `{ link(id: "mk_no_such_link") { id } }`}, "X-Request-Id", id))
+		if diff := cmp.Diff([]string{"link_error.not_found"}, g.errorCodes()); diff != "" {
+			t.Errorf("response error codes mismatch (-want +got):\n%s", diff)
+		}
+		f := logs.waitFor(t, "request with id "+id, accessLine(id))
+		if diff := cmp.Diff([]any{"link_error.not_found"}, f["error_codes"]); diff != "" {
+			t.Errorf("access log error_codes mismatch (-want +got):\n%s", diff)
+		}
+		if n, ok := f["upstream_calls"].(float64); !ok || n <= 0 {
+			t.Errorf("access log upstream_calls = %v, want > 0", f["upstream_calls"])
+		}
+	})
+
+	for _, hostile := range []string{"a b", "a b\t<script>", strings.Repeat("x", 200), "id/../../etc"} {
+		t.Run(fmt.Sprintf("hostile %.20q", hostile), func(t *testing.T) {
+			req, _ := http.NewRequest(http.MethodGet, baseURL+"/healthz", nil)
+			req.Header.Set("X-Request-Id", hostile)
+			r := do(t, c, req)
+			got := r.header.Get("X-Request-Id")
+			if got == hostile || !generatedIDPattern.MatchString(got) {
+				t.Fatalf("X-Request-Id = %q, want a generated id in place of %q", got, hostile)
+			}
+			f := logs.waitFor(t, "request with id "+got, accessLine(got))
+			if f["path"] != "/healthz" || f["status"] != 200.0 {
+				t.Errorf("access log line %v, want path /healthz and status 200", f)
+			}
+			if strings.Contains(logs.String(), hostile) {
+				t.Errorf("the hostile id %q reached the log", hostile)
+			}
+		})
+	}
+
+	// Go's client refuses to send a line feed in a header; a raw connection
+	// can. The server either refuses the request or replaces the id.
+	t.Run("hostile raw line feed", func(t *testing.T) {
+		conn, err := net.DialTimeout("tcp", strings.TrimPrefix(baseURL, "http://"), 2*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		conn.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := io.WriteString(conn, "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Request-Id: a b\n\r\nConnection: close\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		t.Logf("HTTP %d, X-Request-Id %q", resp.StatusCode, resp.Header.Get("X-Request-Id"))
+		switch got := resp.Header.Get("X-Request-Id"); {
+		case resp.StatusCode == http.StatusBadRequest:
+		case resp.StatusCode == http.StatusOK && generatedIDPattern.MatchString(got) && !strings.Contains(got, " "):
+		default:
+			t.Errorf("HTTP %d, X-Request-Id %q; want 400, or 200 with a generated id", resp.StatusCode, got)
+		}
+	})
+
+	t.Run("absent id is generated", func(t *testing.T) {
+		r := get(t, c, baseURL+"/readyz")
+		if got := r.header.Get("X-Request-Id"); !generatedIDPattern.MatchString(got) {
+			t.Errorf("X-Request-Id = %q, want a generated id", got)
+		}
+	})
+}
+
+// piiKeys are the response fields that hold identity data.
+var piiKeys = map[string]bool{"names": true, "street": true, "city": true, "postalCode": true, "number": true, "address": true}
+
+// collectPII adds every identity value in a decoded response to out.
+func collectPII(v any, key string, out map[string]bool) {
+	switch v := v.(type) {
+	case map[string]any:
+		for k, x := range v {
+			collectPII(x, k, out)
+		}
+	case []any:
+		for _, x := range v {
+			collectPII(x, key, out)
+		}
+	case string:
+		if piiKeys[key] {
+			out[v] = true
+		}
+	}
+}
+
+// logStrings returns every string value (and key) in the log, decoded; a line
+// that is not JSON counts as one string.
+func logStrings(logs *syncBuffer) []string {
+	var out []string
+	var walk func(v any)
+	walk = func(v any) {
+		switch v := v.(type) {
+		case map[string]any:
+			for k, x := range v {
+				out = append(out, k)
+				walk(x)
+			}
+		case []any:
+			for _, x := range v {
+				walk(x)
+			}
+		case string:
+			out = append(out, v)
+		}
+	}
+	for _, l := range logs.lines() {
+		if l.fields == nil {
+			out = append(out, l.raw)
+			continue
+		}
+		walk(l.fields)
+	}
+	return out
+}
+
+// TestLogsHoldNoPIIOrSecrets is a contract: at debug level, over every
+// fixture and error, nothing of the credentials, the access token or the
+// identity data answered reaches the log.
+func TestLogsHoldNoPIIOrSecrets(t *testing.T) {
+	const clientID, secret = "pii-test-client", "s3cr3t-VALUE-xyz"
+	up := &recordingUpstream{sbx: sandbox.New(sandbox.Options{ClientID: clientID, ClientSecret: secret})}
+	baseURL, logs, stop := startServer(t, map[string]string{
+		"MKGRAPH_LOG_LEVEL":      "debug",
+		"MONEYKIT_BASE_URL":      startUpstream(t, up),
+		"MONEYKIT_CLIENT_ID":     clientID,
+		"MONEYKIT_CLIENT_SECRET": secret,
+	})
+	c := newClient(t)
+
+	var ids []string
+	for _, l := range sandbox.Links() {
+		ids = append(ids, l.ID)
+	}
+	linkQuery := `query One($id: ID!) { link(id: $id) { ` + linkAllFields + ` } }`
+	var requests []gqlRequest
+	for _, id := range append(ids, "mk_no_such_link", "", strings.Repeat("x", 300), "a\x00b", "..", "../auth/token", "%2F..%2F", "mk_\u202eevil") {
+		requests = append(requests, gqlRequest{Query: linkQuery, OperationName: "One", Variables: map[string]any{"id": id}})
+	}
+	requests = append(requests,
+		gqlRequest{Query: `query Many($ids: [ID!]!) { links(ids: $ids) { ` + linkAllFields + ` } }`, Variables: map[string]any{"ids": ids}},
+		gqlRequest{Query: `{ link(id: "` + sandbox.LinkSeed + `") { accounts(ids: ["acc_6Tef269B6ZArSVpYrxtjBV", "nope", ""]) { id owners { names } } } }`},
+		gqlRequest{Query: `query One($id: ID!) { link(id: $id) { id } }`, Variables: map[string]any{"id": 42}},
+		gqlRequest{Query: `query One($id: ID!) { link(id: $id) { id } }`, Variables: map[string]any{"id": map[string]any{"john": "smith"}}},
+		gqlRequest{Query: `{ link(id: "` + sandbox.LinkSeed + `") { nosuchfield } }`},
+		gqlRequest{Query: `{ link(id: `},
+		gqlRequest{Query: `{ __schema { types { name } } }`},
+	)
+	var responses []gqlResponse
+	for _, q := range requests {
+		r := postGraphQL(t, c, baseURL, q)
+		if r.status >= 500 {
+			t.Errorf("query %.80q %v: HTTP %d\n%.500s", q.Query, q.Variables, r.status, r.body)
+		}
+		responses = append(responses, decodeGQL(t, r))
+	}
+	// GET carries the query in the URL, which the access log must not copy.
+	for _, id := range []string{sandbox.LinkSeed, sandbox.LinkInternational} {
+		q := `{ link(id: "` + id + `") { ` + linkAllFields + ` } }`
+		responses = append(responses, decodeGQL(t, get(t, c, baseURL+"/graphql?"+url.Values{"query": {q}}.Encode())))
+	}
+	// The access log line of the last request is written after its response: stop
+	// the server so that every line is in.
+	if err := stop(); err != nil {
+		t.Fatalf("run: %v", err)
+	}
+
+	pii := map[string]bool{}
+	for _, g := range responses {
+		var data any
+		if len(g.Data) > 0 {
+			if err := json.Unmarshal(g.Data, &data); err != nil {
+				t.Fatal(err)
+			}
+		}
+		collectPII(data, "", pii)
+	}
+	// The check is only as good as what it looks for.
+	for _, want := range []string{"John Smith", "john.smith@example.com", "6175551212", "12 Park Street", "02108", "José Ñúñez García", "Calle de Alcalá 42, 3º Izq.", "Priya Natarajan"} {
+		if !pii[want] {
+			t.Errorf("identity value %q was not collected from the responses", want)
+		}
+	}
+	if len(pii) < 1000 {
+		t.Errorf("collected %d identity values, want > 1000 (LinkLarge)", len(pii))
+	}
+	tokens := up.tokens()
+	if len(tokens) == 0 {
+		t.Fatal("no access token was issued: the check of tokens in the log checks nothing")
+	}
+
+	text := logs.String()
+	for _, s := range append([]string{secret}, tokens...) {
+		if strings.Contains(text, s) {
+			t.Errorf("the log holds the credential %.12q…", s)
+		}
+	}
+	strs := logStrings(logs)
+	for v := range pii {
+		for _, s := range strs {
+			if strings.Contains(s, v) {
+				t.Errorf("the log holds identity value %q in %.200q", v, s)
+				break
+			}
+		}
+	}
+	if n := strings.Count(text, `"message":"request"`); n < len(requests) {
+		t.Errorf("%d access log lines for %d requests: the check saw too little of the log", n, len(requests))
+	}
+	if !strings.Contains(text, `"message":"upstream call"`) {
+		t.Errorf("no debug line: the log level was not debug")
+	}
+
+	cfg, ok := logs.find(message("configuration"))
+	if !ok {
+		t.Fatalf("no configuration line; logs:\n%s", text)
+	}
+	if cfg["MONEYKIT_CLIENT_SECRET_SET"] != true {
+		t.Errorf("configuration MONEYKIT_CLIENT_SECRET_SET = %v, want true", cfg["MONEYKIT_CLIENT_SECRET_SET"])
+	}
+	if _, ok := cfg["MONEYKIT_CLIENT_SECRET"]; ok {
+		t.Errorf("configuration line has a MONEYKIT_CLIENT_SECRET field: %v", cfg)
+	}
+	if cfg["MONEYKIT_CLIENT_ID"] != clientID {
+		t.Errorf("configuration MONEYKIT_CLIENT_ID = %v, want %q", cfg["MONEYKIT_CLIENT_ID"], clientID)
+	}
+}
+
+// TestConfigLogMasksURLPassword: a password in MONEYKIT_BASE_URL is a
+// credential like MONEYKIT_CLIENT_SECRET.
+func TestConfigLogMasksURLPassword(t *testing.T) {
+	const password = "pa55w0rd-XYZ"
+	upstreamURL, err := url.Parse(startUpstream(t, sandbox.New(sandbox.Options{})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	upstreamURL.User = url.UserPassword("user", password)
+	_, logs, _ := startServer(t, map[string]string{
+		"MONEYKIT_BASE_URL":      upstreamURL.String(),
+		"MONEYKIT_CLIENT_ID":     sandbox.DefaultClientID,
+		"MONEYKIT_CLIENT_SECRET": sandbox.DefaultClientSecret,
+	})
+	if strings.Contains(logs.String(), password) {
+		t.Errorf("the log holds the password of MONEYKIT_BASE_URL:\n%s", logs)
+	}
+}
+
+// runOnce runs run with a cancelled context: a bad configuration fails at
+// once and a good one returns nil after starting, without serving.
+func runOnce(args []string, env map[string]string) (string, error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	var out syncBuffer
+	err := run(ctx, args, func(k string) string { return env[k] }, &out)
+	return out.String(), err
+}
+
+func TestConfigErrors(t *testing.T) {
+	creds := map[string]string{"MONEYKIT_CLIENT_ID": "id", "MONEYKIT_CLIENT_SECRET": "secret"}
+	tests := []struct {
+		name string
+		env  map[string]string
+		args []string
+		want string // in the message
+	}{
+		{name: "log format", env: map[string]string{"MKGRAPH_LOG_FORMAT": "xml"}, want: "MKGRAPH_LOG_FORMAT"},
+		{name: "log level", env: map[string]string{"MKGRAPH_LOG_LEVEL": "loud"}, want: "MKGRAPH_LOG_LEVEL"},
+		{name: "upstream timeout", env: map[string]string{"MKGRAPH_UPSTREAM_TIMEOUT": "abc"}, want: "MKGRAPH_UPSTREAM_TIMEOUT"},
+		{name: "negative timeout", env: map[string]string{"MKGRAPH_REQUEST_TIMEOUT": "-1s"}, want: "MKGRAPH_REQUEST_TIMEOUT"},
+		{name: "upstream concurrency", env: map[string]string{"MKGRAPH_UPSTREAM_CONCURRENCY": "0"}, want: "MKGRAPH_UPSTREAM_CONCURRENCY"},
+		{name: "max body bytes", env: map[string]string{"MKGRAPH_MAX_BODY_BYTES": "-5"}, want: "MKGRAPH_MAX_BODY_BYTES"},
+		{name: "boolean", env: map[string]string{"MKGRAPH_INTROSPECTION": "maybe"}, want: "MKGRAPH_INTROSPECTION"},
+		{name: "base URL without credentials", env: map[string]string{"MONEYKIT_BASE_URL": "http://127.0.0.1:1"}, want: "MONEYKIT_CLIENT_SECRET"},
+		{name: "base URL with id only", env: map[string]string{"MONEYKIT_BASE_URL": "http://127.0.0.1:1", "MONEYKIT_CLIENT_ID": "id"}, want: "MONEYKIT_CLIENT_SECRET"},
+		{name: "secret only", env: map[string]string{"MONEYKIT_CLIENT_SECRET": "secret"}, want: "MONEYKIT_CLIENT_ID"},
+		{name: "ftp base URL", env: merge(creds, map[string]string{"MONEYKIT_BASE_URL": "ftp://x"}), want: "MONEYKIT_BASE_URL"},
+		{name: "base URL with query", env: merge(creds, map[string]string{"MONEYKIT_BASE_URL": "https://api.example.com/?a=1"}), want: "MONEYKIT_BASE_URL"},
+		{name: "address", env: map[string]string{"MKGRAPH_ADDR": "256.0.0.1:99999"}, want: "MKGRAPH_ADDR"},
+		{name: "unknown flag", args: []string{"-no-such-flag"}, want: "no-such-flag"},
+		{name: "bad flag value", args: []string{"-log-level", "loud"}, want: "log-level"},
+		{name: "positional argument", args: []string{"serve"}, want: "serve"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := merge(map[string]string{"MKGRAPH_ADDR": "127.0.0.1:0"}, tt.env)
+			_, err := runOnce(tt.args, env)
+			var ce *configError
+			if !errors.As(err, &ce) {
+				t.Fatalf("run(%q, %v) = %v (%T), want a *configError", tt.args, tt.env, err, err)
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("run(%q, %v) = %q, want a message naming %s", tt.args, tt.env, err, tt.want)
+			}
+		})
+	}
+
+	// The same runner accepts a good configuration, so the cases above can fail.
+	if out, err := runOnce(nil, map[string]string{"MKGRAPH_ADDR": "127.0.0.1:0"}); err != nil {
+		t.Errorf("run with a good configuration = %v; output:\n%s", err, out)
+	}
+}
+
+func merge(ms ...map[string]string) map[string]string {
+	out := map[string]string{}
+	for _, m := range ms {
+		for k, v := range m {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+func TestConfigErrorMasksSecret(t *testing.T) {
+	const secret = "s3cr3t-VALUE-xyz"
+	tests := []struct {
+		name string
+		env  map[string]string
+		args []string
+	}{
+		{name: "bad base URL", env: map[string]string{"MONEYKIT_BASE_URL": "ftp://x", "MONEYKIT_CLIENT_ID": "id", "MONEYKIT_CLIENT_SECRET": secret}},
+		{name: "secret without id", env: map[string]string{"MONEYKIT_BASE_URL": "https://api.example.com", "MONEYKIT_CLIENT_SECRET": secret}},
+		{name: "other bad setting", env: map[string]string{"MONEYKIT_CLIENT_ID": "id", "MONEYKIT_CLIENT_SECRET": secret, "MKGRAPH_LOG_LEVEL": "loud"}},
+		{name: "secret flag and unknown flag", args: []string{"-moneykit-client-id", "id", "-moneykit-client-secret", secret, "-no-such-flag"}},
+		{name: "password in base URL", env: map[string]string{"MONEYKIT_BASE_URL": "https://user:" + secret + "@api.example.com/?a=1", "MONEYKIT_CLIENT_ID": "id", "MONEYKIT_CLIENT_SECRET": "other"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := merge(map[string]string{"MKGRAPH_ADDR": "127.0.0.1:0"}, tt.env)
+			out, err := runOnce(tt.args, env)
+			if !errors.As(err, new(*configError)) {
+				t.Fatalf("run = %v, want a *configError", err)
+			}
+			if strings.Contains(err.Error(), secret) {
+				t.Errorf("the error %q holds the secret", err)
+			}
+			if strings.Contains(out, secret) {
+				t.Errorf("the output holds the secret:\n%s", out)
+			}
+		})
+	}
+}
+
+func TestFlagsOverrideEnv(t *testing.T) {
+	threeIDs := gqlRequest{Query: `{ links(ids: ["` + sandbox.LinkSeed + `", "` + sandbox.LinkSeed + `", "` + sandbox.LinkSparse + `"]) { id } }`}
+	env := map[string]string{"MKGRAPH_MAX_LINK_IDS": "5"}
+	c := newClient(t)
+
+	envOnly, _, _ := startServer(t, env)
+	if g := decodeGQL(t, postGraphQL(t, c, envOnly, threeIDs)); len(g.Errors) > 0 {
+		t.Errorf("MKGRAPH_MAX_LINK_IDS=5, 3 ids: errors %v, want none", g.errorCodes())
+	}
+
+	flagged, logs, _ := startServer(t, env, "-max-link-ids", "2")
+	g := decodeGQL(t, postGraphQL(t, c, flagged, threeIDs))
+	if diff := cmp.Diff([]string{"facade.invalid_argument"}, g.errorCodes()); diff != "" {
+		t.Errorf("MKGRAPH_MAX_LINK_IDS=5 -max-link-ids 2, 3 ids: error codes mismatch (-want +got):\n%s", diff)
+	}
+	if f, _ := logs.find(message("configuration")); f["MKGRAPH_MAX_LINK_IDS"] != "2" {
+		t.Errorf("configuration MKGRAPH_MAX_LINK_IDS = %v, want 2", f["MKGRAPH_MAX_LINK_IDS"])
+	}
+}
+
+// TestMainExitStatus re-executes the test binary to call main() with a
+// configuration from the environment and checks its exit status.
+func TestMainExitStatus(t *testing.T) {
+	if os.Getenv(callMainEnv) == "1" {
+		args := []string{os.Args[0]}
+		if extra := os.Getenv(callMainEnv + "_ARGS"); extra != "" {
+			args = append(args, strings.Fields(extra)...)
+		}
+		os.Args = args
+		main()
+		return
+	}
+	tests := []struct {
+		name     string
+		env      []string
+		want     int
+		inStderr string
+	}{
+		{"bad config", []string{"MKGRAPH_LOG_FORMAT=xml"}, 2, "MKGRAPH_LOG_FORMAT"},
+		{"unknown flag", []string{callMainEnv + "_ARGS=-no-such-flag"}, 2, "no-such-flag"},
+		{"help", []string{callMainEnv + "_ARGS=-h"}, 0, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestMainExitStatus$", "-test.count=1")
+			cmd.Env = append(os.Environ(), append([]string{
+				callMainEnv + "=1",
+				"MKGRAPH_ADDR=127.0.0.1:0",
+				// A race-enabled binary otherwise sleeps 1s before a clean exit.
+				"GORACE=" + strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0"),
+			}, tt.env...)...)
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			err := cmd.Run()
+			code := 0
+			var ee *exec.ExitError
+			if errors.As(err, &ee) {
+				code = ee.ExitCode()
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			if code != tt.want {
+				t.Errorf("exit status %d, want %d; stderr:\n%s", code, tt.want, stderr.String())
+			}
+			if !strings.Contains(stderr.String(), tt.inStderr) {
+				t.Errorf("stderr %q does not name %s", stderr.String(), tt.inStderr)
+			}
+		})
+	}
+}
+
+func TestGracefulShutdown(t *testing.T) {
+	baseURL, logs, stop := startServer(t, map[string]string{"MKGRAPH_SANDBOX_LATENCY": "300ms"})
+	c := newClient(t)
+	addr := strings.TrimPrefix(baseURL, "http://")
+
+	type answer struct {
+		r   result
+		err error
+	}
+	answered := make(chan answer, 1)
+	wrote := make(chan struct{})
+	go func() {
+		body, _ := json.Marshal(gqlRequest{Query: `{ link(id: "` + sandbox.LinkSeed + `") { id accounts { owners { names } } } }`})
+		trace := &httptrace.ClientTrace{WroteRequest: func(httptrace.WroteRequestInfo) { close(wrote) }}
+		req, _ := http.NewRequestWithContext(httptrace.WithClientTrace(context.Background(), trace), http.MethodPost, baseURL+"/graphql", bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := c.Do(req)
+		if err != nil {
+			answered <- answer{err: err}
+			return
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		answered <- answer{r: result{resp.StatusCode, resp.Header, b}, err: err}
+	}()
+	// Once the request is sent, the handler waits 300ms in the sandbox: stop
+	// the server while it does.
+	select {
+	case <-wrote:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the request was not sent")
+	}
+	time.Sleep(50 * time.Millisecond)
+
+	type stopped struct {
+		err  error
+		took time.Duration
+	}
+	stoppedc := make(chan stopped, 1)
+	go func() {
+		start := time.Now()
+		err := stop()
+		stoppedc <- stopped{err, time.Since(start)}
+	}()
+
+	var a answer
+	select {
+	case a = <-answered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the in-flight query did not complete")
+	}
+	if a.err != nil {
+		t.Fatalf("in-flight query: %v", a.err)
+	}
+	if a.r.status != http.StatusOK {
+		t.Fatalf("in-flight query: HTTP %d, want 200\n%s", a.r.status, a.r.body)
+	}
+	g := decodeGQL(t, a.r)
+	if len(g.Errors) > 0 || !bytes.Contains(g.Data, []byte(sandbox.LinkSeed)) {
+		t.Errorf("in-flight query answered %s, want the link without errors", a.r.body)
+	}
+	var st stopped
+	select {
+	case st = <-stoppedc:
+	case <-time.After(15 * time.Second):
+		t.Fatal("run did not return")
+	}
+	if st.err != nil {
+		t.Errorf("run = %v, want nil", st.err)
+	}
+	// The query had about 250ms to go when the context was cancelled.
+	if st.took < 100*time.Millisecond {
+		t.Errorf("run returned %v after cancellation: it did not wait for the in-flight query", st.took)
+	}
+	for _, msg := range []string{"shutting down: finishing in-flight requests", "stopped"} {
+		if _, ok := logs.find(message(msg)); !ok {
+			t.Errorf("no %q line; logs:\n%s", msg, logs)
+		}
+	}
+	c.CloseIdleConnections()
+	if conn, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+		conn.Close()
+		t.Errorf("%s still accepts connections after run returned", addr)
+	}
+}
+
+func TestRequestTimeout(t *testing.T) {
+	baseURL, logs, _ := startServer(t, map[string]string{"MKGRAPH_SANDBOX_LATENCY": "2s", "MKGRAPH_REQUEST_TIMEOUT": "150ms"})
+	start := time.Now()
+	r := postGraphQL(t, newClient(t), baseURL, gqlRequest{Query: `{ link(id: "` + sandbox.LinkSeed + `") { id } }`}, "X-Request-Id", "req-timeout")
+	if elapsed := time.Since(start); elapsed > time.Second {
+		t.Errorf("answered after %v, want about MKGRAPH_REQUEST_TIMEOUT (150ms)", elapsed)
+	}
+	if diff := cmp.Diff([]string{"facade.upstream_timeout"}, decodeGQL(t, r).errorCodes()); diff != "" {
+		t.Errorf("error codes mismatch (-want +got):\n%s", diff)
+	}
+	f := logs.waitFor(t, "request req-timeout", func(f map[string]any) bool { return f["message"] == "request" && f["request_id"] == "req-timeout" })
+	if diff := cmp.Diff([]any{"facade.upstream_timeout"}, f["error_codes"]); diff != "" {
+		t.Errorf("access log error_codes mismatch (-want +got):\n%s", diff)
+	}
+}
+
+// TestRequestDeadlineBeforeExecution: a request whose deadline has passed
+// before execution starts must still get a GraphQL error document.
+func TestRequestDeadlineBeforeExecution(t *testing.T) {
+	baseURL, _, _ := startServer(t, map[string]string{"MKGRAPH_REQUEST_TIMEOUT": "1ns"})
+	r := postGraphQL(t, newClient(t), baseURL, gqlRequest{Query: seedQuery})
+	if diff := cmp.Diff([]string{"facade.upstream_timeout"}, decodeGQL(t, r).errorCodes()); diff != "" {
+		t.Errorf("HTTP %d %s: error codes mismatch (-want +got):\n%s", r.status, r.body, diff)
+	}
+}
+
+// TestZeroRequestTimeout: MKGRAPH_REQUEST_TIMEOUT=0s must either be refused
+// at start or mean no deadline; it must not break every request.
+func TestZeroRequestTimeout(t *testing.T) {
+	env := map[string]string{"MKGRAPH_REQUEST_TIMEOUT": "0s"}
+	if _, err := runOnce(nil, merge(env, map[string]string{"MKGRAPH_ADDR": "127.0.0.1:0"})); errors.As(err, new(*configError)) {
+		return // refused at start: fine
+	}
+	baseURL, _, _ := startServer(t, env)
+	r := postGraphQL(t, newClient(t), baseURL, gqlRequest{Query: seedQuery})
+	if g := decodeGQL(t, r); r.status != http.StatusOK || len(g.Errors) > 0 || !bytes.Contains(g.Data, []byte(sandbox.LinkSeed)) {
+		t.Errorf("MKGRAPH_REQUEST_TIMEOUT=0s accepted, but the seed query answered HTTP %d %.300s", r.status, r.body)
+	}
+}
+
+// TestGraphQLErrorResponsesAreJSON: every /graphql answer is a JSON GraphQL
+// document, labelled as one.
+func TestGraphQLErrorResponsesAreJSON(t *testing.T) {
+	baseURL, _, _ := startServer(t, nil)
+	c := newClient(t)
+	for _, tc := range []struct{ method, contentType string }{
+		{http.MethodPost, "application/json"},
+		{http.MethodPut, "application/json"},
+		{http.MethodPost, "text/plain"},
+	} {
+		req, _ := http.NewRequest(tc.method, baseURL+"/graphql", strings.NewReader(`{"query":"{ nosuchfield }"}`))
+		req.Header.Set("Content-Type", tc.contentType)
+		r := do(t, c, req)
+		if r.status >= 500 {
+			t.Errorf("%s %s: HTTP %d", tc.method, tc.contentType, r.status)
+		}
+		if len(decodeGQL(t, r).Errors) == 0 {
+			t.Errorf("%s %s: no errors in %s", tc.method, tc.contentType, r.body)
+		}
+		checkJSONContentType(t, tc.method+" "+tc.contentType, r)
+	}
+}
+
+func TestBodyLimit(t *testing.T) {
+	baseURL, _, _ := startServer(t, nil)
+	c := newClient(t)
+
+	// bigQuery is a valid request of n bytes.
+	bigQuery := func(n int) []byte {
+		b, _ := json.Marshal(gqlRequest{Query: `{ link(id: "` + sandbox.LinkSeed + `") { id } }`})
+		return append(b[:len(b)-1], append(bytes.Repeat([]byte(" "), n-len(b)), '}')...)
+	}
+	check413 := func(t *testing.T, r result) {
+		t.Helper()
+		if r.status != http.StatusRequestEntityTooLarge {
+			t.Fatalf("HTTP %d, want 413\n%.300s", r.status, r.body)
+		}
+		checkJSONContentType(t, "413", r)
+		checkNoSniff(t, "413", r)
+		if diff := cmp.Diff([]string{"facade.query_too_large"}, decodeGQL(t, r).errorCodes()); diff != "" {
+			t.Errorf("error codes mismatch (-want +got):\n%s", diff)
+		}
+	}
+	post := func(t *testing.T, url string, body io.Reader, length int64) result {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodPost, url+"/graphql", body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.ContentLength = length
+		req.Header.Set("Content-Type", "application/json")
+		return do(t, c, req)
+	}
+
+	t.Run("2 MiB with length", func(t *testing.T) {
+		body := bigQuery(2 << 20)
+		check413(t, post(t, baseURL, bytes.NewReader(body), int64(len(body))))
+	})
+	t.Run("2 MiB chunked", func(t *testing.T) {
+		body := bigQuery(2 << 20)
+		check413(t, post(t, baseURL, io.MultiReader(bytes.NewReader(body)), -1))
+	})
+	t.Run("just under the limit", func(t *testing.T) {
+		body := bigQuery(1<<20 - 10)
+		if r := post(t, baseURL, bytes.NewReader(body), int64(len(body))); r.status != http.StatusOK {
+			t.Errorf("a body of %d bytes: HTTP %d, want 200\n%.300s", len(body), r.status, r.body)
+		}
+	})
+
+	t.Run("MKGRAPH_MAX_BODY_BYTES", func(t *testing.T) {
+		small, _, _ := startServer(t, map[string]string{"MKGRAPH_MAX_BODY_BYTES": "1000"})
+		body := bigQuery(1001)
+		check413(t, post(t, small, bytes.NewReader(body), int64(len(body))))
+		check413(t, post(t, small, io.MultiReader(bytes.NewReader(body)), -1))
+		body = bigQuery(1000)
+		if r := post(t, small, io.MultiReader(bytes.NewReader(body)), -1); r.status != http.StatusOK {
+			t.Errorf("a chunked body of 1000 bytes: HTTP %d, want 200\n%.300s", r.status, r.body)
+		}
+	})
+
+	for _, body := range []string{`{"query": "{ link(id: \"x\") { id } }"`, `not json`, `{"query": 5}`, `[]`, ``} {
+		t.Run(fmt.Sprintf("malformed %q", body), func(t *testing.T) {
+			r := post(t, baseURL, strings.NewReader(body), int64(len(body)))
+			if r.status >= 500 || r.status == http.StatusOK && len(decodeGQL(t, r).Errors) == 0 {
+				t.Fatalf("HTTP %d, want an error response below 500\n%s", r.status, r.body)
+			}
+			checkJSONContentType(t, "malformed", r)
+			if g := decodeGQL(t, r); len(g.Errors) == 0 {
+				t.Errorf("no errors in %s", r.body)
+			}
+		})
+	}
+}
+
+func TestSandboxSubcommand(t *testing.T) {
+	addr, logs, _ := startRun(t, nil, "sandbox", "-addr", "127.0.0.1:0")
+	if _, ok := logs.find(func(f map[string]any) bool { return f["addr"] == addr && f["client_id"] == sandbox.DefaultClientID }); !ok {
+		t.Errorf("no listening line with addr and client_id; logs:\n%s", logs)
+	}
+	c := newClient(t)
+	token := func(id, secret string) result {
+		form := url.Values{"grant_type": {"client_credentials"}, "client_id": {id}, "client_secret": {secret}}
+		req, _ := http.NewRequest(http.MethodPost, "http://"+addr+"/auth/token", strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		return do(t, c, req)
+	}
+	r := token(sandbox.DefaultClientID, sandbox.DefaultClientSecret)
+	if r.status != http.StatusCreated {
+		t.Fatalf("POST /auth/token: HTTP %d, want 201\n%s", r.status, r.body)
+	}
+	var tr struct {
+		AccessToken string `json:"access_token"`
+	}
+	if err := json.Unmarshal(r.body, &tr); err != nil || tr.AccessToken == "" {
+		t.Errorf("POST /auth/token: no access_token in %s", r.body)
+	}
+	if r := token(sandbox.DefaultClientID, "wrong"); r.status != http.StatusUnauthorized {
+		t.Errorf("POST /auth/token with a wrong secret: HTTP %d, want 401", r.status)
+	}
+	if strings.Contains(logs.String(), sandbox.DefaultClientSecret) {
+		t.Errorf("the sandbox logged its client secret:\n%s", logs)
+	}
+}
