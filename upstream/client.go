@@ -53,8 +53,9 @@ type Config struct {
 	HTTPClient   *http.Client  // nil: a dedicated client with a tuned transport; redirects are never followed unless it sets CheckRedirect
 	Timeout      time.Duration // per HTTP attempt; 0: DefaultTimeout
 	MaxBodyBytes int64         // larger bodies are refused; 0: DefaultMaxBodyBytes
-	// Observer, when set, is called once per HTTP exchange, on the caller's
-	// goroutine and with the caller's context.
+	// Observer, when set, is called once per HTTP exchange, after its body
+	// is decoded, with (the values of) the context of the request that
+	// caused it.
 	Observer func(context.Context, Call)
 	// Now is the clock for token expiry and Retry-After dates; nil: time.Now.
 	Now func() time.Time
@@ -158,42 +159,44 @@ func (c *Client) GetIdentity(ctx context.Context, linkID string) (*Identity, err
 	if err := ValidateLinkID(linkID); err != nil {
 		return nil, err
 	}
-	body, err := c.authorizedGet(ctx, EndpointIdentity, "/links/"+url.PathEscape(linkID)+"/identity")
+	var id *Identity
+	err := c.authorizedGet(ctx, EndpointIdentity, "/links/"+url.PathEscape(linkID)+"/identity", func(body []byte) (err error) {
+		id, err = DecodeIdentity(body)
+		return err
+	})
 	if err != nil {
 		return nil, err
-	}
-	id, err := DecodeIdentity(body)
-	if err != nil {
-		return nil, newError(CodeUpstreamBadResponse, http.StatusOK, err)
 	}
 	return id, nil
 }
 
-// authorizedGet GETs path with a bearer token, renewing the token and trying
-// once more when the upstream says it expired.
-func (c *Client) authorizedGet(ctx context.Context, endpoint, path string) ([]byte, error) {
+// authorizedGet GETs path with a bearer token and decodes the answer,
+// renewing the token and trying once more when the upstream says it expired.
+func (c *Client) authorizedGet(ctx context.Context, endpoint, path string, decode func([]byte) error) error {
 	for attempt := 0; ; attempt++ {
 		tok, err := c.tokens.Token(ctx)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		body, err := c.do(ctx, endpoint, http.MethodGet, path, nil, func(h http.Header) {
+		err = c.do(ctx, endpoint, http.MethodGet, path, nil, func(h http.Header) {
 			h.Set("Authorization", "Bearer "+tok)
 			h.Set("X-Client-Id", c.cfg.ClientID)
 			h.Set("X-Client-Secret", c.cfg.ClientSecret)
-		})
+		}, decode)
 		var e *Error
 		if attempt == 0 && errors.As(err, &e) && e.Code == CodeExpiredAccessToken {
 			c.tokens.Invalidate(tok)
 			continue
 		}
-		return body, err
+		return err
 	}
 }
 
-// do makes one HTTP exchange and returns the body of a 2xx JSON answer, or an
-// *Error. It is the only place that reads upstream responses.
-func (c *Client) do(ctx context.Context, endpoint, method, path string, body io.Reader, setHeaders func(http.Header)) (_ []byte, err error) {
+// do makes one HTTP exchange and hands the body of a 2xx JSON answer to
+// decode; a decode error is facade.upstream_bad_response. It returns an
+// *Error, and is the only place that reads upstream responses, so that the
+// Observer sees each exchange's final outcome.
+func (c *Client) do(ctx context.Context, endpoint, method, path string, body io.Reader, setHeaders func(http.Header), decode func([]byte) error) (err error) {
 	start := time.Now()
 	status := 0
 	defer func() {
@@ -210,7 +213,7 @@ func (c *Client) do(ctx context.Context, endpoint, method, path string, body io.
 	defer cancel()
 	req, err := http.NewRequestWithContext(actx, method, c.base+path, body)
 	if err != nil {
-		return nil, newError(CodeInternal, 0, err)
+		return newError(CodeInternal, 0, err)
 	}
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("MoneyKit-Version", Version)
@@ -219,7 +222,7 @@ func (c *Client) do(ctx context.Context, endpoint, method, path string, body io.
 
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return nil, transportError(ctx, actx, err)
+		return transportError(ctx, actx, err)
 	}
 	defer resp.Body.Close()
 	status = resp.StatusCode
@@ -227,22 +230,25 @@ func (c *Client) do(ctx context.Context, endpoint, method, path string, body io.
 	data, err := io.ReadAll(io.LimitReader(resp.Body, c.cfg.MaxBodyBytes+1))
 	if err != nil {
 		if e := transportError(ctx, actx, err); e.Code == CodeUpstreamTimeout {
-			return nil, e
+			return e
 		}
-		return nil, newError(CodeUpstreamBadResponse, status, fmt.Errorf("read body: %w", err))
+		return newError(CodeUpstreamBadResponse, status, fmt.Errorf("read body: %w", err))
 	}
 	if int64(len(data)) > c.cfg.MaxBodyBytes {
-		return nil, newError(CodeUpstreamBadResponse, status, fmt.Errorf("body larger than %d bytes", c.cfg.MaxBodyBytes))
+		return newError(CodeUpstreamBadResponse, status, fmt.Errorf("body larger than %d bytes", c.cfg.MaxBodyBytes))
 	}
 	if status < 200 || status > 299 {
-		return nil, responseError(status, resp.Header, data, c.cfg.Now())
+		return responseError(status, resp.Header, data, c.cfg.Now())
 	}
 	if ct := resp.Header.Get("Content-Type"); ct != "" {
 		if mt, _, err := mime.ParseMediaType(ct); err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
-			return nil, newError(CodeUpstreamBadResponse, status, fmt.Errorf("content type %.60q is not JSON", ct))
+			return newError(CodeUpstreamBadResponse, status, fmt.Errorf("content type %.60q is not JSON", ct))
 		}
 	}
-	return data, nil
+	if err := decode(data); err != nil {
+		return newError(CodeUpstreamBadResponse, status, err)
+	}
+	return nil
 }
 
 // transportError classifies a failure to get an answer: a deadline (the

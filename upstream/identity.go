@@ -77,7 +77,7 @@ type Link struct {
 	State             string                   `json:"state"`
 	ErrorCode         *string                  `json:"error_code"`
 	Provider          string                   `json:"provider"`
-	LinkTags          []string                 `json:"link_tags"`
+	LinkTags          []*string                `json:"link_tags"`
 	Webhook           *string                  `json:"webhook"`
 	Products          map[string]ProductStatus `json:"products"`
 	AvailableProducts []string                 `json:"available_products"`
@@ -181,7 +181,8 @@ func ParseTimestamp(s string) (time.Time, error) {
 	return time.Time{}, fmt.Errorf("not a timestamp: %.40q", s)
 }
 
-// UnmarshalJSON accepts an RFC 3339 string (zone optional) or null.
+// UnmarshalJSON accepts an RFC 3339 string (zone optional) or null; any
+// other value is kept as Invalid rather than failing the whole answer.
 func (t *Timestamp) UnmarshalJSON(b []byte) error {
 	*t = Timestamp{}
 	if string(bytes.TrimSpace(b)) == "null" {
@@ -189,7 +190,8 @@ func (t *Timestamp) UnmarshalJSON(b []byte) error {
 	}
 	var s string
 	if err := json.Unmarshal(b, &s); err != nil {
-		return err
+		t.Invalid = true // a number, a bool, an object: not a time
+		return nil
 	}
 	if s == "" {
 		return nil

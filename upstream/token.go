@@ -3,6 +3,7 @@ package upstream
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -28,18 +29,20 @@ func (c *Client) fetchToken(ctx context.Context) (string, time.Duration, error) 
 		"client_id":     {c.cfg.ClientID},
 		"client_secret": {c.cfg.ClientSecret},
 	}
-	body, err := c.do(ctx, EndpointToken, http.MethodPost, "/auth/token", strings.NewReader(form.Encode()), func(h http.Header) {
+	var tr tokenResponse
+	err := c.do(ctx, EndpointToken, http.MethodPost, "/auth/token", strings.NewReader(form.Encode()), func(h http.Header) {
 		h.Set("Content-Type", "application/x-www-form-urlencoded")
+	}, func(body []byte) error {
+		if err := json.Unmarshal(body, &tr); err != nil {
+			return err
+		}
+		if tr.AccessToken == "" {
+			return errors.New("token response without access_token")
+		}
+		return nil
 	})
 	if err != nil {
 		return "", 0, err
-	}
-	var tr tokenResponse
-	if err := json.Unmarshal(body, &tr); err != nil || tr.AccessToken == "" {
-		if err == nil {
-			err = fmt.Errorf("token response without access_token")
-		}
-		return "", 0, newError(CodeUpstreamBadResponse, http.StatusOK, err)
 	}
 	ttl := time.Duration(tr.ExpiresIn) * time.Second
 	if tr.ExpiresIn <= 0 {
@@ -85,8 +88,9 @@ func (ts *tokenSource) Token(ctx context.Context) (string, error) {
 
 	if leader {
 		// The fetch serves every waiter, so it must not die with the
-		// leader's request; the per-attempt timeout in do still bounds it.
-		ts.run(context.WithoutCancel(ctx), f)
+		// leader's request, nor hold the leader past its own deadline: it
+		// runs on its own goroutine, bounded by the per-attempt timeout.
+		go ts.run(context.WithoutCancel(ctx), f)
 	}
 	select {
 	case <-f.done:

@@ -48,7 +48,7 @@ type Config struct {
 // Factory makes a fresh set of Loaders for each request.
 type Factory struct {
 	cfg    Config
-	warned *onceSet
+	warned *onceSet // unknown upstream values already logged; the server builds one Factory, so once per process
 }
 
 // NewFactory returns a Factory.
@@ -153,7 +153,11 @@ func (l *Loaders) fetch(ctx context.Context, id string) (res *dataloader.Result[
 	case l.sem <- struct{}{}:
 		defer func() { <-l.sem }()
 	case <-ctx.Done():
-		return &dataloader.Result[*model.Link]{Error: upstream.AsError(ctx.Err())}
+	}
+	// select picks at random when both are ready: a request that ended
+	// must not start a call either way.
+	if err := ctx.Err(); err != nil {
+		return &dataloader.Result[*model.Link]{Error: upstream.AsError(err)}
 	}
 	identity, err := l.fetcher.GetIdentity(ctx, id)
 	if err != nil {
@@ -162,7 +166,7 @@ func (l *Loaders) fetch(ctx context.Context, id string) (res *dataloader.Result[
 	return &dataloader.Result[*model.Link]{Data: model.NewLink(identity, l.warnFunc(ctx))}
 }
 
-// warnFunc logs each unknown upstream value once per process.
+// warnFunc logs each unknown upstream value once per Factory.
 func (l *Loaders) warnFunc(ctx context.Context) model.Warner {
 	return func(kind, value string) {
 		if l.warned.add(kind + "\x00" + value) {

@@ -227,7 +227,7 @@ func NewLink(id *upstream.Identity, warn Warner) *Link {
 		State:             linkStates[src.State],
 		ErrorCode:         src.ErrorCode,
 		Provider:          src.Provider,
-		Tags:              src.LinkTags,
+		Tags:              make([]string, 0, len(src.LinkTags)),
 		Webhook:           src.Webhook,
 		Products:          newProducts(src.Products, warn),
 		AvailableProducts: make([]Product, 0, len(src.AvailableProducts)),
@@ -238,8 +238,10 @@ func NewLink(id *upstream.Identity, warn Warner) *Link {
 		l.State = LinkStateUnknown
 		warn("link.state", src.State)
 	}
-	if l.Tags == nil {
-		l.Tags = []string{}
+	for _, t := range src.LinkTags {
+		if t != nil {
+			l.Tags = append(l.Tags, *t)
+		}
 	}
 	for _, p := range src.AvailableProducts {
 		if v, ok := products[p]; ok {

@@ -1,6 +1,7 @@
 package model
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"strconv"
@@ -40,6 +41,8 @@ func UnmarshalDecimal(v any) (string, error) {
 	switch v := v.(type) {
 	case string:
 		s = v
+	case json.Number:
+		s = v.String()
 	case int64:
 		s = strconv.FormatInt(v, 10)
 	case int:
