@@ -29,7 +29,7 @@ check-generate:
 	$(GQLGEN) generate || exit 1; \
 	after=$$(cat $(GENERATED) | sha256sum); \
 	if [ "$$before" != "$$after" ]; then echo "generated gqlgen code was stale; it has been regenerated: review and commit it"; exit 1; fi; \
-	if [ -n "$$CI" ]; then git diff --exit-code -- graph && test -z "$$(git status --porcelain -- graph)" || { echo "generated code differs from the commit"; exit 1; }; fi
+	if [ -n "$$CI" ]; then git diff --exit-code && test -z "$$(git status --porcelain)" || { echo "regenerating changed the checkout (generated code or go.mod not committed)"; exit 1; }; fi
 
 generate: ## regenerate gqlgen code after editing graph/*.graphqls
 	$(GQLGEN) generate
