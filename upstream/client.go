@@ -72,7 +72,7 @@ type Client struct {
 // New returns a Client, or an error when the configuration cannot work.
 func New(cfg Config) (*Client, error) {
 	u, err := url.Parse(cfg.BaseURL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" {
 		return nil, fmt.Errorf("base URL %q: want an absolute http(s) URL without query", RedactURL(cfg.BaseURL))
 	}
 	if cfg.ClientID == "" || cfg.ClientSecret == "" {

@@ -101,11 +101,13 @@ type Decimal struct {
 
 // NewDecimal returns the Decimal for s, or an error when s is not a JSON number.
 func NewDecimal(s string) (Decimal, error) {
-	if !json.Valid([]byte(s)) || s == "" || (s[0] != '-' && (s[0] < '0' || s[0] > '9')) {
+	if s == "" || !isDigit(s[len(s)-1]) || (s[0] != '-' && !isDigit(s[0])) || !json.Valid([]byte(s)) {
 		return Decimal{}, fmt.Errorf("not a decimal number: %.40q", s)
 	}
 	return Decimal{digits: s}, nil
 }
+
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
 
 // String returns the digits, or "" when absent.
 func (d Decimal) String() string { return d.digits }
@@ -222,12 +224,9 @@ var errMissingField = errors.New("required field missing")
 // missing link or account id.
 func DecodeIdentity(body []byte) (*Identity, error) {
 	var id Identity
-	dec := json.NewDecoder(bytes.NewReader(body))
-	if err := dec.Decode(&id); err != nil {
+	// Unmarshal, unlike a Decoder, refuses anything after the value.
+	if err := json.Unmarshal(body, &id); err != nil {
 		return nil, fmt.Errorf("decode identity: %w", err)
-	}
-	if dec.More() {
-		return nil, errors.New("decode identity: trailing data after the JSON value")
 	}
 	if id.Link.LinkID == "" {
 		return nil, fmt.Errorf("decode identity: link.link_id: %w", errMissingField)

@@ -19,8 +19,12 @@ type tokenResponse struct {
 	ExpiresIn   int64  `json:"expires_in"`
 }
 
-// defaultTokenTTL is assumed when the upstream omits expires_in.
-const defaultTokenTTL = 5 * time.Minute
+// Token lifetimes: assumed when the upstream omits expires_in, and the most
+// the facade believes.
+const (
+	defaultTokenTTL = 5 * time.Minute
+	maxTokenTTL     = 24 * time.Hour
+)
 
 // fetchToken asks the upstream for a client-credentials token.
 func (c *Client) fetchToken(ctx context.Context) (string, time.Duration, error) {
@@ -44,9 +48,10 @@ func (c *Client) fetchToken(ctx context.Context) (string, time.Duration, error) 
 	if err != nil {
 		return "", 0, err
 	}
-	ttl := time.Duration(tr.ExpiresIn) * time.Second
-	if tr.ExpiresIn <= 0 {
-		ttl = defaultTokenTTL
+	ttl := defaultTokenTTL
+	if tr.ExpiresIn > 0 {
+		// Capped, so a huge expires_in cannot overflow into the past.
+		ttl = time.Duration(min(tr.ExpiresIn, int64(maxTokenTTL/time.Second))) * time.Second
 	}
 	return tr.AccessToken, ttl, nil
 }
@@ -72,6 +77,9 @@ type tokenFetch struct {
 
 // Token returns a valid access token.
 func (ts *tokenSource) Token(ctx context.Context) (string, error) {
+	if err := ctx.Err(); err != nil {
+		return "", newError(CodeUpstreamTimeout, 0, fmt.Errorf("waiting for a token: %w", context.Cause(ctx)))
+	}
 	ts.mu.Lock()
 	if ts.token != "" && ts.now().Before(ts.renewAt) {
 		tok := ts.token

@@ -1,0 +1,602 @@
+package upstream_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/mkgraph/mkgraph/upstream"
+)
+
+// The facade's fixed messages: safe to show, the same whatever went wrong.
+const (
+	msgUnavailable = "The MoneyKit API is unavailable; try again later."
+	msgTimeout     = "The MoneyKit API did not answer in time; try again later."
+	msgBadResponse = "The MoneyKit API sent a response the facade cannot read."
+)
+
+const (
+	docsAuth       = "https://docs.moneykit.com/api/reference/authentication"
+	docsLinkErrors = "https://docs.moneykit.com/api/reference/link-errors"
+	docsRateLimits = "https://docs.moneykit.com/api/reference/rate-limits"
+)
+
+// secretBody is a marker that must never reach an error's text or message.
+const secretBody = "SECRET-UPSTREAM-BODY stack trace at db.internal:5432"
+
+// errorFields is the comparable part of an *upstream.Error (Err is for logs).
+func errorFields(e *upstream.Error) upstream.Error {
+	c := *e
+	c.Err = nil
+	return c
+}
+
+func TestGetIdentityErrors(t *testing.T) {
+	clock := newFakeClock()
+	apiError := func(status int, code, message, docs, linkErrorCode string, header ...string) func(http.ResponseWriter, *http.Request, int) {
+		return func(w http.ResponseWriter, r *http.Request, n int) {
+			writeJSON(w, status, apiErrorJSON(code, message, docs, linkErrorCode), header...)
+		}
+	}
+	raw := func(status int, contentType, body string) func(http.ResponseWriter, *http.Request, int) {
+		return func(w http.ResponseWriter, r *http.Request, n int) {
+			w.Header().Set("Content-Type", contentType)
+			w.WriteHeader(status)
+			w.Write([]byte(body))
+		}
+	}
+	const rateLimitMsg = "Rate limit exceeded. Use the value of the Retry-After header as guidance for when to retry the request."
+	// 1201 bytes: byte 1024 is inside an "é", so the cut must step back to 1023.
+	long := "a" + strings.Repeat("é", 600)
+
+	tests := []struct {
+		name              string
+		identity          func(http.ResponseWriter, *http.Request, int)
+		cfg               upstream.Config
+		want              upstream.Error
+		wantIdentityCalls int
+		wantTokenCalls    int
+	}{
+		{
+			name:     "401 expired token twice",
+			identity: apiError(401, "api_error.auth.expired_access_token", "Access token expired", docsAuth, ""),
+			want: upstream.Error{Status: 401, Code: upstream.CodeExpiredAccessToken, Message: "Access token expired",
+				DocumentationURL: docsAuth},
+			wantIdentityCalls: 2, wantTokenCalls: 2,
+		},
+		{
+			name:     "401 unauthorized",
+			identity: apiError(401, "api_error.auth.unauthorized", "Invalid client credentials.", docsAuth, ""),
+			want: upstream.Error{Status: 401, Code: upstream.CodeUnauthorized, Message: "Invalid client credentials.",
+				DocumentationURL: docsAuth},
+			wantIdentityCalls: 1, wantTokenCalls: 1,
+		},
+		{
+			name:     "401 unauthorized link access",
+			identity: apiError(401, "link_error.unauthorized_access", "Unauthorized link access.", docsLinkErrors, ""),
+			want: upstream.Error{Status: 401, Code: "link_error.unauthorized_access", Message: "Unauthorized link access.",
+				DocumentationURL: docsLinkErrors},
+			wantIdentityCalls: 1, wantTokenCalls: 1,
+		},
+		{
+			name:     "403 forbidden",
+			identity: apiError(403, "link_error.forbidden_action", "Accounts access not permitted", docsLinkErrors, ""),
+			want: upstream.Error{Status: 403, Code: "link_error.forbidden_action", Message: "Accounts access not permitted",
+				DocumentationURL: docsLinkErrors},
+			wantIdentityCalls: 1, wantTokenCalls: 1,
+		},
+		{
+			name:     "404 not found",
+			identity: apiError(404, "link_error.not_found", "Link not found.", docsLinkErrors, ""),
+			want: upstream.Error{Status: 404, Code: "link_error.not_found", Message: "Link not found.",
+				DocumentationURL: docsLinkErrors},
+			wantIdentityCalls: 1, wantTokenCalls: 1,
+		},
+		{
+			name:     "410 deleted",
+			identity: apiError(410, "link_error.deleted", "This link was deleted at some earlier time.", docsLinkErrors, ""),
+			want: upstream.Error{Status: 410, Code: "link_error.deleted", Message: "This link was deleted at some earlier time.",
+				DocumentationURL: docsLinkErrors},
+			wantIdentityCalls: 1, wantTokenCalls: 1,
+		},
+		{
+			name:     "422 bad state",
+			identity: apiError(422, "link_error.bad_state", "The link must be reconnected.", docsLinkErrors, "auth_expired"),
+			want: upstream.Error{Status: 422, Code: "link_error.bad_state", Message: "The link must be reconnected.",
+				DocumentationURL: docsLinkErrors, LinkErrorCode: "auth_expired"},
+			wantIdentityCalls: 1, wantTokenCalls: 1,
+		},
+		{
+			name:     "429 Retry-After seconds",
+			identity: apiError(429, "api_error.rate_limit_exceeded", rateLimitMsg, docsRateLimits, "", "Retry-After", "30"),
+			want: upstream.Error{Status: 429, Code: upstream.CodeRateLimitExceeded, Message: rateLimitMsg,
+				DocumentationURL: docsRateLimits, RetryAfter: 30 * time.Second},
+			wantIdentityCalls: 1, wantTokenCalls: 1,
+		},
+		{
+			name: "429 Retry-After HTTP-date",
+			identity: apiError(429, "api_error.rate_limit_exceeded", rateLimitMsg, docsRateLimits, "",
+				"Retry-After", clock.Now().Add(20*time.Second).Format(http.TimeFormat)),
+			cfg: upstream.Config{Now: clock.Now},
+			want: upstream.Error{Status: 429, Code: upstream.CodeRateLimitExceeded, Message: rateLimitMsg,
+				DocumentationURL: docsRateLimits, RetryAfter: 20 * time.Second},
+			wantIdentityCalls: 1, wantTokenCalls: 1,
+		},
+		{
+			name: "429 Retry-After date in the past",
+			identity: apiError(429, "api_error.rate_limit_exceeded", rateLimitMsg, docsRateLimits, "",
+				"Retry-After", clock.Now().Add(-time.Hour).Format(http.TimeFormat)),
+			cfg: upstream.Config{Now: clock.Now},
+			want: upstream.Error{Status: 429, Code: upstream.CodeRateLimitExceeded, Message: rateLimitMsg,
+				DocumentationURL: docsRateLimits},
+			wantIdentityCalls: 1, wantTokenCalls: 1,
+		},
+		{
+			name:     "429 without Retry-After",
+			identity: apiError(429, "api_error.rate_limit_exceeded", rateLimitMsg, docsRateLimits, ""),
+			want: upstream.Error{Status: 429, Code: upstream.CodeRateLimitExceeded, Message: rateLimitMsg,
+				DocumentationURL: docsRateLimits},
+			wantIdentityCalls: 1, wantTokenCalls: 1,
+		},
+		{
+			name:     "429 garbage Retry-After",
+			identity: apiError(429, "api_error.rate_limit_exceeded", rateLimitMsg, docsRateLimits, "", "Retry-After", "soon"),
+			want: upstream.Error{Status: 429, Code: upstream.CodeRateLimitExceeded, Message: rateLimitMsg,
+				DocumentationURL: docsRateLimits},
+			wantIdentityCalls: 1, wantTokenCalls: 1,
+		},
+		{
+			name:              "Retry-After ignored outside 429",
+			identity:          apiError(404, "link_error.not_found", "Link not found.", docsLinkErrors, "", "Retry-After", "30"),
+			want:              upstream.Error{Status: 404, Code: "link_error.not_found", Message: "Link not found.", DocumentationURL: docsLinkErrors},
+			wantIdentityCalls: 1, wantTokenCalls: 1,
+		},
+		{
+			name:              "4xx without error_message",
+			identity:          apiError(404, "link_error.not_found", "", "", ""),
+			want:              upstream.Error{Status: 404, Code: "link_error.not_found", Message: "Not Found"},
+			wantIdentityCalls: 1, wantTokenCalls: 1,
+		},
+		{
+			name:              "500 JSON",
+			identity:          apiError(500, "api_error.internal", secretBody, secretBody, secretBody),
+			want:              upstream.Error{Status: 500, Code: upstream.CodeUpstreamUnavailable, Message: msgUnavailable},
+			wantIdentityCalls: 1, wantTokenCalls: 1,
+		},
+		{
+			name:              "502 HTML",
+			identity:          raw(502, "text/html", "<html><body>"+secretBody+"</body></html>"),
+			want:              upstream.Error{Status: 502, Code: upstream.CodeUpstreamUnavailable, Message: msgUnavailable},
+			wantIdentityCalls: 1, wantTokenCalls: 1,
+		},
+		{
+			name:              "503 HTML",
+			identity:          raw(503, "text/html", "<html><body>"+secretBody+"</body></html>"),
+			want:              upstream.Error{Status: 503, Code: upstream.CodeUpstreamUnavailable, Message: msgUnavailable},
+			wantIdentityCalls: 1, wantTokenCalls: 1,
+		},
+		{
+			name:              "504 empty",
+			identity:          raw(504, "text/plain", ""),
+			want:              upstream.Error{Status: 504, Code: upstream.CodeUpstreamUnavailable, Message: msgUnavailable},
+			wantIdentityCalls: 1, wantTokenCalls: 1,
+		},
+		{
+			name:              "400 HTML",
+			identity:          raw(400, "text/html", "<html><body>"+secretBody+"</body></html>"),
+			want:              upstream.Error{Status: 400, Code: upstream.CodeUpstreamBadResponse, Message: msgBadResponse},
+			wantIdentityCalls: 1, wantTokenCalls: 1,
+		},
+		{
+			name:              "404 JSON without error_code",
+			identity:          raw(404, "application/json", `{"detail":"`+secretBody+`"}`),
+			want:              upstream.Error{Status: 404, Code: upstream.CodeUpstreamBadResponse, Message: msgBadResponse},
+			wantIdentityCalls: 1, wantTokenCalls: 1,
+		},
+		{
+			name:              "200 text/html",
+			identity:          raw(200, "text/html; charset=utf-8", minimalIdentity),
+			want:              upstream.Error{Status: 200, Code: upstream.CodeUpstreamBadResponse, Message: msgBadResponse},
+			wantIdentityCalls: 1, wantTokenCalls: 1,
+		},
+		{
+			name:              "200 truncated JSON",
+			identity:          raw(200, "application/json", minimalIdentity[:len(minimalIdentity)-5]),
+			want:              upstream.Error{Status: 200, Code: upstream.CodeUpstreamBadResponse, Message: msgBadResponse},
+			wantIdentityCalls: 1, wantTokenCalls: 1,
+		},
+		{
+			name:              "200 without link_id",
+			identity:          raw(200, "application/json", `{"accounts":[]}`),
+			want:              upstream.Error{Status: 200, Code: upstream.CodeUpstreamBadResponse, Message: msgBadResponse},
+			wantIdentityCalls: 1, wantTokenCalls: 1,
+		},
+		{
+			name:              "200 larger than MaxBodyBytes",
+			identity:          raw(200, "application/json", paddedIdentity(1025)),
+			cfg:               upstream.Config{MaxBodyBytes: 1024},
+			want:              upstream.Error{Status: 200, Code: upstream.CodeUpstreamBadResponse, Message: msgBadResponse},
+			wantIdentityCalls: 1, wantTokenCalls: 1,
+		},
+		{
+			name:              "404 larger than MaxBodyBytes",
+			identity:          raw(404, "application/json", apiErrorJSON("link_error.not_found", strings.Repeat("x", 2048), "", "")),
+			cfg:               upstream.Config{MaxBodyBytes: 1024},
+			want:              upstream.Error{Status: 404, Code: upstream.CodeUpstreamBadResponse, Message: msgBadResponse},
+			wantIdentityCalls: 1, wantTokenCalls: 1,
+		},
+		{
+			name:     "long message is truncated on a rune boundary",
+			identity: apiError(403, "link_error.forbidden_action", long, long, long),
+			want: upstream.Error{Status: 403, Code: "link_error.forbidden_action", Message: long[:1023] + "…",
+				DocumentationURL: long[:1023] + "…", LinkErrorCode: long[:1023] + "…"},
+			wantIdentityCalls: 1, wantTokenCalls: 1,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFakeUpstream(t, fakeOptions{identity: tt.identity})
+			c := MustNewClient(t, f.URL, tt.cfg)
+			id, err := c.GetIdentity(t.Context(), "mk_test")
+			if err == nil {
+				t.Fatalf("GetIdentity(ctx, %q) = %+v, nil; want error %s", "mk_test", id, tt.want.Code)
+			}
+			e := MustAsError(t, err)
+			if diff := cmp.Diff(tt.want, errorFields(e)); diff != "" {
+				t.Errorf("GetIdentity(ctx, %q) error mismatch (-want +got):\n%s", "mk_test", diff)
+			}
+			if strings.Contains(e.Error(), "SECRET") || strings.Contains(e.Message, "SECRET") {
+				t.Errorf("GetIdentity(ctx, %q) error %q (message %q) holds the upstream body", "mk_test", e.Error(), e.Message)
+			}
+			if !utf8.ValidString(e.Message) || !utf8.ValidString(e.Error()) {
+				t.Errorf("GetIdentity(ctx, %q) error %q is not valid UTF-8", "mk_test", e.Error())
+			}
+			gotIdentity, gotToken := f.Counts()
+			if gotIdentity != tt.wantIdentityCalls || gotToken != tt.wantTokenCalls {
+				t.Errorf("GetIdentity(ctx, %q): %d identity and %d token calls, want %d and %d",
+					"mk_test", gotIdentity, gotToken, tt.wantIdentityCalls, tt.wantTokenCalls)
+			}
+		})
+	}
+}
+
+// paddedIdentity is a valid identity answer of exactly n bytes.
+func paddedIdentity(n int) string {
+	const head, tail = `{"accounts":[],"link":{"link_id":"mk_test","webhook":"`, `"}}`
+	return head + strings.Repeat("w", n-len(head)-len(tail)) + tail
+}
+
+func TestGetIdentityBodyAtLimit(t *testing.T) {
+	body := paddedIdentity(1024)
+	f := newFakeUpstream(t, fakeOptions{identity: func(w http.ResponseWriter, r *http.Request, n int) {
+		writeJSON(w, http.StatusOK, body)
+	}})
+	c := MustNewClient(t, f.URL, upstream.Config{MaxBodyBytes: int64(len(body))})
+	if _, err := c.GetIdentity(t.Context(), "mk_test"); err != nil {
+		t.Errorf("GetIdentity(ctx, %q) with a body of exactly MaxBodyBytes: %v, want nil", "mk_test", err)
+	}
+}
+
+func TestGetIdentityAcceptedContentTypes(t *testing.T) {
+	for _, ct := range []string{"application/json", "application/json; charset=utf-8", "Application/JSON", "application/vnd.moneykit+json", ""} {
+		t.Run(ct, func(t *testing.T) {
+			f := newFakeUpstream(t, fakeOptions{identity: func(w http.ResponseWriter, r *http.Request, n int) {
+				if ct == "" {
+					w.Header()["Content-Type"] = nil // no sniffing: no header at all
+				} else {
+					w.Header().Set("Content-Type", ct)
+				}
+				w.Write([]byte(minimalIdentity))
+			}})
+			c := MustNewClient(t, f.URL, upstream.Config{})
+			if _, err := c.GetIdentity(t.Context(), "mk_test"); err != nil {
+				t.Errorf("GetIdentity(ctx, %q) with Content-Type %q: %v, want nil", "mk_test", ct, err)
+			}
+		})
+	}
+}
+
+// TestGetIdentityExpiredTokenRenewed checks the one retry: a new token is
+// fetched and sent, and the second answer is returned.
+func TestGetIdentityExpiredTokenRenewed(t *testing.T) {
+	f := newFakeUpstream(t, fakeOptions{identity: func(w http.ResponseWriter, r *http.Request, n int) {
+		if r.Header.Get("Authorization") == "Bearer tok-1" {
+			writeJSON(w, http.StatusUnauthorized, apiErrorJSON(upstream.CodeExpiredAccessToken, "Access token expired", docsAuth, ""))
+			return
+		}
+		writeJSON(w, http.StatusOK, minimalIdentity)
+	}})
+	c := MustNewClient(t, f.URL, upstream.Config{})
+	id, err := c.GetIdentity(t.Context(), "mk_test")
+	if err != nil {
+		t.Fatalf("GetIdentity(ctx, %q): %v, want nil", "mk_test", err)
+	}
+	if id.Link.LinkID != "mk_test" {
+		t.Errorf("GetIdentity(ctx, %q).Link.LinkID = %q, want mk_test", "mk_test", id.Link.LinkID)
+	}
+	if gotIdentity, gotToken := f.Counts(); gotIdentity != 2 || gotToken != 2 {
+		t.Errorf("GetIdentity(ctx, %q): %d identity and %d token calls, want 2 and 2", "mk_test", gotIdentity, gotToken)
+	}
+	var auth []string
+	for _, r := range f.Requests() {
+		if r.EscapedPath != "/auth/token" {
+			auth = append(auth, r.Header.Get("Authorization"))
+		}
+	}
+	if diff := cmp.Diff([]string{"Bearer tok-1", "Bearer tok-2"}, auth); diff != "" {
+		t.Errorf("Authorization headers mismatch (-want +got):\n%s", diff)
+	}
+	// The renewed token is cached: the next call needs no new token.
+	if _, err := c.GetIdentity(t.Context(), "mk_test"); err != nil {
+		t.Fatalf("GetIdentity(ctx, %q): %v, want nil", "mk_test", err)
+	}
+	if gotIdentity, gotToken := f.Counts(); gotIdentity != 3 || gotToken != 2 {
+		t.Errorf("after a second GetIdentity: %d identity and %d token calls, want 3 and 2", gotIdentity, gotToken)
+	}
+}
+
+func TestGetIdentityTokenErrors(t *testing.T) {
+	tests := []struct {
+		name  string
+		token func(http.ResponseWriter, *http.Request, int)
+		want  upstream.Error
+	}{
+		{
+			name: "401 unauthorized",
+			token: func(w http.ResponseWriter, r *http.Request, n int) {
+				writeJSON(w, 401, apiErrorJSON(upstream.CodeUnauthorized, "Invalid client credentials.", docsAuth, ""))
+			},
+			want: upstream.Error{Status: 401, Code: upstream.CodeUnauthorized, Message: "Invalid client credentials.", DocumentationURL: docsAuth},
+		},
+		{
+			name: "400 unauthorized",
+			token: func(w http.ResponseWriter, r *http.Request, n int) {
+				writeJSON(w, 400, apiErrorJSON(upstream.CodeUnauthorized, "Bad grant.", docsAuth, ""))
+			},
+			want: upstream.Error{Status: 400, Code: upstream.CodeUnauthorized, Message: "Bad grant.", DocumentationURL: docsAuth},
+		},
+		{
+			name: "503",
+			token: func(w http.ResponseWriter, r *http.Request, n int) {
+				writeJSON(w, 503, `{"error_code":"x"}`)
+			},
+			want: upstream.Error{Status: 503, Code: upstream.CodeUpstreamUnavailable, Message: msgUnavailable},
+		},
+		{
+			name: "201 without access_token",
+			token: func(w http.ResponseWriter, r *http.Request, n int) {
+				writeJSON(w, 201, `{"token_type":"bearer","expires_in":3600}`)
+			},
+			want: upstream.Error{Status: 201, Code: upstream.CodeUpstreamBadResponse, Message: msgBadResponse},
+		},
+		{
+			name: "201 not JSON",
+			token: func(w http.ResponseWriter, r *http.Request, n int) {
+				writeJSON(w, 201, `access_token=abc`)
+			},
+			want: upstream.Error{Status: 201, Code: upstream.CodeUpstreamBadResponse, Message: msgBadResponse},
+		},
+		{
+			name: "201 text/html",
+			token: func(w http.ResponseWriter, r *http.Request, n int) {
+				w.Header().Set("Content-Type", "text/html")
+				w.WriteHeader(201)
+				w.Write([]byte(`{"access_token":"abc"}`))
+			},
+			want: upstream.Error{Status: 201, Code: upstream.CodeUpstreamBadResponse, Message: msgBadResponse},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFakeUpstream(t, fakeOptions{token: tt.token})
+			c := MustNewClient(t, f.URL, upstream.Config{})
+			for i := range 2 { // a failed token fetch is not cached
+				_, err := c.GetIdentity(t.Context(), "mk_test")
+				got := errorFields(MustAsError(t, err))
+				if diff := cmp.Diff(tt.want, got); diff != "" {
+					t.Errorf("GetIdentity(ctx, %q) #%d error mismatch (-want +got):\n%s", "mk_test", i+1, diff)
+				}
+			}
+			if gotIdentity, gotToken := f.Counts(); gotIdentity != 0 || gotToken != 2 {
+				t.Errorf("two GetIdentity calls: %d identity and %d token calls, want 0 and 2", gotIdentity, gotToken)
+			}
+		})
+	}
+}
+
+func TestGetIdentityConnectionRefused(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	c := MustNewClient(t, "http://"+addr, upstream.Config{})
+	_, err = c.GetIdentity(t.Context(), "mk_test")
+	e := MustAsError(t, err)
+	want := upstream.Error{Code: upstream.CodeUpstreamUnavailable, Message: msgUnavailable}
+	if diff := cmp.Diff(want, errorFields(e)); diff != "" {
+		t.Errorf("GetIdentity(ctx, %q) error mismatch (-want +got):\n%s", "mk_test", diff)
+	}
+	if !e.Temporary() {
+		t.Errorf("GetIdentity(ctx, %q): Temporary() = false, want true", "mk_test")
+	}
+}
+
+func TestGetIdentityTimeout(t *testing.T) {
+	f := newFakeUpstream(t, fakeOptions{identity: func(w http.ResponseWriter, r *http.Request, n int) { blockUntilGone(w, r) }})
+	c := MustNewClient(t, f.URL, upstream.Config{Timeout: 100 * time.Millisecond})
+	start := time.Now()
+	_, err := c.GetIdentity(t.Context(), "mk_test")
+	e := MustAsError(t, err)
+	want := upstream.Error{Code: upstream.CodeUpstreamTimeout, Message: msgTimeout}
+	if diff := cmp.Diff(want, errorFields(e)); diff != "" {
+		t.Errorf("GetIdentity(ctx, %q) error mismatch (-want +got):\n%s", "mk_test", diff)
+	}
+	if elapsed := time.Since(start); elapsed > 2*time.Second {
+		t.Errorf("GetIdentity(ctx, %q) took %v with Timeout 100ms", "mk_test", elapsed)
+	}
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("GetIdentity(ctx, %q): %v, want it to wrap context.DeadlineExceeded", "mk_test", err)
+	}
+}
+
+// TestGetIdentityTimeoutWhileReadingBody: headers arrive, the body never ends.
+func TestGetIdentityTimeoutWhileReadingBody(t *testing.T) {
+	f := newFakeUpstream(t, fakeOptions{identity: func(w http.ResponseWriter, r *http.Request, n int) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusOK)
+		w.Write([]byte(`{"accounts":[`))
+		w.(http.Flusher).Flush()
+		blockUntilGone(w, r)
+	}})
+	c := MustNewClient(t, f.URL, upstream.Config{Timeout: 100 * time.Millisecond})
+	_, err := c.GetIdentity(t.Context(), "mk_test")
+	if e := MustAsError(t, err); e.Code != upstream.CodeUpstreamTimeout {
+		t.Errorf("GetIdentity(ctx, %q): %v, want %s", "mk_test", err, upstream.CodeUpstreamTimeout)
+	}
+}
+
+func TestGetIdentityCallerCancelled(t *testing.T) {
+	started := make(chan struct{}, 1)
+	f := newFakeUpstream(t, fakeOptions{identity: func(w http.ResponseWriter, r *http.Request, n int) {
+		started <- struct{}{}
+		blockUntilGone(w, r)
+	}})
+	c := MustNewClient(t, f.URL, upstream.Config{})
+	ctx, cancel := context.WithCancel(t.Context())
+	go func() {
+		<-started
+		cancel()
+	}()
+	start := time.Now()
+	_, err := c.GetIdentity(ctx, "mk_test")
+	e := MustAsError(t, err)
+	want := upstream.Error{Code: upstream.CodeUpstreamTimeout, Message: msgTimeout}
+	if diff := cmp.Diff(want, errorFields(e)); diff != "" {
+		t.Errorf("GetIdentity(cancelled ctx, %q) error mismatch (-want +got):\n%s", "mk_test", diff)
+	}
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("GetIdentity(cancelled ctx, %q): %v, want it to wrap context.Canceled", "mk_test", err)
+	}
+	if elapsed := time.Since(start); elapsed > 2*time.Second {
+		t.Errorf("GetIdentity(cancelled ctx, %q) took %v", "mk_test", elapsed)
+	}
+}
+
+func TestGetIdentityCallerDeadline(t *testing.T) {
+	f := newFakeUpstream(t, fakeOptions{identity: func(w http.ResponseWriter, r *http.Request, n int) { blockUntilGone(w, r) }})
+	c := MustNewClient(t, f.URL, upstream.Config{Timeout: time.Minute})
+	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+	defer cancel()
+	_, err := c.GetIdentity(ctx, "mk_test")
+	if e := MustAsError(t, err); e.Code != upstream.CodeUpstreamTimeout || e.Status != 0 {
+		t.Errorf("GetIdentity(ctx with deadline, %q): %v, want %s", "mk_test", err, upstream.CodeUpstreamTimeout)
+	}
+}
+
+func TestErrorString(t *testing.T) {
+	tests := []struct {
+		err  *upstream.Error
+		want string
+	}{
+		{&upstream.Error{Status: 410, Code: "link_error.deleted", Message: "This link was deleted at some earlier time."},
+			"link_error.deleted (HTTP 410): This link was deleted at some earlier time."},
+		{&upstream.Error{Code: upstream.CodeUpstreamTimeout, Message: msgTimeout, Err: context.DeadlineExceeded},
+			"facade.upstream_timeout: " + msgTimeout + ": context deadline exceeded"},
+		{&upstream.Error{Code: "x"}, "x"},
+	}
+	for _, tt := range tests {
+		if got := tt.err.Error(); got != tt.want {
+			t.Errorf("(%#v).Error() = %q, want %q", tt.err, got, tt.want)
+		}
+	}
+}
+
+func TestErrorTemporary(t *testing.T) {
+	for code, want := range map[string]bool{
+		upstream.CodeUpstreamUnavailable: true,
+		upstream.CodeUpstreamTimeout:     true,
+		upstream.CodeRateLimitExceeded:   true,
+		upstream.CodeUpstreamBadResponse: false,
+		upstream.CodeInvalidArgument:     false,
+		upstream.CodeInternal:            false,
+		upstream.CodeExpiredAccessToken:  false,
+		"link_error.not_found":           false,
+	} {
+		if got := (&upstream.Error{Code: code}).Temporary(); got != want {
+			t.Errorf("Error{Code: %q}.Temporary() = %v, want %v", code, got, want)
+		}
+	}
+}
+
+func TestAsError(t *testing.T) {
+	orig := &upstream.Error{Status: 404, Code: "link_error.not_found"}
+	if got := upstream.AsError(fmt.Errorf("GetIdentity(%q): %w", "x", orig)); got != orig {
+		t.Errorf("AsError(wrapped *Error) = %v, want the same *Error", got)
+	}
+	for _, tt := range []struct {
+		err  error
+		want string
+	}{
+		{context.Canceled, upstream.CodeUpstreamTimeout},
+		{fmt.Errorf("wait: %w", context.DeadlineExceeded), upstream.CodeUpstreamTimeout},
+		{errors.New("boom"), upstream.CodeInternal},
+	} {
+		got := upstream.AsError(tt.err)
+		if got.Code != tt.want || !errors.Is(got, tt.err) {
+			t.Errorf("AsError(%v) = %v, want code %s wrapping the cause", tt.err, got, tt.want)
+		}
+		if strings.Contains(got.Message, tt.err.Error()) {
+			t.Errorf("AsError(%v).Message = %q, want a fixed message", tt.err, got.Message)
+		}
+	}
+}
+
+func TestInvalidArgument(t *testing.T) {
+	e := upstream.InvalidArgument("A link id must not be empty.")
+	if e.Code != upstream.CodeInvalidArgument || e.Message != "A link id must not be empty." || e.Status != 0 || e.Temporary() {
+		t.Errorf("InvalidArgument(...) = %#v, want code %s with the message", e, upstream.CodeInvalidArgument)
+	}
+}
+
+func TestParseRetryAfter(t *testing.T) {
+	now := time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
+	tests := []struct {
+		in     string
+		want   time.Duration
+		wantOK bool
+	}{
+		{"30", 30 * time.Second, true},
+		{" 30 ", 30 * time.Second, true},
+		{"0", 0, true},
+		{"86400", 24 * time.Hour, true},
+		{now.Add(20 * time.Second).Format(http.TimeFormat), 20 * time.Second, true},
+		{"Wed, 01 May 2024 12:01:00 GMT", time.Minute, true},
+		{"Wednesday, 01-May-24 12:00:20 GMT", 20 * time.Second, true}, // RFC 850
+		{"Wed May  1 12:00:20 2024", 20 * time.Second, true},          // ANSI C asctime
+		{now.Add(-time.Hour).Format(http.TimeFormat), 0, true},
+		{now.Format(http.TimeFormat), 0, true},
+		{"", 0, false},
+		{"   ", 0, false},
+		{"soon", 0, false},
+		{"-5", 0, false},
+		{"1.5", 0, false},
+		{"30s", 0, false},
+		{"2024-05-01T12:00:20Z", 0, false},
+	}
+	for _, tt := range tests {
+		got, ok := upstream.ParseRetryAfter(tt.in, now)
+		if got != tt.want || ok != tt.wantOK {
+			t.Errorf("ParseRetryAfter(%q, %v) = %v, %v; want %v, %v", tt.in, now, got, ok, tt.want, tt.wantOK)
+		}
+	}
+}
