@@ -58,24 +58,27 @@ const moneyKitURL = "https://api.moneykit.com"
 
 // config is every setting, read once at start.
 type config struct {
-	Addr                string
-	BaseURL             string
-	ClientID            string
-	ClientSecret        string
-	LogLevel            zerolog.Level
-	LogFormat           string
-	UpstreamTimeout     time.Duration
-	UpstreamConcurrency int
-	UpstreamMaxBody     int64
-	RequestTimeout      time.Duration
-	LoaderWait          time.Duration
-	MaxBodyBytes        int64
-	MaxLinkIDs          int
-	Introspection       bool
-	GraphiQL            bool
-	SandboxLatency      time.Duration
-	ShutdownTimeout     time.Duration
-	DrainDelay          time.Duration
+	Addr                  string
+	BaseURL               string
+	ClientID              string
+	ClientSecret          string
+	LogLevel              zerolog.Level
+	LogFormat             string
+	UpstreamTimeout       time.Duration
+	UpstreamConcurrency   int
+	UpstreamMaxBody       int64
+	RequestTimeout        time.Duration
+	LoaderWait            time.Duration
+	MaxBodyBytes          int64
+	MaxLinkIDs            int
+	MaxLinksPerRequest    int
+	MaxAccountsPerRequest int
+	MaxComplexity         int
+	Introspection         bool
+	GraphiQL              bool
+	SandboxLatency        time.Duration
+	ShutdownTimeout       time.Duration
+	DrainDelay            time.Duration
 }
 
 // configError is a bad setting: main exits with status 2.
@@ -87,7 +90,13 @@ func (e *configError) Unwrap() error { return e.err }
 // setting is one configuration value, settable by flag and environment.
 type setting struct {
 	flag, env, def, usage string
-	set                   func(string) error
+	binding
+}
+
+// binding parses a setting into its config field and formats it back.
+type binding struct {
+	set func(string) error
+	get func() string
 }
 
 // settings lists every setting with its default. The environment overrides
@@ -98,79 +107,85 @@ func (c *config) settings() []setting {
 		{"moneykit-base-url", "MONEYKIT_BASE_URL", "", "MoneyKit API base URL; unset: the embedded sandbox (or " + moneyKitURL + " when credentials are set)", str(&c.BaseURL)},
 		{"moneykit-client-id", "MONEYKIT_CLIENT_ID", "", "MoneyKit client id", str(&c.ClientID)},
 		{"moneykit-client-secret", "MONEYKIT_CLIENT_SECRET", "", "MoneyKit client secret (prefer the environment: flags show in ps)", str(&c.ClientSecret)},
-		{"log-level", "MKGRAPH_LOG_LEVEL", "info", "trace, debug, info, warn, error", func(s string) (err error) {
-			c.LogLevel, err = zerolog.ParseLevel(strings.ToLower(s))
-			if err == nil && c.LogLevel == zerolog.NoLevel {
-				err = errors.New("empty level")
-			}
-			return err
+		{"log-level", "MKGRAPH_LOG_LEVEL", "info", "trace, debug, info, warn, error", binding{
+			set: func(s string) (err error) {
+				c.LogLevel, err = zerolog.ParseLevel(strings.ToLower(s))
+				if err == nil && c.LogLevel == zerolog.NoLevel {
+					err = errors.New("empty level")
+				}
+				return err
+			},
+			get: func() string { return c.LogLevel.String() },
 		}},
-		{"log-format", "MKGRAPH_LOG_FORMAT", "json", "json or console", func(s string) error {
-			if s != "json" && s != "console" {
-				return errors.New("want json or console")
-			}
-			c.LogFormat = s
-			return nil
+		{"log-format", "MKGRAPH_LOG_FORMAT", "json", "json or console", binding{
+			set: func(s string) error {
+				if s != "json" && s != "console" {
+					return errors.New("want json or console")
+				}
+				c.LogFormat = s
+				return nil
+			},
+			get: func() string { return c.LogFormat },
 		}},
-		{"upstream-timeout", "MKGRAPH_UPSTREAM_TIMEOUT", "10s", "deadline of one upstream HTTP call", positiveDuration(&c.UpstreamTimeout)},
-		{"upstream-concurrency", "MKGRAPH_UPSTREAM_CONCURRENCY", strconv.Itoa(loader.DefaultConcurrency), "distinct links one GraphQL request fetches at once", positive(&c.UpstreamConcurrency)},
-		{"upstream-max-body-bytes", "MKGRAPH_UPSTREAM_MAX_BODY_BYTES", strconv.Itoa(upstream.DefaultMaxBodyBytes), "largest upstream answer read", positive64(&c.UpstreamMaxBody)},
-		{"request-timeout", "MKGRAPH_REQUEST_TIMEOUT", "15s", "deadline of one GraphQL request", positiveDuration(&c.RequestTimeout)},
-		{"loader-wait", "MKGRAPH_LOADER_WAIT", loader.DefaultWait.String(), "dataloader batch window", duration(&c.LoaderWait)},
-		{"max-body-bytes", "MKGRAPH_MAX_BODY_BYTES", strconv.Itoa(1 << 20), "largest GraphQL request body", positive64(&c.MaxBodyBytes)},
-		{"max-link-ids", "MKGRAPH_MAX_LINK_IDS", strconv.Itoa(graph.DefaultMaxLinkIDs), "longest links(ids:) list", positive(&c.MaxLinkIDs)},
+		{"upstream-timeout", "MKGRAPH_UPSTREAM_TIMEOUT", "10s", "deadline of one upstream HTTP call", duration(&c.UpstreamTimeout, true)},
+		{"upstream-concurrency", "MKGRAPH_UPSTREAM_CONCURRENCY", strconv.Itoa(loader.DefaultConcurrency), "distinct links one GraphQL request fetches at once", number(&c.UpstreamConcurrency)},
+		{"upstream-max-body-bytes", "MKGRAPH_UPSTREAM_MAX_BODY_BYTES", strconv.Itoa(upstream.DefaultMaxBodyBytes), "largest upstream answer read", number(&c.UpstreamMaxBody)},
+		{"request-timeout", "MKGRAPH_REQUEST_TIMEOUT", "15s", "deadline of one GraphQL request", duration(&c.RequestTimeout, true)},
+		{"loader-wait", "MKGRAPH_LOADER_WAIT", loader.DefaultWait.String(), "dataloader batch window", duration(&c.LoaderWait, false)},
+		{"max-body-bytes", "MKGRAPH_MAX_BODY_BYTES", strconv.Itoa(1 << 20), "largest GraphQL request body", number(&c.MaxBodyBytes)},
+		{"max-link-ids", "MKGRAPH_MAX_LINK_IDS", strconv.Itoa(graph.DefaultMaxLinkIDs), "longest links(ids:) list", number(&c.MaxLinkIDs)},
+		{"max-links-per-request", "MKGRAPH_MAX_LINKS_PER_REQUEST", strconv.Itoa(loader.DefaultMaxLinks), "distinct links (upstream calls) one request may load", number(&c.MaxLinksPerRequest)},
+		{"max-accounts-per-request", "MKGRAPH_MAX_ACCOUNTS_PER_REQUEST", strconv.Itoa(loader.DefaultMaxAccounts), "accounts one request may return over all selections", number(&c.MaxAccountsPerRequest)},
+		{"max-complexity", "MKGRAPH_MAX_COMPLEXITY", strconv.Itoa(graph.DefaultMaxComplexity), "most an operation may cost (a field 1, a link 10 more, unnarrowed accounts x10)", number(&c.MaxComplexity)},
 		{"introspection", "MKGRAPH_INTROSPECTION", "true", "answer __schema/__type queries", boolean(&c.Introspection)},
 		{"graphiql", "MKGRAPH_GRAPHIQL", "true", "serve GraphiQL at /", boolean(&c.GraphiQL)},
-		{"sandbox-latency", "MKGRAPH_SANDBOX_LATENCY", "0s", "latency the embedded sandbox adds to each identity call", duration(&c.SandboxLatency)},
-		{"shutdown-timeout", "MKGRAPH_SHUTDOWN_TIMEOUT", "10s", "how long in-flight requests may finish on SIGTERM", duration(&c.ShutdownTimeout)},
-		{"drain-delay", "MKGRAPH_DRAIN_DELAY", "0s", "on SIGTERM, how long /readyz answers 503 before the listener closes (let a load balancer notice)", duration(&c.DrainDelay)},
+		{"sandbox-latency", "MKGRAPH_SANDBOX_LATENCY", "0s", "latency the embedded sandbox adds to each identity call", duration(&c.SandboxLatency, false)},
+		{"shutdown-timeout", "MKGRAPH_SHUTDOWN_TIMEOUT", "10s", "how long in-flight requests may finish on SIGTERM", duration(&c.ShutdownTimeout, true)},
+		{"drain-delay", "MKGRAPH_DRAIN_DELAY", "0s", "on SIGTERM, how long /readyz answers 503 before the listener closes (let a load balancer notice)", duration(&c.DrainDelay, false)},
 	}
 }
 
-func str(p *string) func(string) error { return func(s string) error { *p = s; return nil } }
+func str(p *string) binding {
+	return binding{func(s string) error { *p = s; return nil }, func() string { return *p }}
+}
 
-func duration(p *time.Duration) func(string) error {
-	return func(s string) (err error) {
-		*p, err = time.ParseDuration(s)
-		if err == nil && *p < 0 {
-			err = errors.New("must not be negative")
-		}
-		return err
+func duration(p *time.Duration, positive bool) binding {
+	return binding{
+		set: func(s string) (err error) {
+			*p, err = time.ParseDuration(s)
+			switch {
+			case err != nil:
+			case positive && *p <= 0:
+				err = errors.New("must be positive")
+			case *p < 0:
+				err = errors.New("must not be negative")
+			}
+			return err
+		},
+		get: func() string { return p.String() },
 	}
 }
 
-func positiveDuration(p *time.Duration) func(string) error {
-	return func(s string) (err error) {
-		*p, err = time.ParseDuration(s)
-		if err == nil && *p <= 0 {
-			err = errors.New("must be positive")
-		}
-		return err
+// number binds a positive integer.
+func number[T int | int64](p *T) binding {
+	return binding{
+		set: func(s string) error {
+			v, err := strconv.ParseInt(s, 10, 64)
+			if err == nil && (v <= 0 || int64(T(v)) != v) {
+				err = errors.New("must be a positive integer")
+			}
+			*p = T(v)
+			return err
+		},
+		get: func() string { return strconv.FormatInt(int64(*p), 10) },
 	}
 }
 
-func positive(p *int) func(string) error {
-	return func(s string) (err error) {
-		*p, err = strconv.Atoi(s)
-		if err == nil && *p <= 0 {
-			err = errors.New("must be positive")
-		}
-		return err
+func boolean(p *bool) binding {
+	return binding{
+		set: func(s string) (err error) { *p, err = strconv.ParseBool(s); return err },
+		get: func() string { return strconv.FormatBool(*p) },
 	}
-}
-
-func positive64(p *int64) func(string) error {
-	return func(s string) (err error) {
-		*p, err = strconv.ParseInt(s, 10, 64)
-		if err == nil && *p <= 0 {
-			err = errors.New("must be positive")
-		}
-		return err
-	}
-}
-
-func boolean(p *bool) func(string) error {
-	return func(s string) (err error) { *p, err = strconv.ParseBool(s); return err }
 }
 
 // parseConfig applies defaults, then the environment, then flags. A bad
@@ -331,50 +346,9 @@ func logConfig(log zerolog.Logger, c *config) {
 			ev = ev.Bool(s.env+"_SET", c.ClientSecret != "")
 			continue
 		}
-		ev = ev.Str(s.env, currentValue(c, s.env))
+		ev = ev.Str(s.env, mask(s.env, s.get()))
 	}
 	ev.Msg("configuration")
-}
-
-// currentValue formats one effective setting for the start-up log.
-func currentValue(c *config, env string) string {
-	switch env {
-	case "MKGRAPH_ADDR":
-		return c.Addr
-	case "MONEYKIT_BASE_URL":
-		return upstream.RedactURL(c.BaseURL)
-	case "MONEYKIT_CLIENT_ID":
-		return c.ClientID
-	case "MKGRAPH_LOG_LEVEL":
-		return c.LogLevel.String()
-	case "MKGRAPH_LOG_FORMAT":
-		return c.LogFormat
-	case "MKGRAPH_UPSTREAM_TIMEOUT":
-		return c.UpstreamTimeout.String()
-	case "MKGRAPH_UPSTREAM_CONCURRENCY":
-		return strconv.Itoa(c.UpstreamConcurrency)
-	case "MKGRAPH_UPSTREAM_MAX_BODY_BYTES":
-		return strconv.FormatInt(c.UpstreamMaxBody, 10)
-	case "MKGRAPH_REQUEST_TIMEOUT":
-		return c.RequestTimeout.String()
-	case "MKGRAPH_LOADER_WAIT":
-		return c.LoaderWait.String()
-	case "MKGRAPH_MAX_BODY_BYTES":
-		return strconv.FormatInt(c.MaxBodyBytes, 10)
-	case "MKGRAPH_MAX_LINK_IDS":
-		return strconv.Itoa(c.MaxLinkIDs)
-	case "MKGRAPH_INTROSPECTION":
-		return strconv.FormatBool(c.Introspection)
-	case "MKGRAPH_GRAPHIQL":
-		return strconv.FormatBool(c.GraphiQL)
-	case "MKGRAPH_SANDBOX_LATENCY":
-		return c.SandboxLatency.String()
-	case "MKGRAPH_SHUTDOWN_TIMEOUT":
-		return c.ShutdownTimeout.String()
-	case "MKGRAPH_DRAIN_DELAY":
-		return c.DrainDelay.String()
-	}
-	return ""
 }
 
 // observeUpstream counts each upstream call for the request's access log.
@@ -386,8 +360,18 @@ func observeUpstream(ctx context.Context, call upstream.Call) {
 
 // newHandler wires the routes and the middleware chain.
 func newHandler(c *config, log zerolog.Logger, client loader.Fetcher, ready *atomic.Bool) http.Handler {
-	loaders := loader.NewFactory(loader.Config{Fetcher: client, Concurrency: c.UpstreamConcurrency, Wait: c.LoaderWait})
-	gql := graph.NewHandler(graph.HandlerConfig{MaxLinkIDs: c.MaxLinkIDs, Introspection: c.Introspection})
+	loaders := loader.NewFactory(loader.Config{
+		Fetcher:     client,
+		Concurrency: c.UpstreamConcurrency,
+		Wait:        c.LoaderWait,
+		MaxLinks:    c.MaxLinksPerRequest,
+		MaxAccounts: c.MaxAccountsPerRequest,
+	})
+	gql := graph.NewHandler(graph.HandlerConfig{
+		MaxLinkIDs:    c.MaxLinkIDs,
+		MaxComplexity: c.MaxComplexity,
+		Introspection: c.Introspection,
+	})
 
 	mux := http.NewServeMux()
 	mux.Handle("/graphql", chain(gql,
@@ -501,15 +485,41 @@ func securityHeaders(next http.Handler) http.Handler {
 }
 
 // graphqlHeaders keeps identity answers out of browser and proxy caches and
-// labels every answer JSON, including gqlgen's transport errors, which it
-// writes without a Content-Type.
+// labels every answer JSON: gqlgen writes its transport errors without a
+// Content-Type.
 func graphqlHeaders(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")
-		w.Header().Set("Content-Type", "application/json")
-		next.ServeHTTP(w, r)
+		next.ServeHTTP(&jsonDefault{ResponseWriter: w}, r)
 	})
 }
+
+// jsonDefault sets Content-Type: application/json when the handler has not
+// set one by the time it writes the header.
+type jsonDefault struct {
+	http.ResponseWriter
+	wrote bool
+}
+
+func (w *jsonDefault) WriteHeader(status int) {
+	if !w.wrote {
+		w.wrote = true
+		if w.Header().Get("Content-Type") == "" {
+			w.Header().Set("Content-Type", "application/json")
+		}
+	}
+	w.ResponseWriter.WriteHeader(status)
+}
+
+func (w *jsonDefault) Write(b []byte) (int, error) {
+	if !w.wrote {
+		w.WriteHeader(http.StatusOK)
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (w *jsonDefault) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // bodyLimit reads at most max bytes of a request body and refuses a larger
 // one with 413 and facade.query_too_large before any parsing.
@@ -523,7 +533,7 @@ func bodyLimit(max int64) func(http.Handler) http.Handler {
 			if r.Body != nil && r.Body != http.NoBody {
 				body, err := io.ReadAll(io.LimitReader(r.Body, max+1))
 				if err != nil {
-					writeError(w, http.StatusBadRequest, "facade.bad_request", "The request body could not be read.")
+					writeError(w, http.StatusBadRequest, upstream.CodeBadRequest, "The request body could not be read.")
 					return
 				}
 				if int64(len(body)) > max {
@@ -538,8 +548,8 @@ func bodyLimit(max int64) func(http.Handler) http.Handler {
 }
 
 func writeTooLarge(w http.ResponseWriter, r *http.Request, max int64) {
-	reqlog.From(r.Context()).AddCode("facade.query_too_large")
-	writeError(w, http.StatusRequestEntityTooLarge, "facade.query_too_large",
+	reqlog.From(r.Context()).AddCode(upstream.CodeQueryTooLarge)
+	writeError(w, http.StatusRequestEntityTooLarge, upstream.CodeQueryTooLarge,
 		fmt.Sprintf("The request body is larger than %d bytes.", max))
 }
 
@@ -583,21 +593,28 @@ func startSandbox(latency time.Duration) (baseURL string, stop func(), err error
 	return "http://" + ln.Addr().String(), func() { srv.Close() }, nil
 }
 
-// runSandbox serves only the sandbox, for other tools and load tests.
+// runSandbox serves only the sandbox, for other tools and load tests. It
+// reads the MKGRAPH_LOG_* and MKGRAPH_SANDBOX_LATENCY settings and nothing
+// else: the MoneyKit settings are the facade's, not the sandbox's.
 func runSandbox(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	c, err := parseConfig("mkgraph sandbox", nil, func(k string) string {
+		if strings.HasPrefix(k, "MKGRAPH_LOG_") || k == "MKGRAPH_SANDBOX_LATENCY" {
+			return getenv(k)
+		}
+		return ""
+	}, stdout)
+	if err != nil {
+		return err
+	}
 	fs := flag.NewFlagSet("mkgraph sandbox", flag.ContinueOnError)
 	fs.SetOutput(stdout)
 	addr := fs.String("addr", "127.0.0.1:8081", "listen address")
-	latency := fs.Duration("latency", 0, "latency added to each identity call")
+	latency := fs.Duration("latency", c.SandboxLatency, "latency added to each identity call (env MKGRAPH_SANDBOX_LATENCY)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
 		}
 		return &configError{err}
-	}
-	c, err := parseConfig("mkgraph", nil, getenv, stdout)
-	if err != nil {
-		return err
 	}
 	log := newLogger(c, stdout)
 	ln, err := net.Listen("tcp", *addr)
@@ -605,10 +622,15 @@ func runSandbox(ctx context.Context, args []string, getenv func(string) string, 
 		return &configError{fmt.Errorf("sandbox -addr: %w", err)}
 	}
 	srv := &http.Server{Handler: sandbox.New(sandbox.Options{Latency: *latency}), ReadHeaderTimeout: 10 * time.Second}
-	go srv.Serve(ln)
-	log.Info().Str("addr", ln.Addr().String()).Str("client_id", sandbox.DefaultClientID).
-		Msg("sandbox listening; client secret is sandbox.DefaultClientSecret (see README)")
-	<-ctx.Done()
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	log.Info().Str("addr", ln.Addr().String()).Str("client_id", sandbox.DefaultClientID).Dur("latency", *latency).
+		Msg("sandbox listening; its client secret is in the README")
+	select {
+	case err := <-serveErr:
+		return err
+	case <-ctx.Done():
+	}
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	return srv.Shutdown(sctx)

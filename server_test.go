@@ -318,6 +318,9 @@ func checkJSONContentType(t *testing.T, what string, r result) {
 	if err != nil || mt != "application/json" {
 		t.Errorf("%s: Content-Type = %q, want application/json", what, r.header.Get("Content-Type"))
 	}
+	if n := len(r.header.Values("Content-Type")); n != 1 {
+		t.Errorf("%s: %d Content-Type headers %q, want one", what, n, r.header.Values("Content-Type"))
+	}
 }
 
 func checkNoSniff(t *testing.T, what string, r result) {
@@ -673,7 +676,9 @@ func TestLogsHoldNoPIIOrSecrets(t *testing.T) {
 
 	var ids []string
 	for _, l := range sandbox.Links() {
-		ids = append(ids, l.ID)
+		if !l.Fault { // faults carry no new data, and some only time out
+			ids = append(ids, l.ID)
+		}
 	}
 	linkQuery := `query One($id: ID!) { link(id: $id) { ` + linkAllFields + ` } }`
 	var requests []gqlRequest

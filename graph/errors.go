@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net/http"
 	"runtime"
 	"runtime/debug"
+	"strings"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/rs/zerolog"
@@ -16,6 +18,10 @@ import (
 	"github.com/mkgraph/mkgraph/graph/reqlog"
 	"github.com/mkgraph/mkgraph/upstream"
 )
+
+// gqlgenComplexityCode is the code gqlgen's complexity limit sets; the
+// facade answers facade.query_too_complex instead, like its own budgets.
+const gqlgenComplexityCode = "COMPLEXITY_LIMIT_EXCEEDED"
 
 // presentError is the one place where errors become GraphQL errors. Typed
 // upstream and facade errors get their code, status and details in
@@ -28,9 +34,12 @@ func presentError(ctx context.Context, err error) *gqlerror.Error {
 	if isGQL {
 		if gqlErr.Err == nil {
 			// gqlgen's own error (parse, validation, null bubbling).
-			if code, ok := gqlErr.Extensions["code"].(string); ok {
-				reqlog.From(ctx).AddCode(code)
+			code, _ := gqlErr.Extensions["code"].(string)
+			if code == gqlgenComplexityCode {
+				code = upstream.CodeQueryTooComplex
+				gqlErr.Extensions["code"] = code
 			}
+			reqlog.From(ctx).AddCode(code)
 			return gqlErr
 		}
 		path, locations = gqlErr.Path, gqlErr.Locations
@@ -40,15 +49,7 @@ func presentError(ctx context.Context, err error) *gqlerror.Error {
 	if !ok {
 		e = upstream.AsError(err)
 	}
-	if e.Code == upstream.CodeInternal {
-		ev := zerolog.Ctx(ctx).Error().Str("code", e.Code)
-		if e.Err != nil {
-			ev = ev.Str("error", e.Err.Error())
-		} else if !ok {
-			ev = ev.Str("error", err.Error())
-		}
-		ev.Msg("internal error")
-	}
+	logCause(ctx, e, err, ok)
 	reqlog.From(ctx).AddCode(e.Code)
 	if path == nil {
 		path = graphql.GetPath(ctx)
@@ -62,9 +63,31 @@ func presentError(ctx context.Context, err error) *gqlerror.Error {
 	}
 }
 
+// logCause logs what clients are not told: internal errors at error level,
+// the cause of an upstream failure (a status, a decoder or network error,
+// never a body) at warn, so operators can see why the upstream failed.
+func logCause(ctx context.Context, e *upstream.Error, err error, typed bool) {
+	var ev *zerolog.Event
+	switch {
+	case e.Code == upstream.CodeInternal:
+		ev = zerolog.Ctx(ctx).Error()
+	case strings.HasPrefix(e.Code, "facade.upstream_"):
+		ev = zerolog.Ctx(ctx).Warn().Int("status", e.Status)
+	default:
+		return
+	}
+	ev = ev.Str("code", e.Code)
+	if e.Err != nil {
+		ev = ev.Str("error", e.Err.Error())
+	} else if !typed {
+		ev = ev.Str("error", err.Error())
+	}
+	ev.Msg("request failed")
+}
+
 // extensions is the contract of error extensions: code always; status when
-// an upstream answer was read; documentationUrl when given; linkErrorCode for
-// 422; retryAfter (whole seconds, rounded up) for 429.
+// an upstream answer was read; documentationUrl when given; linkErrorCode on
+// a 422; retryAfter (whole seconds, rounded up) on a 429 that said when.
 func extensions(e *upstream.Error) map[string]any {
 	ext := map[string]any{"code": e.Code}
 	if e.Status != 0 {
@@ -73,10 +96,10 @@ func extensions(e *upstream.Error) map[string]any {
 	if e.DocumentationURL != "" {
 		ext["documentationUrl"] = e.DocumentationURL
 	}
-	if e.LinkErrorCode != "" {
+	if e.Status == http.StatusUnprocessableEntity && e.LinkErrorCode != "" {
 		ext["linkErrorCode"] = e.LinkErrorCode
 	}
-	if e.Code == upstream.CodeRateLimitExceeded && e.RetryAfter > 0 {
+	if e.Status == http.StatusTooManyRequests && e.HasRetryAfter {
 		ext["retryAfter"] = int(math.Ceil(e.RetryAfter.Seconds()))
 	}
 	return ext

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -40,6 +41,8 @@ type testOptions struct {
 	BaseURL string
 	// WrapFetcher, when set, wraps the upstream client given to the loaders.
 	WrapFetcher func(loader.Fetcher) loader.Fetcher
+	// Per-request limits; 0: the defaults.
+	MaxLinks, MaxAccounts, MaxComplexity int
 }
 
 // testServer is the facade's GraphQL handler chain over a sandbox upstream.
@@ -79,8 +82,9 @@ func newTestServer(tb testing.TB, opts testOptions) *testServer {
 	if opts.WrapFetcher != nil {
 		fetcher = opts.WrapFetcher(up)
 	}
-	factory := loader.NewFactory(loader.Config{Fetcher: fetcher, Concurrency: opts.Concurrency})
-	gql := graph.NewHandler(graph.HandlerConfig{Introspection: true, MaxLinkIDs: opts.MaxLinkIDs})
+	factory := loader.NewFactory(loader.Config{Fetcher: fetcher, Concurrency: opts.Concurrency,
+		MaxLinks: opts.MaxLinks, MaxAccounts: opts.MaxAccounts})
+	gql := graph.NewHandler(graph.HandlerConfig{Introspection: true, MaxLinkIDs: opts.MaxLinkIDs, MaxComplexity: opts.MaxComplexity})
 
 	ts := &testServer{sbx: sbx, url: hs.URL, logs: &syncBuffer{}}
 	logger := zerolog.New(ts.logs)
@@ -1273,4 +1277,65 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// TestRequestLimits: a request cannot cost more than its budgets, however it
+// is written: the complexity limit refuses before any upstream call, the
+// distinct-link and account budgets refuse at the path that overspends.
+func TestRequestLimits(t *testing.T) {
+	aliases := func(n int, id func(i int) string, sel string) string {
+		var b strings.Builder
+		b.WriteString("{")
+		for i := range n {
+			fmt.Fprintf(&b, " a%d: link(id: %q) { %s }", i, id(i), sel)
+		}
+		b.WriteString(" }")
+		return b.String()
+	}
+	copyID := func(i int) string { return sandbox.LinkCopyPrefix + strconv.Itoa(i) }
+	large := func(int) string { return sandbox.LinkLarge }
+	tests := []struct {
+		name       string
+		opts       testOptions
+		query      string
+		wantErrors int // errors with code facade.query_too_complex
+		wantCalls  int
+		wantData   bool
+	}{
+		{"5000 aliases of the large link: refused before execution",
+			testOptions{}, aliases(5000, large, "accounts { id name owners { names } }"), 1, 0, false},
+		{"complexity limit configurable",
+			testOptions{MaxComplexity: 50}, aliases(5, copyID, "id accounts { id }"), 1, 0, false},
+		{"distinct links over the budget",
+			testOptions{MaxLinks: 3}, aliases(5, copyID, "id"), 2, 3, true},
+		{"the same link many times costs one link of the budget",
+			testOptions{MaxLinks: 1}, aliases(5, func(int) string { return sandbox.LinkSeed }, "id"), 0, 1, true},
+		{"accounts over the budget",
+			testOptions{MaxAccounts: 1000}, aliases(3, large, "accounts { id }"), 1, 1, true},
+		{"accounts narrowed fit the budget",
+			testOptions{MaxAccounts: 1000}, aliases(3, large, `accounts(ids: ["acc_large_0001"]) { id }`), 0, 1, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ts := newTestServer(t, tt.opts)
+			resp, _ := ts.MustQuery(t, tt.query, nil)
+			n := 0
+			for _, e := range resp.Errors {
+				if e.Extensions["code"] == "facade.query_too_complex" {
+					n++
+				} else {
+					t.Errorf("unexpected error %+v", e)
+				}
+			}
+			if n != tt.wantErrors {
+				t.Errorf("facade.query_too_complex errors = %d, want %d", n, tt.wantErrors)
+			}
+			if got := ts.sbx.IdentityCalls(); got != tt.wantCalls {
+				t.Errorf("upstream calls = %d, want %d", got, tt.wantCalls)
+			}
+			if hasData := len(resp.Data) > 0 && string(resp.Data) != "null"; hasData != tt.wantData {
+				t.Errorf("data present = %v, want %v: %.200s", hasData, tt.wantData, resp.Data)
+			}
+		})
+	}
 }

@@ -16,12 +16,25 @@ import (
 	"github.com/mkgraph/mkgraph/upstream"
 )
 
-// DefaultMaxLinkIDs bounds links(ids:).
-const DefaultMaxLinkIDs = 100
+// Defaults for HandlerConfig.
+const (
+	DefaultMaxLinkIDs    = 100
+	DefaultMaxComplexity = 20000
+)
+
+// Cost model of the complexity limit: a link costs an upstream call on top
+// of its fields, and a link's accounts are assumed to be this many when the
+// query does not narrow them (most links have a handful; the account budget
+// of the loaders bounds the rest at run time).
+const (
+	linkCost        = 10
+	assumedAccounts = 10
+)
 
 // HandlerConfig configures the GraphQL handler.
 type HandlerConfig struct {
 	MaxLinkIDs    int  // longest links(ids:) list; 0: DefaultMaxLinkIDs
+	MaxComplexity int  // most an operation may cost; 0: DefaultMaxComplexity
 	Introspection bool // allow __schema and __type queries
 }
 
@@ -32,7 +45,13 @@ func NewHandler(cfg HandlerConfig) *handler.Server {
 	if cfg.MaxLinkIDs <= 0 {
 		cfg.MaxLinkIDs = DefaultMaxLinkIDs
 	}
-	srv := handler.New(NewExecutableSchema(Config{Resolvers: &Resolver{maxLinkIDs: cfg.MaxLinkIDs}}))
+	if cfg.MaxComplexity <= 0 {
+		cfg.MaxComplexity = DefaultMaxComplexity
+	}
+	srv := handler.New(NewExecutableSchema(Config{
+		Resolvers:  &Resolver{maxLinkIDs: cfg.MaxLinkIDs},
+		Complexity: complexity(),
+	}))
 	srv.AddTransport(transport.Options{})
 	srv.AddTransport(transport.GET{})
 	srv.AddTransport(transport.POST{})
@@ -40,6 +59,7 @@ func NewHandler(cfg HandlerConfig) *handler.Server {
 	if cfg.Introspection {
 		srv.Use(extension.Introspection{})
 	}
+	srv.Use(extension.FixedComplexityLimit(cfg.MaxComplexity))
 	srv.AroundOperations(func(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
 		oc := graphql.GetOperationContext(ctx)
 		name := oc.OperationName
@@ -52,6 +72,21 @@ func NewHandler(cfg HandlerConfig) *handler.Server {
 	srv.SetErrorPresenter(presentError)
 	srv.SetRecoverFunc(recoverPanic)
 	return srv
+}
+
+// complexity prices the fields whose cost is not one: links (an upstream
+// call each) and lists of accounts.
+func complexity() ComplexityRoot {
+	var c ComplexityRoot
+	c.Query.Link = func(child int, _ string) int { return linkCost + child }
+	c.Query.Links = func(child int, ids []string) int { return len(ids) * (linkCost + child) }
+	c.Link.Accounts = func(child int, ids []string) int {
+		if ids != nil {
+			return len(ids) * child
+		}
+		return assumedAccounts * child
+	}
+	return c
 }
 
 // answerExpired makes sure a query whose context ended before execution still

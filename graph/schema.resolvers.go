@@ -13,6 +13,15 @@ import (
 	"github.com/mkgraph/mkgraph/upstream"
 )
 
+// Accounts is the resolver for the accounts field.
+func (r *linkResolver) Accounts(ctx context.Context, obj *model.Link, ids []string) ([]*model.Account, error) {
+	accounts := obj.Accounts(ids)
+	if err := loader.SpendAccounts(ctx, len(accounts)); err != nil {
+		return nil, err
+	}
+	return accounts, nil
+}
+
 // Link is the resolver for the link field.
 func (r *queryResolver) Link(ctx context.Context, id string) (*model.Link, error) {
 	if err := upstream.ValidateLinkID(id); err != nil {
@@ -31,7 +40,13 @@ func (r *queryResolver) Links(ctx context.Context, ids []string) ([]*model.Link,
 	return links, nil
 }
 
+// Link returns LinkResolver implementation.
+func (r *Resolver) Link() LinkResolver { return &linkResolver{r} }
+
 // Query returns QueryResolver implementation.
 func (r *Resolver) Query() QueryResolver { return &queryResolver{r} }
 
-type queryResolver struct{ *Resolver }
+type (
+	linkResolver  struct{ *Resolver }
+	queryResolver struct{ *Resolver }
+)

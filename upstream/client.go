@@ -227,6 +227,9 @@ func (c *Client) do(ctx context.Context, endpoint, method, path string, body io.
 	defer resp.Body.Close()
 	status = resp.StatusCode
 
+	if resp.ContentLength > c.cfg.MaxBodyBytes {
+		return newError(CodeUpstreamBadResponse, status, fmt.Errorf("body of %d bytes is larger than %d", resp.ContentLength, c.cfg.MaxBodyBytes))
+	}
 	data, err := io.ReadAll(io.LimitReader(resp.Body, c.cfg.MaxBodyBytes+1))
 	if err != nil {
 		if e := transportError(ctx, actx, err); e.Code == CodeUpstreamTimeout {

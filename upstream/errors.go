@@ -20,6 +20,9 @@ const (
 	CodeUpstreamTimeout     = "facade.upstream_timeout"
 	CodeUpstreamBadResponse = "facade.upstream_bad_response"
 	CodeInternal            = "facade.internal"
+	CodeQueryTooComplex     = "facade.query_too_complex"
+	CodeQueryTooLarge       = "facade.query_too_large"
+	CodeBadRequest          = "facade.bad_request"
 
 	// CodeRateLimitExceeded is MoneyKit's own code for a 429.
 	CodeRateLimitExceeded = "api_error.rate_limit_exceeded"
@@ -52,7 +55,8 @@ type Error struct {
 	Message          string        // safe to show to clients
 	DocumentationURL string        // upstream documentation_url
 	LinkErrorCode    string        // upstream link_error_code (422)
-	RetryAfter       time.Duration // from Retry-After (429); 0 when absent
+	RetryAfter       time.Duration // from Retry-After (429)
+	HasRetryAfter    bool          // Retry-After was present and readable
 	Err              error         // cause, for logs only
 }
 
@@ -95,6 +99,12 @@ func InvalidArgument(msg string) *Error {
 	return &Error{Code: CodeInvalidArgument, Message: msg}
 }
 
+// TooComplex returns a facade.query_too_complex error: the request asks for
+// more than one request may cost.
+func TooComplex(msg string) *Error {
+	return &Error{Code: CodeQueryTooComplex, Message: msg}
+}
+
 // AsError returns err as an *Error, turning context errors into timeouts and
 // anything else into facade.internal.
 func AsError(err error) *Error {
@@ -118,7 +128,7 @@ type errorBody struct {
 
 // responseError turns a non-2xx answer into an *Error: the one place where
 // HTTP statuses become error codes. 5xx is always facade.upstream_unavailable
-// (the upstream's own body is logged, not shown); a 4xx without MoneyKit's
+// (the upstream's body is neither shown nor logged: it may echo anything); a 4xx without MoneyKit's
 // error JSON is facade.upstream_bad_response.
 func responseError(status int, header http.Header, body []byte, now time.Time) *Error {
 	if status >= 500 {
@@ -142,7 +152,7 @@ func responseError(status int, header http.Header, body []byte, now time.Time) *
 		e.Message = http.StatusText(status)
 	}
 	if status == http.StatusTooManyRequests {
-		e.RetryAfter, _ = ParseRetryAfter(header.Get("Retry-After"), now)
+		e.RetryAfter, e.HasRetryAfter = ParseRetryAfter(header.Get("Retry-After"), now)
 	}
 	return e
 }

@@ -118,7 +118,7 @@ func TestGetIdentityErrors(t *testing.T) {
 			name:     "429 Retry-After seconds",
 			identity: apiError(429, "api_error.rate_limit_exceeded", rateLimitMsg, docsRateLimits, "", "Retry-After", "30"),
 			want: upstream.Error{Status: 429, Code: upstream.CodeRateLimitExceeded, Message: rateLimitMsg,
-				DocumentationURL: docsRateLimits, RetryAfter: 30 * time.Second},
+				DocumentationURL: docsRateLimits, RetryAfter: 30 * time.Second, HasRetryAfter: true},
 			wantIdentityCalls: 1, wantTokenCalls: 1,
 		},
 		{
@@ -127,7 +127,7 @@ func TestGetIdentityErrors(t *testing.T) {
 				"Retry-After", clock.Now().Add(20*time.Second).Format(http.TimeFormat)),
 			cfg: upstream.Config{Now: clock.Now},
 			want: upstream.Error{Status: 429, Code: upstream.CodeRateLimitExceeded, Message: rateLimitMsg,
-				DocumentationURL: docsRateLimits, RetryAfter: 20 * time.Second},
+				DocumentationURL: docsRateLimits, RetryAfter: 20 * time.Second, HasRetryAfter: true},
 			wantIdentityCalls: 1, wantTokenCalls: 1,
 		},
 		{
@@ -136,7 +136,7 @@ func TestGetIdentityErrors(t *testing.T) {
 				"Retry-After", clock.Now().Add(-time.Hour).Format(http.TimeFormat)),
 			cfg: upstream.Config{Now: clock.Now},
 			want: upstream.Error{Status: 429, Code: upstream.CodeRateLimitExceeded, Message: rateLimitMsg,
-				DocumentationURL: docsRateLimits},
+				DocumentationURL: docsRateLimits, HasRetryAfter: true},
 			wantIdentityCalls: 1, wantTokenCalls: 1,
 		},
 		{

@@ -70,17 +70,17 @@ type Email struct {
 
 // Link is the link the identity data belongs to, with its product status.
 type Link struct {
-	LinkID            string                   `json:"link_id"`
-	InstitutionID     string                   `json:"institution_id"`
-	InstitutionName   string                   `json:"institution_name"`
-	InstitutionAvatar *string                  `json:"institution_avatar"`
-	State             string                   `json:"state"`
-	ErrorCode         *string                  `json:"error_code"`
-	Provider          string                   `json:"provider"`
-	LinkTags          []*string                `json:"link_tags"`
-	Webhook           *string                  `json:"webhook"`
-	Products          map[string]ProductStatus `json:"products"`
-	AvailableProducts []string                 `json:"available_products"`
+	LinkID            string                    `json:"link_id"`
+	InstitutionID     string                    `json:"institution_id"`
+	InstitutionName   string                    `json:"institution_name"`
+	InstitutionAvatar *string                   `json:"institution_avatar"`
+	State             string                    `json:"state"`
+	ErrorCode         *string                   `json:"error_code"`
+	Provider          string                    `json:"provider"`
+	LinkTags          []*string                 `json:"link_tags"`
+	Webhook           *string                   `json:"webhook"`
+	Products          map[string]*ProductStatus `json:"products"`
+	AvailableProducts []string                  `json:"available_products"`
 }
 
 // ProductStatus is the refresh state of one product of a link.
@@ -177,6 +177,11 @@ var timestampLayouts = []string{
 func ParseTimestamp(s string) (time.Time, error) {
 	for _, layout := range timestampLayouts {
 		if t, err := time.Parse(layout, s); err == nil {
+			// An offset can push a time out of RFC 3339's four-digit years
+			// once in UTC; such a time could not be written out again.
+			if y := t.UTC().Year(); y < 0 || y > 9999 {
+				break
+			}
 			return t.UTC(), nil
 		}
 	}

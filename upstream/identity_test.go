@@ -228,7 +228,6 @@ func TestNewDecimal(t *testing.T) {
 }
 
 func TestNewDecimalSurroundingSpace(t *testing.T) {
-	t.Skip(`BUG: upstream/identity.go:104 NewDecimal("1 ") (and the string amount "1 " or "1\n" in UnmarshalJSON) is accepted with digits "1 " because json.Valid allows trailing whitespace and only the first byte is checked; " 1" is refused. Want an error (or the digits "1"), never a Decimal whose String() holds whitespace.`)
 	for _, s := range []string{"1 ", "1\n", "0.10\t"} {
 		if d, err := upstream.NewDecimal(s); err == nil {
 			t.Errorf("NewDecimal(%q) = %q, nil error; want an error", s, d.String())
@@ -481,7 +480,6 @@ func TestDecodeIdentityErrors(t *testing.T) {
 }
 
 func TestDecodeIdentityTrailingCloser(t *testing.T) {
-	t.Skip(`BUG: upstream/identity.go:229 DecodeIdentity checks trailing data with dec.More(), which reports false when the next byte is '}' or ']', so {"link":{"link_id":"mk_1"}}} and {"link":{"link_id":"mk_1"}}] are accepted. Want "trailing data" errors (e.g. check dec.Decode(new(json.RawMessage)) == io.EOF, or dec.InputOffset against the trimmed length).`)
 	for _, body := range []string{`{"link":{"link_id":"mk_1"}}}`, `{"link":{"link_id":"mk_1"}}]`, `{"link":{"link_id":"mk_1"}} ]}`} {
 		if _, err := upstream.DecodeIdentity([]byte(body)); err == nil {
 			t.Errorf("DecodeIdentity(%q): nil error, want a trailing data error", body)

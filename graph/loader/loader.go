@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/graph-gophers/dataloader/v7"
@@ -30,6 +31,13 @@ var _ Fetcher = (*upstream.Client)(nil)
 // Defaults for Config.
 const (
 	DefaultConcurrency = 10
+	// DefaultMaxLinks bounds the distinct links one request may load: each
+	// is an upstream call, and MoneyKit allows 600 per minute per app.
+	DefaultMaxLinks = 100
+	// DefaultMaxAccounts bounds the accounts one request may return, over
+	// all selections: aliases of a large link would otherwise build an
+	// answer of any size from one upstream call.
+	DefaultMaxAccounts = 5000
 	// DefaultWait is the batch window: none. Batching saves no upstream
 	// calls here (the API takes one link per call, and the per-request
 	// cache already makes each distinct id one call), and any timer costs
@@ -43,6 +51,8 @@ type Config struct {
 	Fetcher     Fetcher
 	Concurrency int           // distinct links fetched at once per request; 0: DefaultConcurrency
 	Wait        time.Duration // batch window; 0 (DefaultWait): none
+	MaxLinks    int           // distinct links per request; 0: DefaultMaxLinks
+	MaxAccounts int           // accounts returned per request; 0: DefaultMaxAccounts
 }
 
 // Factory makes a fresh set of Loaders for each request.
@@ -56,6 +66,12 @@ func NewFactory(cfg Config) *Factory {
 	if cfg.Concurrency <= 0 {
 		cfg.Concurrency = DefaultConcurrency
 	}
+	if cfg.MaxLinks <= 0 {
+		cfg.MaxLinks = DefaultMaxLinks
+	}
+	if cfg.MaxAccounts <= 0 {
+		cfg.MaxAccounts = DefaultMaxAccounts
+	}
 	return &Factory{cfg: cfg, warned: &onceSet{seen: map[string]struct{}{}}}
 }
 
@@ -68,7 +84,8 @@ func (f *Factory) Middleware(next http.Handler) http.Handler {
 
 // New returns a set of Loaders for one request.
 func (f *Factory) New() *Loaders {
-	l := &Loaders{fetcher: f.cfg.Fetcher, sem: make(chan struct{}, f.cfg.Concurrency), warned: f.warned}
+	l := &Loaders{fetcher: f.cfg.Fetcher, sem: make(chan struct{}, f.cfg.Concurrency), warned: f.warned,
+		maxLinks: int64(f.cfg.MaxLinks), maxAccounts: int64(f.cfg.MaxAccounts)}
 	l.links = dataloader.NewBatchedLoader(l.batch,
 		dataloader.WithWait[string, *model.Link](f.cfg.Wait),
 		dataloader.WithBatchCapacity[string, *model.Link](256),
@@ -82,6 +99,10 @@ type Loaders struct {
 	links   *dataloader.Loader[string, *model.Link]
 	sem     chan struct{} // bounds concurrent fetches across the request's batches
 	warned  *onceSet
+
+	// Per-request budgets: distinct links fetched, accounts returned.
+	maxLinks, maxAccounts int64
+	fetched, accounts     atomic.Int64
 }
 
 type ctxKey struct{}
@@ -123,6 +144,19 @@ func Links(ctx context.Context, ids []string) (links []*model.Link, errs []error
 	return l.links.LoadMany(ctx, ids)()
 }
 
+// SpendAccounts takes n accounts from the request's budget, or returns
+// facade.query_too_complex when the request has returned too many.
+func SpendAccounts(ctx context.Context, n int) error {
+	l := For(ctx)
+	if l == nil {
+		return errNoLoaders
+	}
+	if l.accounts.Add(int64(n)) > l.maxAccounts {
+		return upstream.TooComplex(fmt.Sprintf("A request may return at most %d accounts in all.", l.maxAccounts))
+	}
+	return nil
+}
+
 // batch fetches distinct link ids concurrently, bounded by the request's
 // semaphore, and returns one non-nil result per key, in key order.
 func (l *Loaders) batch(ctx context.Context, ids []string) []*dataloader.Result[*model.Link] {
@@ -148,6 +182,11 @@ func (l *Loaders) fetch(ctx context.Context, id string) (res *dataloader.Result[
 	}()
 	if err := upstream.ValidateLinkID(id); err != nil {
 		return &dataloader.Result[*model.Link]{Error: err}
+	}
+	// The loader's cache brings each distinct id here once per request.
+	if l.fetched.Add(1) > l.maxLinks {
+		return &dataloader.Result[*model.Link]{Error: upstream.TooComplex(
+			fmt.Sprintf("A request may load at most %d distinct links.", l.maxLinks))}
 	}
 	select {
 	case l.sem <- struct{}{}:

@@ -264,10 +264,13 @@ func NewLink(id *upstream.Identity, warn Warner) *Link {
 	return l
 }
 
-func newProducts(m map[string]upstream.ProductStatus, warn Warner) *Products {
+func newProducts(m map[string]*upstream.ProductStatus, warn Warner) *Products {
 	p := &Products{}
 	for k, v := range m {
-		st := newProductStatus(v, warn)
+		var st *ProductStatus
+		if v != nil {
+			st = newProductStatus(v, warn)
+		}
 		switch k {
 		case "accounts":
 			p.Accounts = st
@@ -288,7 +291,7 @@ func newProducts(m map[string]upstream.ProductStatus, warn Warner) *Products {
 	return p
 }
 
-func newProductStatus(s upstream.ProductStatus, warn Warner) *ProductStatus {
+func newProductStatus(s *upstream.ProductStatus, warn Warner) *ProductStatus {
 	return &ProductStatus{
 		RefreshedAt:     timestamp(s.RefreshedAt, warn),
 		LastAttemptedAt: timestamp(s.LastAttemptedAt, warn),

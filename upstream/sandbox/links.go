@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 )
 
 // Link ids with fixtures.
@@ -34,6 +35,31 @@ const (
 	LinkUnavailable  = "mk_sandbox_error_503" // LinkUnavailable answers 503 with an HTML body, as a gateway would.
 )
 
+// Magic link ids that misbehave through a built-in Fault, as a network, a
+// proxy or an overloaded API would. Those that answer at all answer
+// LinkSeed's data under their own link_id, or a failure in its place.
+const (
+	LinkFault502         = "mk_sandbox_fault_502"       // LinkFault502 answers 502 with an HTML page, as a proxy whose upstream failed would.
+	LinkFault504         = "mk_sandbox_fault_504"       // LinkFault504 answers 504 with an HTML page, as a gateway that timed out would.
+	LinkFaultHTML        = "mk_sandbox_fault_html"      // LinkFaultHTML answers 200 with an HTML page, as a captive portal would.
+	LinkFaultTruncated   = "mk_sandbox_fault_truncated" // LinkFaultTruncated answers 200 application/json with the answer cut at half its length.
+	LinkFaultOversized   = "mk_sandbox_fault_oversized" // LinkFaultOversized answers 200 with a valid answer padded to 16 MiB.
+	LinkFaultDrip        = "mk_sandbox_fault_drip"      // LinkFaultDrip answers 200 with the answer dripping in 16-byte chunks over about 30 s.
+	LinkFaultReset       = "mk_sandbox_fault_reset"     // LinkFaultReset gives no answer: it resets the connection.
+	LinkFaultHang        = "mk_sandbox_fault_hang"      // LinkFaultHang gives no answer: it holds the call until the client gives up.
+	LinkFaultSlow        = "mk_sandbox_fault_slow"      // LinkFaultSlow answers normally after 5 s.
+	LinkRateLimitedDate  = "mk_sandbox_error_429_date"  // LinkRateLimitedDate answers 429 api_error.rate_limit_exceeded with a Retry-After HTTP-date 20 s after Options.Now.
+	LinkRateLimitedShort = "mk_sandbox_error_429_short" // LinkRateLimitedShort answers 429 api_error.rate_limit_exceeded with Retry-After: 1.
+)
+
+// Sizes and durations of the magic fault ids.
+const (
+	oversizedBytes = 16 << 20
+	dripTotal      = 30 * time.Second
+	slowLatency    = 5 * time.Second
+	retryAfterDate = 20 * time.Second
+)
+
 // LinkCopyPrefix starts a family of link ids: any id with this prefix (e.g.
 // "mk_sandbox_copy_42") answers LinkHousehold's data under its own link_id,
 // so tests and load runs can have as many distinct links as they need.
@@ -43,14 +69,26 @@ const LinkCopyPrefix = "mk_sandbox_copy_"
 type LinkInfo struct {
 	ID          string // the {id} to request
 	Description string // what the link exercises
-	Status      int    // the HTTP status of its identity answer
+	// Status is the HTTP status of its identity answer, or 0 when there is
+	// none: LinkFaultReset resets the connection and LinkFaultHang holds the
+	// call until the client gives up.
+	Status int
+	// Fault is true for the magic fault ids, which answer through a built-in
+	// Fault: slowly, hugely, malformed or not at all for some of them, so a
+	// test that expects a prompt, well-formed answer from every link should
+	// leave them out.
+	Fault bool
 }
 
 // Links returns every fixture and magic link id, in the order of the constants above, for docs and tests.
 func Links() []LinkInfo {
 	infos := make([]LinkInfo, len(links))
 	for i, l := range links {
-		infos[i] = LinkInfo{ID: l.id, Description: l.description, Status: cmp.Or(l.failure.status, http.StatusOK)}
+		status := cmp.Or(l.failure.status, http.StatusOK)
+		if l.fault != nil {
+			status = l.fault.status()
+		}
+		infos[i] = LinkInfo{ID: l.id, Description: l.description, Status: status, Fault: l.fault != nil}
 	}
 	return infos
 }
@@ -62,12 +100,19 @@ const (
 	docsErrors     = "https://docs.moneykit.com/api/reference/errors"
 )
 
-// link is a known link id and how it answers: from a fixture, or with a canned failure.
+// link is a known link id and how it answers: from a fixture, or with a
+// canned failure; a magic fault id has both a fixture and a built-in Fault.
 type link struct {
 	id, description string
 	source          func() ([]byte, error) // the 200 response JSON; nil for magic error ids
 	failure         reply                  // the answer of a magic error id
 	fixture         *fixture               // source, parsed once by knownLinks
+
+	fault *Fault // the built-in fault of a magic fault id
+	// Fault fields that depend on the moment or on the answer: Retry-After
+	// is the HTTP-date retryAfterIn after Options.Now; Drip spreads the
+	// whole answer over dripOver.
+	retryAfterIn, dripOver time.Duration
 }
 
 var links = []link{
@@ -85,17 +130,33 @@ var links = []link{
 		failure: apiError{"link_error.deleted", "This link was deleted at some earlier time.", docsLinkErrors, ""}.reply(http.StatusGone)},
 	{id: LinkBadState, description: "422 link_error.bad_state with link_error_code auth_expired.",
 		failure: apiError{"link_error.bad_state", "The link is in a bad state; the user must reconnect it.", docsLinkErrors, "auth_expired"}.reply(http.StatusUnprocessableEntity)},
-	{id: LinkRateLimited, description: "429 api_error.rate_limit_exceeded with Retry-After: 30.",
-		failure: apiError{"api_error.rate_limit_exceeded", "Rate limit exceeded. Use the value of the Retry-After header as guidance for when to retry the request.", docsRateLimits, ""}.
-			reply(http.StatusTooManyRequests, "Retry-After", "30")},
-	{id: LinkServerError, description: "500 api_error.internal with a JSON body.",
-		failure: apiError{"api_error.internal", "An internal error occurred. Please try again later.", docsErrors, ""}.reply(http.StatusInternalServerError)},
-	{id: LinkUnavailable, description: "503 with an HTML body, as from a gateway in front of the API.",
-		failure: reply{
-			status: http.StatusServiceUnavailable,
-			header: http.Header{"Content-Type": {"text/html"}},
-			body:   []byte("<html><head><title>503 Service Unavailable</title></head><body><h1>Service Unavailable</h1></body></html>\n"),
-		}},
+	{id: LinkRateLimited, description: "429 api_error.rate_limit_exceeded with Retry-After: 30.", failure: rateLimited("30")},
+	{id: LinkServerError, description: "500 api_error.internal with a JSON body.", failure: errInternal.reply(http.StatusInternalServerError)},
+	{id: LinkUnavailable, description: "503 with an HTML body, as from a gateway in front of the API.", failure: gatewayPage(http.StatusServiceUnavailable)},
+
+	// Magic fault ids answer LinkSeed's data under their own id when they let it through.
+	{id: LinkFault502, description: "502 with an HTML page, as from a proxy whose upstream failed.",
+		source: seedAs(LinkFault502), fault: &Fault{Status: http.StatusBadGateway}},
+	{id: LinkFault504, description: "504 with an HTML page, as from a gateway that timed out.",
+		source: seedAs(LinkFault504), fault: &Fault{Status: http.StatusGatewayTimeout}},
+	{id: LinkFaultHTML, description: "200 text/html: a captive portal's page instead of JSON.",
+		source: seedAs(LinkFaultHTML), fault: &Fault{HTML: true}},
+	{id: LinkFaultTruncated, description: "200 application/json: the seed answer cut at half its length.",
+		source: seedAs(LinkFaultTruncated), fault: &Fault{Truncate: true}},
+	{id: LinkFaultOversized, description: "200 application/json: the seed answer padded to 16 MiB by an unknown string field in link.",
+		source: seedAs(LinkFaultOversized), fault: &Fault{Oversize: oversizedBytes}},
+	{id: LinkFaultDrip, description: "200 application/json: the seed answer dripping in 16-byte chunks over about 30 s.",
+		source: seedAs(LinkFaultDrip), fault: &Fault{}, dripOver: dripTotal},
+	{id: LinkFaultReset, description: "No answer (status 0): the TCP connection is reset.",
+		source: seedAs(LinkFaultReset), fault: &Fault{Reset: true}},
+	{id: LinkFaultHang, description: "No answer (status 0): the call hangs until the client gives up.",
+		source: seedAs(LinkFaultHang), fault: &Fault{Hang: true}},
+	{id: LinkFaultSlow, description: "The seed answer, after 5 s.",
+		source: seedAs(LinkFaultSlow), fault: &Fault{Latency: slowLatency}},
+	{id: LinkRateLimitedDate, description: "429 api_error.rate_limit_exceeded with Retry-After an HTTP-date 20 s ahead.",
+		source: seedAs(LinkRateLimitedDate), fault: &Fault{Status: http.StatusTooManyRequests}, retryAfterIn: retryAfterDate},
+	{id: LinkRateLimitedShort, description: "429 api_error.rate_limit_exceeded with Retry-After: 1.",
+		source: seedAs(LinkRateLimitedShort), fault: &Fault{Status: http.StatusTooManyRequests, RetryAfter: "1"}},
 }
 
 // knownLinks indexes links by id and parses their fixtures, once: LinkLarge
@@ -110,6 +171,12 @@ var knownLinks = sync.OnceValue(func() map[string]link {
 				panic(err)
 			}
 			l.fixture = f
+		}
+		if l.dripOver > 0 {
+			// Never change links' Fault: it is shared.
+			f := *l.fault
+			f.Drip = l.dripOver / time.Duration((len(l.fixture.full)+dripChunk-1)/dripChunk)
+			l.fault = &f
 		}
 		m[l.id] = l
 	}
@@ -141,6 +208,17 @@ var fixtureFiles embed.FS
 // fixtureFile returns a source reading fixtures/name.
 func fixtureFile(name string) func() ([]byte, error) {
 	return func() ([]byte, error) { return fixtureFiles.ReadFile("fixtures/" + name) }
+}
+
+// seedAs returns a source of LinkSeed's answer under linkID.
+func seedAs(linkID string) func() ([]byte, error) {
+	return func() ([]byte, error) {
+		f, err := loadFixture(LinkSeed, fixtureFile("seed.json"))
+		if err != nil {
+			return nil, err
+		}
+		return f.copyAs(linkID, nil), nil
+	}
 }
 
 // fixture is a 200 answer kept as raw JSON, split by account so that
@@ -232,12 +310,17 @@ type reply struct {
 }
 
 func (rp reply) write(w http.ResponseWriter) {
+	rp.writeHeader(w)
+	w.WriteHeader(rp.status)
+	w.Write(rp.body)
+}
+
+// writeHeader sets rp's header fields on w.
+func (rp reply) writeHeader(w http.ResponseWriter) {
 	// Copy the values: the header map belongs to the response from here on.
 	for k, v := range rp.header {
 		w.Header()[k] = slices.Clone(v)
 	}
-	w.WriteHeader(rp.status)
-	w.Write(rp.body)
 }
 
 // jsonReply is a JSON answer.
@@ -270,7 +353,15 @@ var (
 	errRouteNotFound  = apiError{"api_error.not_found", "Not found.", docsErrors, ""}.reply(http.StatusNotFound)
 	errTokenMethod    = apiError{"api_error.method_not_allowed", "Method not allowed.", docsErrors, ""}.reply(http.StatusMethodNotAllowed, "Allow", http.MethodPost)
 	errIdentityMethod = apiError{"api_error.method_not_allowed", "Method not allowed.", docsErrors, ""}.reply(http.StatusMethodNotAllowed, "Allow", http.MethodGet)
+
+	errInternal    = apiError{"api_error.internal", "An internal error occurred. Please try again later.", docsErrors, ""}
+	errRateLimited = apiError{"api_error.rate_limit_exceeded", "Rate limit exceeded. Use the value of the Retry-After header as guidance for when to retry the request.", docsRateLimits, ""}
 )
+
+// rateLimited is the 429 answer with Retry-After: retryAfter.
+func rateLimited(retryAfter string) reply {
+	return errRateLimited.reply(http.StatusTooManyRequests, "Retry-After", retryAfter)
+}
 
 // mustJSON marshals a value that cannot fail to marshal.
 func mustJSON(v any) []byte {

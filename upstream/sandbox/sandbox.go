@@ -1,4 +1,4 @@
-// Package sandbox is an in-process MoneyKit API: deterministic identity fixtures, magic ids for every upstream error, credential checks and call counting.
+// Package sandbox is an in-process MoneyKit API: deterministic identity fixtures, magic ids for every upstream error and network fault, fault injection, credential checks and call counting.
 //
 // It answers POST /auth/token and GET /links/{id}/identity in MoneyKit's wire
 // format. It is the facade's default upstream, the fake behind every test, and
@@ -8,6 +8,15 @@
 //	defer srv.Close()
 //
 // Links lists the link ids it knows; any other id answers 404 link_error.not_found.
+//
+// Identity calls can be made to fail the ways a real network does, so that a
+// client's resilience can be tested: slow, dripping, truncated, oversized or
+// HTML answers, gateway errors, rate limits, reset connections and calls that
+// never end. A Fault describes one; SetFault applies it to one link id,
+// SetRandomFaults to a reproducible share of all calls, and the magic fault
+// ids (LinkFault502 and the others) carry one built in, so that a person in
+// GraphiQL can trigger each by id alone. ExpireTokensAfter makes access
+// tokens expire after a number of calls, to test renewal.
 package sandbox
 
 import (
@@ -65,6 +74,7 @@ type Server struct {
 	identityCalls int
 	callsByLink   map[string]int
 	lastQuery     map[string]url.Values
+	faults        faultState
 }
 
 var _ http.Handler = (*Server)(nil)
@@ -193,23 +203,18 @@ func (s *Server) serveIdentity(w http.ResponseWriter, r *http.Request, linkID st
 		failure.write(w)
 		return
 	}
+	// Faults come after the credential check, so that a client's 401
+	// handling is never hidden by one.
+	if f, ok := s.takeFault(linkID); ok {
+		serveFault(w, r, f, linkID, query)
+		return
+	}
 	identityReply(linkID, query).write(w)
 }
 
 // wait sleeps for the current latency and reports whether ctx outlived it.
 func (s *Server) wait(ctx context.Context) bool {
-	d := time.Duration(s.latency.Load())
-	if d <= 0 {
-		return true
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
+	return sleep(ctx, time.Duration(s.latency.Load()))
 }
 
 // authorize returns the 401 answer for r, or nil when r carries valid client
@@ -227,13 +232,14 @@ func (s *Server) authorize(r *http.Request) *reply {
 	if !strings.EqualFold(scheme, "Bearer") {
 		return &errUnauthorized
 	}
+	now := s.now() // outside the lock: Options.Now is the caller's code
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	expiry, issued := s.tokens[token]
-	s.mu.Unlock()
 	switch {
 	case !issued:
 		return &errUnauthorized
-	case !s.now().Before(expiry):
+	case !now.Before(expiry), !s.faults.useToken(token):
 		return &errTokenExpired
 	}
 	return nil
@@ -252,6 +258,7 @@ func (s *Server) pruneTokens() {
 	for t, exp := range s.tokens {
 		if !now.Before(exp) {
 			delete(s.tokens, t)
+			delete(s.faults.tokenUses, t)
 		}
 	}
 }
@@ -301,12 +308,15 @@ func (s *Server) LastIdentityQuery(linkID string) url.Values {
 	return clone
 }
 
-// Reset zeroes all counters and forgets the last queries. Issued tokens stay valid.
+// Reset zeroes all counters, FaultsServed included, and forgets the last
+// queries. Issued tokens stay valid, and faults stay set (ClearFaults removes
+// them).
 func (s *Server) Reset() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.tokenCalls = 0
 	s.identityCalls = 0
+	s.faults.served = 0
 	clear(s.callsByLink)
 	clear(s.lastQuery)
 }

@@ -219,20 +219,25 @@ func TestLinks(t *testing.T) {
 	want := []struct {
 		id     string
 		status int
+		fault  bool
 	}{
-		{sandbox.LinkSeed, 200}, {sandbox.LinkHousehold, 200}, {sandbox.LinkSparse, 200},
-		{sandbox.LinkInternational, 200}, {sandbox.LinkNovel, 200}, {sandbox.LinkLarge, 200},
-		{sandbox.LinkUnauthorized, 401}, {sandbox.LinkForbidden, 403}, {sandbox.LinkDeleted, 410},
-		{sandbox.LinkBadState, 422}, {sandbox.LinkRateLimited, 429}, {sandbox.LinkServerError, 500},
-		{sandbox.LinkUnavailable, 503},
+		{sandbox.LinkSeed, 200, false}, {sandbox.LinkHousehold, 200, false}, {sandbox.LinkSparse, 200, false},
+		{sandbox.LinkInternational, 200, false}, {sandbox.LinkNovel, 200, false}, {sandbox.LinkLarge, 200, false},
+		{sandbox.LinkUnauthorized, 401, false}, {sandbox.LinkForbidden, 403, false}, {sandbox.LinkDeleted, 410, false},
+		{sandbox.LinkBadState, 422, false}, {sandbox.LinkRateLimited, 429, false}, {sandbox.LinkServerError, 500, false},
+		{sandbox.LinkUnavailable, 503, false},
+		{sandbox.LinkFault502, 502, true}, {sandbox.LinkFault504, 504, true}, {sandbox.LinkFaultHTML, 200, true},
+		{sandbox.LinkFaultTruncated, 200, true}, {sandbox.LinkFaultOversized, 200, true}, {sandbox.LinkFaultDrip, 200, true},
+		{sandbox.LinkFaultReset, 0, true}, {sandbox.LinkFaultHang, 0, true}, {sandbox.LinkFaultSlow, 200, true},
+		{sandbox.LinkRateLimitedDate, 429, true}, {sandbox.LinkRateLimitedShort, 429, true},
 	}
 	got := sandbox.Links()
 	if len(got) != len(want) {
 		t.Fatalf("Links() has %d entries, want %d", len(got), len(want))
 	}
 	for i, w := range want {
-		if got[i].ID != w.id || got[i].Status != w.status || got[i].Description == "" {
-			t.Errorf("Links()[%d] = %+v, want id %s, status %d and a description", i, got[i], w.id, w.status)
+		if got[i].ID != w.id || got[i].Status != w.status || got[i].Fault != w.fault || got[i].Description == "" {
+			t.Errorf("Links()[%d] = %+v, want id %s, status %d, fault %t and a description", i, got[i], w.id, w.status, w.fault)
 		}
 	}
 }
@@ -674,7 +679,13 @@ func TestConcurrentUse(t *testing.T) {
 	// Straight through ServeHTTP: t.Fatal, which the HTTP helpers may call,
 	// must not run outside the test goroutine.
 	s := sandbox.New(sandbox.Options{})
-	links := sandbox.Links()
+	// The magic fault ids hang, reset or take seconds; TestFaultsConcurrentUse covers faults.
+	var links []sandbox.LinkInfo
+	for _, l := range sandbox.Links() {
+		if !l.Fault {
+			links = append(links, l)
+		}
+	}
 	const workers, calls = 8, 20
 	var wg sync.WaitGroup
 	for w := range workers {

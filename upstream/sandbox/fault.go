@@ -1,0 +1,468 @@
+package sandbox
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"time"
+)
+
+// Fault is one way to misbehave on an identity call. The zero value behaves.
+//
+// Fields combine in this order: Latency first; then Reset or Hang, which give
+// no answer at all; otherwise the answer is the one Status or HTML choose, or
+// else the real answer, padded by Oversize and then cut by Truncate; that
+// answer is written at once or, with Drip, in chunks.
+type Fault struct {
+	// Latency is waited before answering. The wait ends early, with no
+	// answer, when the request is cancelled.
+	Latency time.Duration
+	// Status answers this status instead of the real answer: 500 with the
+	// JSON api_error.internal body; 502, 503 and 504 with an HTML page
+	// (Content-Type text/html), as a gateway in front of the API would; 429
+	// with the JSON api_error.rate_limit_exceeded body and RetryAfter. Any
+	// other status (200 to 599) answers the JSON api_error.internal body with
+	// that status.
+	Status int
+	// RetryAfter is the Retry-After header value of a 429 (e.g. "2" or an
+	// HTTP-date); "" means "30".
+	RetryAfter string
+	// HTML answers 200 with an HTML page (Content-Type text/html), as a
+	// captive portal or a proxy's login page does.
+	HTML bool
+	// Truncate cuts the body of the real answer at half its length, keeping
+	// its status and headers: for a link with data, a 200 application/json
+	// that is not valid JSON.
+	Truncate bool
+	// Oversize pads the real answer, keeping its status and headers, to at
+	// least this many bytes while it stays valid JSON: a long unknown string
+	// field, "sandbox_padding", is added to the link object (to the top-level
+	// object when there is no link object; a body that is not a JSON object
+	// gets trailing whitespace).
+	Oversize int
+	// Drip writes the answer in chunks of 16 bytes, flushing each, with this
+	// pause between them; Content-Length announces the whole body. Writing
+	// stops when the request is cancelled.
+	Drip time.Duration
+	// Reset closes the TCP connection without any answer, with SO_LINGER 0 so
+	// that the client sees a reset. Where the connection cannot be taken over
+	// (HTTP/2, or ServeHTTP called with an http.ResponseWriter that cannot
+	// hijack) the handler panics with http.ErrAbortHandler instead, which
+	// net/http turns into an aborted response or a stream reset.
+	//
+	// net/http's Transport sends an idempotent request again, once, when a
+	// reused keep-alive connection fails before any answer: such a client
+	// makes two calls, and with SetFault's times == 1 the second succeeds.
+	Reset bool
+	// Hang never answers: the call blocks until the request is cancelled.
+	Hang bool
+}
+
+// RandomFault is a rule of SetRandomFaults: Fault misbehaves on a share Rate
+// (0 to 1) of identity calls.
+type RandomFault struct {
+	Fault Fault
+	Rate  float64
+}
+
+// dripChunk is the size of the chunks Fault.Drip writes.
+const dripChunk = 16
+
+// paddingField is the unknown field Fault.Oversize adds.
+const paddingField = "sandbox_padding"
+
+// faultState is a Server's fault configuration and count, guarded by the
+// Server's mu.
+type faultState struct {
+	byLink map[string]linkFault // SetFault's faults
+	rules  []RandomFault
+	rng    *rand.Rand
+	// expireAfter is ExpireTokensAfter's n; tokenUses counts, while it is
+	// positive, the authorized identity calls made with each token.
+	expireAfter int
+	tokenUses   map[string]int
+	served      int
+}
+
+// linkFault is a fault set with SetFault.
+type linkFault struct {
+	fault Fault
+	left  int // calls left before the link behaves again; 0: until cleared
+}
+
+// SetFault makes every identity call for linkID (the unescaped path segment)
+// misbehave as f, until cleared with f == Fault{}. When times > 0, only the
+// next times calls for linkID misbehave; then the link behaves again.
+//
+// A fault set for linkID takes precedence over the built-in fault of a magic
+// fault id (LinkFault502 and the like) and over SetRandomFaults' rules. Like
+// every fault it applies after the call is counted and its credentials are
+// checked: a call refused with 401 or 405 neither misbehaves nor uses up one
+// of the times.
+//
+// SetFault panics if f.Status is set outside 200 to 599.
+func (s *Server) SetFault(linkID string, f Fault, times int) {
+	f.mustBeValid()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if f == (Fault{}) {
+		delete(s.faults.byLink, linkID)
+		return
+	}
+	if s.faults.byLink == nil {
+		s.faults.byLink = make(map[string]linkFault)
+	}
+	s.faults.byLink[linkID] = linkFault{fault: f, left: max(times, 0)}
+}
+
+// SetRandomFaults makes a share of all identity calls misbehave, for soak
+// tests. Each authorized call that has no fault of its own (from SetFault or
+// a magic fault id) draws one number from a PCG source seeded with seed, so that a
+// sequence of calls misbehaves the same way in every run; the rules are tried
+// in order and at most one applies, each to a share Rate of the calls (rates
+// are clamped to 0..1; when they add up to more than 1, the later rules get
+// only what is left). nil (or no rules) clears them.
+//
+// SetRandomFaults panics if a rule's Fault.Status is set outside 200 to 599.
+func (s *Server) SetRandomFaults(seed uint64, rules []RandomFault) {
+	for _, r := range rules {
+		r.Fault.mustBeValid()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(rules) == 0 {
+		s.faults.rules, s.faults.rng = nil, nil
+		return
+	}
+	s.faults.rules = slices.Clone(rules)
+	for i, r := range s.faults.rules {
+		s.faults.rules[i].Rate = min(max(r.Rate, 0), 1)
+	}
+	s.faults.rng = rand.New(rand.NewPCG(seed, seed))
+}
+
+// ExpireTokensAfter makes every access token expire after n authorized
+// identity calls made with it (counting from this call to ExpireTokensAfter):
+// the next call with that token answers 401
+// api_error.auth.expired_access_token, as does every later one, while a newly
+// issued token works. It tests a client's renew-and-retry-once. n <= 0 turns
+// it off, and tokens expire by time alone again. Calls authorized by client
+// headers are not affected.
+func (s *Server) ExpireTokensAfter(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults.expireAfter = max(n, 0)
+	s.faults.tokenUses = nil
+}
+
+// ClearFaults removes every fault set with SetFault, every random rule and
+// the ExpireTokensAfter setting. The magic fault ids keep misbehaving, and
+// FaultsServed keeps its count.
+func (s *Server) ClearFaults() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	served := s.faults.served
+	s.faults = faultState{served: served}
+}
+
+// FaultsServed returns how many identity calls have misbehaved through a
+// Fault (set with SetFault, drawn by SetRandomFaults, or built into a magic
+// fault id) since New or Reset. The canned error answers of the magic error
+// ids (LinkDeleted and the like) are not faults, and neither are the 401s of
+// ExpireTokensAfter.
+func (s *Server) FaultsServed() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.faults.served
+}
+
+// mustBeValid panics if f cannot be served: net/http would panic on its
+// status inside a handler, far from the mistake.
+func (f Fault) mustBeValid() {
+	if f.Status != 0 && (f.Status < 200 || f.Status > 599) {
+		panic(fmt.Sprintf("sandbox: Fault.Status %d is not a final HTTP status (200 to 599)", f.Status))
+	}
+}
+
+// useToken records an authorized identity call made with token and reports
+// whether the token may still be used; s.mu is held.
+func (fs *faultState) useToken(token string) bool {
+	if fs.expireAfter <= 0 {
+		return true
+	}
+	if fs.tokenUses[token] >= fs.expireAfter {
+		return false
+	}
+	if fs.tokenUses == nil {
+		fs.tokenUses = make(map[string]int)
+	}
+	fs.tokenUses[token]++
+	return true
+}
+
+// takeFault returns the fault an authorized identity call for linkID must
+// serve, if any, and counts it: SetFault's, else the magic id's, else one
+// drawn from the random rules.
+func (s *Server) takeFault(linkID string) (Fault, bool) {
+	s.mu.Lock()
+	lf, ok := s.faults.byLink[linkID]
+	if ok && lf.left > 0 {
+		if lf.left--; lf.left == 0 {
+			delete(s.faults.byLink, linkID)
+		} else {
+			s.faults.byLink[linkID] = lf
+		}
+	}
+	s.mu.Unlock()
+	f := lf.fault
+
+	if !ok {
+		// Outside the lock: Options.Now is the caller's code.
+		f, ok = knownLinks()[linkID].builtinFault(s.now)
+	}
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !ok {
+		f, ok = s.faults.draw()
+	}
+	if ok {
+		s.faults.served++
+	}
+	return f, ok
+}
+
+// draw returns the fault of the random rule that applies to this call, if
+// any; s.mu is held.
+func (fs *faultState) draw() (Fault, bool) {
+	if fs.rng == nil {
+		return Fault{}, false
+	}
+	u := fs.rng.Float64()
+	for _, r := range fs.rules {
+		if u < r.Rate {
+			return r.Fault, r.Fault != Fault{}
+		}
+		u -= r.Rate
+	}
+	return Fault{}, false
+}
+
+// builtinFault returns the fault of a magic fault id, as of now.
+func (l link) builtinFault(now func() time.Time) (Fault, bool) {
+	if l.fault == nil {
+		return Fault{}, false
+	}
+	f := *l.fault
+	if l.retryAfterIn > 0 {
+		f.RetryAfter = now().Add(l.retryAfterIn).UTC().Format(http.TimeFormat)
+	}
+	return f, true
+}
+
+// serveFault answers an identity call for linkID as f.
+func serveFault(w http.ResponseWriter, r *http.Request, f Fault, linkID string, query url.Values) {
+	ctx := r.Context()
+	if !sleep(ctx, f.Latency) {
+		return // the client has gone
+	}
+	switch {
+	case f.Reset:
+		resetConnection(w)
+		return
+	case f.Hang:
+		<-ctx.Done()
+		return
+	}
+	rp := f.reply(linkID, query)
+	if f.Drip > 0 {
+		drip(ctx, w, rp, f.Drip)
+		return
+	}
+	rp.write(w)
+}
+
+// reply is the answer f gives in place of a call's real answer; Latency,
+// Reset, Hang and Drip aside.
+func (f Fault) reply(linkID string, query url.Values) reply {
+	switch f.Status {
+	case 0:
+	case http.StatusTooManyRequests:
+		return rateLimited(cmp.Or(f.RetryAfter, "30"))
+	case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		return gatewayPage(f.Status)
+	default:
+		return errInternal.reply(f.Status)
+	}
+	if f.HTML {
+		return portalPage
+	}
+	rp := identityReply(linkID, query)
+	if f.Oversize > 0 {
+		rp.body = padded(rp.body, f.Oversize)
+	}
+	if f.Truncate {
+		rp.body = rp.body[:len(rp.body)/2]
+	}
+	return rp
+}
+
+// status is the HTTP status f answers with on a link whose real answer is a
+// 200, or 0 when it gives no answer.
+func (f Fault) status() int {
+	switch {
+	case f.Reset || f.Hang:
+		return 0
+	case f.Status != 0:
+		return f.Status
+	}
+	return http.StatusOK
+}
+
+// gatewayPage is the HTML answer of a gateway in front of the API.
+func gatewayPage(status int) reply {
+	text := http.StatusText(status)
+	return reply{
+		status: status,
+		header: http.Header{"Content-Type": {"text/html"}},
+		body:   fmt.Appendf(nil, "<html><head><title>%d %s</title></head><body><h1>%s</h1></body></html>\n", status, text, text),
+	}
+}
+
+// portalPage is what a captive portal answers in place of any request.
+var portalPage = reply{
+	status: http.StatusOK,
+	header: http.Header{"Content-Type": {"text/html"}},
+	body: []byte("<!DOCTYPE html>\n<html><head><title>Sign in to Wi-Fi</title></head>" +
+		"<body><h1>Welcome!</h1><p>Please accept the terms of use to connect to the Internet.</p>" +
+		"<form method=\"post\" action=\"/portal/accept\"><button>Accept and connect</button></form></body></html>\n"),
+}
+
+// padded returns body, with a "sandbox_padding" field holding a long string
+// added to its link object (or to body itself when it has none), at least
+// size bytes long. A body that is not a JSON object gets trailing whitespace.
+func padded(body []byte, size int) []byte {
+	var doc map[string]json.RawMessage
+	if err := json.Unmarshal(body, &doc); err != nil || doc == nil {
+		if len(body) >= size {
+			return body
+		}
+		return append(slices.Clip(body), bytes.Repeat([]byte{' '}, size-len(body))...)
+	}
+	// The padding string needs no escaping, so the size is exact.
+	build := func(n int) []byte {
+		value := make([]byte, 0, n+2)
+		value = append(value, '"')
+		value = append(value, bytes.Repeat([]byte{'x'}, n)...)
+		value = append(value, '"')
+		d := maps.Clone(doc)
+		if l, ok := withField(d["link"], paddingField, value); ok {
+			d["link"] = l
+			return marshalObject(d)
+		}
+		d[paddingField] = value
+		return marshalObject(d)
+	}
+	short := build(0)
+	if len(short) >= size {
+		return short
+	}
+	return build(size - len(short))
+}
+
+// withField returns obj, a JSON object, with key: value added first.
+func withField(obj json.RawMessage, key string, value []byte) (json.RawMessage, bool) {
+	obj = bytes.TrimSpace(obj)
+	if len(obj) < 2 || obj[0] != '{' {
+		return nil, false
+	}
+	var b bytes.Buffer
+	b.Grow(len(obj) + len(key) + len(value) + 4)
+	b.WriteByte('{')
+	b.Write(mustJSON(key))
+	b.WriteByte(':')
+	b.Write(value)
+	if rest := bytes.TrimSpace(obj[1:]); rest[0] != '}' {
+		b.WriteByte(',')
+	}
+	b.Write(obj[1:])
+	return b.Bytes(), true
+}
+
+// marshalObject writes the members of d in key order; unlike json.Marshal it
+// does not re-check and compact values, which may be many megabytes long.
+func marshalObject(d map[string]json.RawMessage) []byte {
+	var b bytes.Buffer
+	b.WriteByte('{')
+	for i, k := range slices.Sorted(maps.Keys(d)) {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.Write(mustJSON(k))
+		b.WriteByte(':')
+		b.Write(d[k])
+	}
+	b.WriteByte('}')
+	return b.Bytes()
+}
+
+// drip writes rp in chunks of dripChunk bytes with pause between them, until
+// done or ctx is done.
+func drip(ctx context.Context, w http.ResponseWriter, rp reply, pause time.Duration) {
+	rp.writeHeader(w)
+	w.Header().Set("Content-Length", strconv.Itoa(len(rp.body)))
+	w.WriteHeader(rp.status)
+	rc := http.NewResponseController(w)
+	for body := rp.body; len(body) > 0; {
+		n := min(dripChunk, len(body))
+		if _, err := w.Write(body[:n]); err != nil {
+			return
+		}
+		rc.Flush() // fails only where flushing is not supported: the chunks then go out together
+		if body = body[n:]; len(body) > 0 && !sleep(ctx, pause) {
+			return
+		}
+	}
+}
+
+// resetConnection closes the connection under w so that the client sees a
+// reset rather than an answer.
+func resetConnection(w http.ResponseWriter) {
+	conn, _, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		panic(http.ErrAbortHandler)
+	}
+	raw := conn
+	// Under TLS, reset the TCP connection itself: no close_notify.
+	if tc, ok := conn.(interface{ NetConn() net.Conn }); ok {
+		raw = tc.NetConn()
+	}
+	if tcp, ok := raw.(*net.TCPConn); ok {
+		tcp.SetLinger(0) // close with RST rather than FIN
+	}
+	raw.Close()
+}
+
+// sleep waits for d and reports whether ctx outlived it.
+func sleep(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return true
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
