@@ -68,6 +68,9 @@ type config struct {
 	UpstreamConcurrency   int
 	UpstreamMaxBody       int64
 	RequestTimeout        time.Duration
+	MaxRetryWait          time.Duration
+	MaxInFlight           int
+	BreakerCooldown       time.Duration
 	LoaderWait            time.Duration
 	MaxBodyBytes          int64
 	MaxLinkIDs            int
@@ -130,6 +133,9 @@ func (c *config) settings() []setting {
 		{"upstream-timeout", "MKGRAPH_UPSTREAM_TIMEOUT", "10s", "deadline of one upstream HTTP call", duration(&c.UpstreamTimeout, true)},
 		{"upstream-concurrency", "MKGRAPH_UPSTREAM_CONCURRENCY", strconv.Itoa(loader.DefaultConcurrency), "distinct links one GraphQL request fetches at once", number(&c.UpstreamConcurrency)},
 		{"upstream-max-body-bytes", "MKGRAPH_UPSTREAM_MAX_BODY_BYTES", strconv.Itoa(upstream.DefaultMaxBodyBytes), "largest upstream answer read", number(&c.UpstreamMaxBody)},
+		{"upstream-max-retry-wait", "MKGRAPH_UPSTREAM_MAX_RETRY_WAIT", upstream.DefaultMaxRetryAfterWait.String(), "longest Retry-After a call waits out before retrying; longer ones are answered at once with retryAfter", duration(&c.MaxRetryWait, false)},
+		{"upstream-max-in-flight", "MKGRAPH_UPSTREAM_MAX_IN_FLIGHT", strconv.Itoa(upstream.DefaultMaxInFlight), "upstream calls in flight at once, over all requests", number(&c.MaxInFlight)},
+		{"breaker-cooldown", "MKGRAPH_BREAKER_COOLDOWN", upstream.DefaultBreakerCooldown.String(), "how long the circuit breaker fails fast after repeated upstream failures", duration(&c.BreakerCooldown, true)},
 		{"request-timeout", "MKGRAPH_REQUEST_TIMEOUT", "15s", "deadline of one GraphQL request", duration(&c.RequestTimeout, true)},
 		{"loader-wait", "MKGRAPH_LOADER_WAIT", loader.DefaultWait.String(), "dataloader batch window", duration(&c.LoaderWait, false)},
 		{"max-body-bytes", "MKGRAPH_MAX_BODY_BYTES", strconv.Itoa(1 << 20), "largest GraphQL request body", number(&c.MaxBodyBytes)},
@@ -291,14 +297,24 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		Timeout:      c.UpstreamTimeout,
 		MaxBodyBytes: c.UpstreamMaxBody,
 		Observer:     observeUpstream,
+
+		MaxRetryAfterWait: c.MaxRetryWait,
+		MaxInFlight:       c.MaxInFlight,
+		BreakerCooldown:   c.BreakerCooldown,
 	})
 	if err != nil {
 		return &configError{err}
 	}
 
-	var ready atomic.Bool
+	var serving atomic.Bool
+	ready := func() error {
+		if !serving.Load() {
+			return errors.New("shutting down")
+		}
+		return client.Ready()
+	}
 	srv := &http.Server{
-		Handler:           newHandler(c, log, client, &ready),
+		Handler:           newHandler(c, log, client, ready),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      c.RequestTimeout + 5*time.Second,
@@ -314,7 +330,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
-	ready.Store(true)
+	serving.Store(true)
 	log.Info().Str("addr", ln.Addr().String()).Msg("listening")
 
 	select {
@@ -322,7 +338,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	case <-ctx.Done():
 	}
-	ready.Store(false)
+	serving.Store(false)
 	if c.DrainDelay > 0 {
 		log.Info().Dur("drain_delay", c.DrainDelay).Msg("shutting down: /readyz answers 503 while load balancers notice")
 		time.Sleep(c.DrainDelay)
@@ -358,8 +374,9 @@ func observeUpstream(ctx context.Context, call upstream.Call) {
 		Str("code", call.Code).Dur("duration", call.Duration).Msg("upstream call")
 }
 
-// newHandler wires the routes and the middleware chain.
-func newHandler(c *config, log zerolog.Logger, client loader.Fetcher, ready *atomic.Bool) http.Handler {
+// newHandler wires the routes and the middleware chain. ready reports why
+// the server should not get traffic (shutting down, credentials refused).
+func newHandler(c *config, log zerolog.Logger, client loader.Fetcher, ready func() error) http.Handler {
 	loaders := loader.NewFactory(loader.Config{
 		Fetcher:     client,
 		Concurrency: c.UpstreamConcurrency,
@@ -387,8 +404,9 @@ func newHandler(c *config, log zerolog.Logger, client loader.Fetcher, ready *ato
 		io.WriteString(w, "ok\n")
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		if !ready.Load() {
-			http.Error(w, "not ready", http.StatusServiceUnavailable)
+		if err := ready(); err != nil {
+			// The reason is an error code or a fixed text, never a secret.
+			http.Error(w, "not ready: "+upstream.AsError(err).Code, http.StatusServiceUnavailable)
 			return
 		}
 		io.WriteString(w, "ready\n")

@@ -8,7 +8,6 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -63,9 +62,7 @@ func newBenchEnv(tb testing.TB) *benchEnv {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	var ready atomic.Bool
-	ready.Store(true)
-	return &benchEnv{sbx: sbx, handler: newHandler(c, zerolog.Nop(), client, &ready)}
+	return &benchEnv{sbx: sbx, handler: newHandler(c, zerolog.Nop(), client, client.Ready)}
 }
 
 // query runs one GraphQL request through the whole chain and fails on any

@@ -1210,3 +1210,29 @@ func TestSandboxSubcommand(t *testing.T) {
 		t.Errorf("the sandbox logged its client secret:\n%s", logs)
 	}
 }
+
+// TestReadyzRefusedCredentials: while MoneyKit refuses the credentials, the
+// instance is alive but not ready, so a load balancer sends traffic elsewhere.
+func TestReadyzRefusedCredentials(t *testing.T) {
+	baseURL, _, _ := startServer(t, map[string]string{
+		"MONEYKIT_BASE_URL":      startUpstream(t, sandbox.New(sandbox.Options{})),
+		"MONEYKIT_CLIENT_ID":     sandbox.DefaultClientID,
+		"MONEYKIT_CLIENT_SECRET": "wrong-secret-value",
+	})
+	c := newClient(t)
+	get := func(path string) result {
+		req, _ := http.NewRequest(http.MethodGet, baseURL+path, nil)
+		return do(t, c, req)
+	}
+	if r := get("/readyz"); r.status != http.StatusOK {
+		t.Fatalf("/readyz before any call: %d, want 200", r.status)
+	}
+	postGraphQL(t, c, baseURL, gqlRequest{Query: seedQuery})
+	r := get("/readyz")
+	if r.status != http.StatusServiceUnavailable || !strings.Contains(string(r.body), "api_error.auth.unauthorized") || strings.Contains(string(r.body), "wrong-secret") {
+		t.Errorf("/readyz with refused credentials: %d %q, want 503 naming api_error.auth.unauthorized", r.status, r.body)
+	}
+	if r := get("/healthz"); r.status != http.StatusOK {
+		t.Errorf("/healthz: %d, want 200 (alive, just not ready)", r.status)
+	}
+}

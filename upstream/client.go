@@ -16,6 +16,8 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/sony/gobreaker/v2"
 )
 
 // Version is the MoneyKit API version the facade speaks, sent as MoneyKit-Version.
@@ -59,14 +61,76 @@ type Config struct {
 	Observer func(context.Context, Call)
 	// Now is the clock for token expiry and Retry-After dates; nil: time.Now.
 	Now func() time.Time
+
+	// Resilience (each 0: its Default…). GETs are retried at most
+	// MaxRetries times: after a 429 whose Retry-After is at most
+	// MaxRetryAfterWait, or after a connection failure, 502, 503 or 504 with
+	// exponential backoff (RetryBaseDelay doubling up to RetryMaxDelay, full
+	// jitter), never past the caller's deadline, and retries may add at most
+	// RetryBudgetRatio extra calls. At most MaxInFlight calls run at once; a
+	// call waits at most InFlightWait for a slot. After BreakerFailures
+	// consecutive failures the client fails fast for BreakerCooldown.
+	MaxRetries        int
+	RetryBaseDelay    time.Duration
+	RetryMaxDelay     time.Duration
+	MaxRetryAfterWait time.Duration
+	RetryBudgetRatio  float64
+	MaxInFlight       int
+	InFlightWait      time.Duration
+	BreakerFailures   int
+	BreakerCooldown   time.Duration
+	// Rand returns jitter in [0, 1); nil: math/rand/v2.
+	Rand func() float64
+}
+
+// withDefaults fills the zero settings.
+func (cfg Config) withDefaults() Config {
+	set := func(p *time.Duration, d time.Duration) {
+		if *p <= 0 {
+			*p = d
+		}
+	}
+	set(&cfg.Timeout, DefaultTimeout)
+	set(&cfg.RetryBaseDelay, DefaultRetryBaseDelay)
+	set(&cfg.RetryMaxDelay, DefaultRetryMaxDelay)
+	set(&cfg.MaxRetryAfterWait, DefaultMaxRetryAfterWait)
+	set(&cfg.InFlightWait, DefaultInFlightWait)
+	set(&cfg.BreakerCooldown, DefaultBreakerCooldown)
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if cfg.MaxRetries < 0 {
+		cfg.MaxRetries = 0
+	} else if cfg.MaxRetries == 0 {
+		cfg.MaxRetries = DefaultMaxRetries
+	}
+	if cfg.RetryBudgetRatio <= 0 {
+		cfg.RetryBudgetRatio = DefaultRetryBudgetRatio
+	}
+	if cfg.MaxInFlight <= 0 {
+		cfg.MaxInFlight = DefaultMaxInFlight
+	}
+	if cfg.BreakerFailures <= 0 {
+		cfg.BreakerFailures = DefaultBreakerFailures
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Rand == nil {
+		cfg.Rand = defaultRand
+	}
+	return cfg
 }
 
 // Client calls the MoneyKit API. It is safe for concurrent use.
 type Client struct {
-	base   string
-	cfg    Config
-	http   *http.Client
-	tokens *tokenSource
+	base     string
+	cfg      Config
+	http     *http.Client
+	tokens   *tokenSource
+	budget   *retryBudget
+	inFlight chan struct{}
+	breaker  *gobreaker.CircuitBreaker[struct{}]
 }
 
 // New returns a Client, or an error when the configuration cannot work.
@@ -78,15 +142,7 @@ func New(cfg Config) (*Client, error) {
 	if cfg.ClientID == "" || cfg.ClientSecret == "" {
 		return nil, errors.New("upstream: client id and client secret are required")
 	}
-	if cfg.Timeout <= 0 {
-		cfg.Timeout = DefaultTimeout
-	}
-	if cfg.MaxBodyBytes <= 0 {
-		cfg.MaxBodyBytes = DefaultMaxBodyBytes
-	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
+	cfg = cfg.withDefaults()
 	hc := cfg.HTTPClient
 	if hc == nil {
 		hc = &http.Client{Transport: newTransport()}
@@ -98,7 +154,14 @@ func New(cfg Config) (*Client, error) {
 		c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 		hc = &c
 	}
-	c := &Client{base: strings.TrimRight(u.String(), "/"), cfg: cfg, http: hc}
+	c := &Client{
+		base:     strings.TrimRight(u.String(), "/"),
+		cfg:      cfg,
+		http:     hc,
+		budget:   newRetryBudget(cfg.RetryBudgetRatio),
+		inFlight: make(chan struct{}, cfg.MaxInFlight),
+		breaker:  newBreaker(cfg),
+	}
 	c.tokens = &tokenSource{fetch: c.fetchToken, now: cfg.Now}
 	return c, nil
 }
@@ -170,13 +233,42 @@ func (c *Client) GetIdentity(ctx context.Context, linkID string) (*Identity, err
 	return id, nil
 }
 
+// Ready reports whether the client can work: not while the upstream refuses
+// its credentials (api_error.auth.unauthorized), so /readyz can say so.
+func (c *Client) Ready() error { return c.tokens.Refused() }
+
 // authorizedGet GETs path with a bearer token and decodes the answer,
-// renewing the token and trying once more when the upstream says it expired.
+// retrying as retryDelay allows within the retry budget. The breaker sees
+// the outcome of the whole call, retries included: one unlucky link does
+// not count three times.
 func (c *Client) authorizedGet(ctx context.Context, endpoint, path string, decode func([]byte) error) error {
-	for attempt := 0; ; attempt++ {
+	c.budget.deposit()
+	return c.throughBreaker(func() error {
+		for attempt := 0; ; attempt++ {
+			err := c.attempt(ctx, endpoint, path, decode)
+			if err == nil {
+				return nil
+			}
+			wait, retry := c.retryDelay(ctx, attempt, err)
+			if !retry || !c.budget.withdraw() || !sleepCtx(ctx, wait) {
+				return err
+			}
+		}
+	})
+}
+
+// attempt is one try of a GET: an in-flight slot, a token, the exchange,
+// and one renewal of the token if the upstream says it expired.
+func (c *Client) attempt(ctx context.Context, endpoint, path string, decode func([]byte) error) error {
+	release, err := c.acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer release()
+	for renewed := false; ; renewed = true {
 		tok, err := c.tokens.Token(ctx)
 		if err != nil {
-			return err
+			return fmt.Errorf("%w: %w", errNoRetry, err) // retries are for GETs, not the token POST
 		}
 		err = c.do(ctx, endpoint, http.MethodGet, path, nil, func(h http.Header) {
 			h.Set("Authorization", "Bearer "+tok)
@@ -184,7 +276,7 @@ func (c *Client) authorizedGet(ctx context.Context, endpoint, path string, decod
 			h.Set("X-Client-Secret", c.cfg.ClientSecret)
 		}, decode)
 		var e *Error
-		if attempt == 0 && errors.As(err, &e) && e.Code == CodeExpiredAccessToken {
+		if !renewed && errors.As(err, &e) && e.Code == CodeExpiredAccessToken {
 			c.tokens.Invalidate(tok)
 			continue
 		}
@@ -262,7 +354,7 @@ func transportError(ctx, actx context.Context, err error) *Error {
 	var ne net.Error
 	switch {
 	case ctx.Err() != nil:
-		return newError(CodeUpstreamTimeout, 0, fmt.Errorf("request ended: %w", context.Cause(ctx)))
+		return newError(CodeUpstreamTimeout, 0, fmt.Errorf("%w: %w", errCallerGone, context.Cause(ctx)))
 	case actx.Err() != nil, errors.As(err, &ne) && ne.Timeout():
 		return newError(CodeUpstreamTimeout, 0, err)
 	default:

@@ -550,7 +550,9 @@ func TestObserver(t *testing.T) {
 			identity: func(w http.ResponseWriter, r *http.Request, n int) {
 				writeJSON(w, 503, `{}`)
 			},
-			want: []observed{tokenOK, {upstream.EndpointIdentity, 503, upstream.CodeUpstreamUnavailable}},
+			// Retried twice: each attempt is observed.
+			want: []observed{tokenOK, {upstream.EndpointIdentity, 503, upstream.CodeUpstreamUnavailable},
+				{upstream.EndpointIdentity, 503, upstream.CodeUpstreamUnavailable}, {upstream.EndpointIdentity, 503, upstream.CodeUpstreamUnavailable}},
 		},
 		{
 			name: "200 HTML",
@@ -780,8 +782,12 @@ func TestSandboxEndToEnd(t *testing.T) {
 			if e.Message == "" {
 				t.Errorf("GetIdentity(ctx, %q): empty Message", id)
 			}
-			if calls := sb.IdentityCallsFor(id) - before; calls != 1 {
-				t.Errorf("GetIdentity(ctx, %q): %d identity calls, want 1 (no retry)", id, calls)
+			wantCalls := 1 // refusals are not retried
+			if want.Status == http.StatusServiceUnavailable {
+				wantCalls = 1 + upstream.DefaultMaxRetries
+			}
+			if calls := sb.IdentityCallsFor(id) - before; calls != wantCalls {
+				t.Errorf("GetIdentity(ctx, %q): %d identity calls, want %d", id, calls, wantCalls)
 			}
 		})
 	}
@@ -935,9 +941,6 @@ func TestCallerCheckRedirectKept(t *testing.T) {
 // right facade error, bounded by the per-attempt timeout, never a hang.
 func TestSandboxFaultsEndToEnd(t *testing.T) {
 	_, srv := MustSandbox(t, sandbox.Options{})
-	// Long enough to read 8 MiB under the race detector on a busy machine,
-	// shorter than the slow link's 5 s.
-	c := MustNewClient(t, srv.URL, upstream.Config{Timeout: 3 * time.Second})
 	want := map[string]upstream.Error{ // Status, Code, RetryAfter
 		sandbox.LinkFault502:         {Status: 502, Code: upstream.CodeUpstreamUnavailable},
 		sandbox.LinkFault504:         {Status: 504, Code: upstream.CodeUpstreamUnavailable},
@@ -959,6 +962,10 @@ func TestSandboxFaultsEndToEnd(t *testing.T) {
 	for id, w := range want {
 		t.Run(id, func(t *testing.T) {
 			t.Parallel()
+			// A client per fault: failures of one must not open the
+			// breaker for the others. The timeout is long enough to read
+			// 8 MiB under the race detector, shorter than the slow 5 s.
+			c := MustNewClient(t, srv.URL, upstream.Config{Timeout: 3 * time.Second, RetryBaseDelay: time.Millisecond})
 			start := time.Now()
 			_, err := c.GetIdentity(t.Context(), id)
 			e := MustAsError(t, err)

@@ -67,6 +67,25 @@ type tokenSource struct {
 	token    string
 	renewAt  time.Time
 	inflight *tokenFetch
+	// refused is the upstream's refusal of the credentials, answered to
+	// every caller until refusedUntil instead of asking again: wrong
+	// credentials stay wrong, and asking in a loop would be a storm.
+	refused      error
+	refusedUntil time.Time
+}
+
+// refusalHold is how long refused credentials are not tried again.
+const refusalHold = 30 * time.Second
+
+// Refused returns the upstream's refusal of the client credentials while it
+// holds, else nil.
+func (ts *tokenSource) Refused() error {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	if ts.refused != nil && ts.now().Before(ts.refusedUntil) {
+		return ts.refused
+	}
+	return nil
 }
 
 type tokenFetch struct {
@@ -85,6 +104,11 @@ func (ts *tokenSource) Token(ctx context.Context) (string, error) {
 		tok := ts.token
 		ts.mu.Unlock()
 		return tok, nil
+	}
+	if ts.refused != nil && ts.now().Before(ts.refusedUntil) {
+		err := ts.refused
+		ts.mu.Unlock()
+		return "", err
 	}
 	f := ts.inflight
 	leader := f == nil
@@ -113,9 +137,13 @@ func (ts *tokenSource) run(ctx context.Context, f *tokenFetch) {
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
 	f.token, f.err = tok, err
-	if err == nil {
+	switch {
+	case err == nil:
 		ts.token = tok
 		ts.renewAt = ts.now().Add(ttl - renewMargin(ttl))
+		ts.refused = nil
+	case AsError(err).Code == CodeUnauthorized:
+		ts.refused, ts.refusedUntil = err, ts.now().Add(refusalHold)
 	}
 	ts.inflight = nil
 	close(f.done)

@@ -1,0 +1,195 @@
+package upstream_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mkgraph/mkgraph/upstream"
+	"github.com/mkgraph/mkgraph/upstream/sandbox"
+)
+
+// fast makes retries quick; the breaker stays out of the way unless a test
+// is about it.
+var fast = upstream.Config{RetryBaseDelay: time.Millisecond, RetryMaxDelay: 5 * time.Millisecond, BreakerFailures: 1 << 20}
+
+func TestRetries(t *testing.T) {
+	const id = sandbox.LinkSeed
+	tests := []struct {
+		name      string
+		fault     sandbox.Fault
+		times     int           // how many calls misbehave
+		deadline  time.Duration // of the caller; 0: none
+		wantCode  string        // "" = success
+		wantCalls int
+		minTook   time.Duration
+	}{
+		{"503 then success", sandbox.Fault{Status: 503}, 1, 0, "", 2, 0},
+		{"502 twice then success", sandbox.Fault{Status: 502}, 2, 0, "", 3, 0},
+		{"504 always: two retries, then the error", sandbox.Fault{Status: 504}, 0, 0, upstream.CodeUpstreamUnavailable, 3, 0},
+		{"connection reset then success", sandbox.Fault{Reset: true}, 1, 0, "", 2, 0},
+		{"500 is not retried", sandbox.Fault{Status: 500}, 0, 0, upstream.CodeUpstreamUnavailable, 1, 0},
+		{"HTML 200 is not retried", sandbox.Fault{HTML: true}, 0, 0, upstream.CodeUpstreamBadResponse, 1, 0},
+		{"429 with a short Retry-After is waited out", sandbox.Fault{Status: 429, RetryAfter: "1"}, 1, 0, "", 2, time.Second},
+		{"429 with a long Retry-After returns at once", sandbox.Fault{Status: 429, RetryAfter: "30"}, 0, 0, upstream.CodeRateLimitExceeded, 1, 0},
+		{"429 whose wait does not fit the deadline returns at once", sandbox.Fault{Status: 429, RetryAfter: "1"}, 0, 500 * time.Millisecond, upstream.CodeRateLimitExceeded, 1, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sb, srv := MustSandbox(t, sandbox.Options{})
+			c := MustNewClient(t, srv.URL, fast)
+			if _, err := c.GetIdentity(t.Context(), sandbox.LinkHousehold); err != nil { // warm: token
+				t.Fatal(err)
+			}
+			sb.SetFault(id, tt.fault, tt.times)
+			sb.Reset()
+			ctx := t.Context()
+			if tt.deadline > 0 {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, tt.deadline)
+				defer cancel()
+			}
+			start := time.Now()
+			_, err := c.GetIdentity(ctx, id)
+			took := time.Since(start)
+			switch {
+			case tt.wantCode == "" && err != nil:
+				t.Errorf("GetIdentity(ctx, %q): %v, want success", id, err)
+			case tt.wantCode != "" && MustAsError(t, err).Code != tt.wantCode:
+				t.Errorf("GetIdentity(ctx, %q): %v, want %s", id, err, tt.wantCode)
+			}
+			// net/http itself resends a GET once when a reused connection
+			// is reset, so a reset may cost one call more.
+			if got := sb.IdentityCallsFor(id); got != tt.wantCalls && !(tt.fault.Reset && got == tt.wantCalls+1) {
+				t.Errorf("GetIdentity(ctx, %q): %d upstream calls, want %d", id, got, tt.wantCalls)
+			}
+			if took < tt.minTook {
+				t.Errorf("GetIdentity(ctx, %q) took %v, want at least %v (Retry-After)", id, took, tt.minTook)
+			}
+			if tt.wantCalls == 1 && took > 300*time.Millisecond {
+				t.Errorf("GetIdentity(ctx, %q) took %v: a call that is not retried must return at once", id, took)
+			}
+		})
+	}
+}
+
+// TestRetryBudget: under sustained failure retries add at most the budget's
+// share of calls (20%) plus its small floor, not two retries per request.
+func TestRetryBudget(t *testing.T) {
+	sb, srv := MustSandbox(t, sandbox.Options{})
+	c := MustNewClient(t, srv.URL, fast)
+	sb.SetFault(sandbox.LinkSeed, sandbox.Fault{Status: 503}, 0)
+	const requests = 200
+	for range requests {
+		c.GetIdentity(t.Context(), sandbox.LinkSeed)
+	}
+	calls := sb.IdentityCallsFor(sandbox.LinkSeed)
+	if max := requests + requests/5 + 10; calls > max || calls <= requests {
+		t.Errorf("%d requests against a failing upstream made %d calls, want more than %d and at most %d", requests, calls, requests, max)
+	}
+}
+
+// TestBreaker: repeated failures open the breaker, which then fails fast
+// without calling the upstream, and lets one probe through after its
+// cool-down.
+func TestBreaker(t *testing.T) {
+	sb, srv := MustSandbox(t, sandbox.Options{})
+	c := MustNewClient(t, srv.URL, upstream.Config{MaxRetries: -1, BreakerFailures: 3, BreakerCooldown: 200 * time.Millisecond})
+	sb.SetFault(sandbox.LinkSeed, sandbox.Fault{Status: 503}, 0)
+	for range 3 {
+		c.GetIdentity(t.Context(), sandbox.LinkSeed)
+	}
+	before := sb.IdentityCalls()
+	start := time.Now()
+	_, err := c.GetIdentity(t.Context(), sandbox.LinkHousehold)
+	if e := MustAsError(t, err); e.Code != upstream.CodeUpstreamUnavailable || sb.IdentityCalls() != before {
+		t.Errorf("open breaker: %v with %d upstream calls, want %s and none", err, sb.IdentityCalls()-before, upstream.CodeUpstreamUnavailable)
+	}
+	if took := time.Since(start); took > 50*time.Millisecond {
+		t.Errorf("open breaker took %v to answer, want at once", took)
+	}
+	time.Sleep(250 * time.Millisecond)
+	if _, err := c.GetIdentity(t.Context(), sandbox.LinkHousehold); err != nil {
+		t.Errorf("after the cool-down, the probe: %v, want success", err)
+	}
+	if _, err := c.GetIdentity(t.Context(), sandbox.LinkHousehold); err != nil {
+		t.Errorf("after a good probe: %v, want success (breaker closed)", err)
+	}
+}
+
+// TestRefusalsDoNotOpenBreaker: 4xx answers are the upstream working.
+func TestRefusalsDoNotOpenBreaker(t *testing.T) {
+	_, srv := MustSandbox(t, sandbox.Options{})
+	c := MustNewClient(t, srv.URL, upstream.Config{BreakerFailures: 2})
+	for range 5 {
+		c.GetIdentity(t.Context(), "mk_no_such_link")
+	}
+	if _, err := c.GetIdentity(t.Context(), sandbox.LinkSeed); err != nil {
+		t.Errorf("after 404s: %v, want success", err)
+	}
+}
+
+// TestInFlightBound: calls beyond MaxInFlight wait a bounded time for a slot,
+// then fail fast without calling the upstream.
+func TestInFlightBound(t *testing.T) {
+	sb, srv := MustSandbox(t, sandbox.Options{})
+	c := MustNewClient(t, srv.URL, upstream.Config{MaxInFlight: 1, InFlightWait: 50 * time.Millisecond, Timeout: time.Second, MaxRetries: -1})
+	if _, err := c.GetIdentity(t.Context(), sandbox.LinkHousehold); err != nil { // warm: token
+		t.Fatal(err)
+	}
+	sb.SetFault(sandbox.LinkSeed, sandbox.Fault{Latency: 300 * time.Millisecond}, 1)
+	var wg sync.WaitGroup
+	wg.Go(func() { c.GetIdentity(t.Context(), sandbox.LinkSeed) })
+	time.Sleep(50 * time.Millisecond) // the slow call holds the only slot
+	start := time.Now()
+	_, err := c.GetIdentity(t.Context(), sandbox.LinkHousehold)
+	if e := MustAsError(t, err); e.Code != upstream.CodeUpstreamUnavailable {
+		t.Errorf("second call: %v, want %s", err, upstream.CodeUpstreamUnavailable)
+	}
+	if took := time.Since(start); took > 250*time.Millisecond {
+		t.Errorf("second call waited %v for a slot, want about 50ms", took)
+	}
+	wg.Wait()
+	if got := sb.IdentityCallsFor(sandbox.LinkHousehold); got != 1 {
+		t.Errorf("household calls = %d, want 1 (the refused call made none)", got)
+	}
+}
+
+// TestRefusedCredentials fail fast: one token call, however many requests,
+// and Ready reports the refusal.
+func TestRefusedCredentials(t *testing.T) {
+	sb, srv := MustSandbox(t, sandbox.Options{})
+	c := MustNewClient(t, srv.URL, upstream.Config{ClientSecret: "wrong"})
+	if err := c.Ready(); err != nil {
+		t.Fatalf("Ready() before any call = %v, want nil", err)
+	}
+	for range 5 {
+		_, err := c.GetIdentity(t.Context(), sandbox.LinkSeed)
+		if e := MustAsError(t, err); e.Code != upstream.CodeUnauthorized {
+			t.Fatalf("GetIdentity: %v, want %s", err, upstream.CodeUnauthorized)
+		}
+	}
+	if got := sb.TokenCalls(); got != 1 {
+		t.Errorf("token calls = %d, want 1", got)
+	}
+	if err := c.Ready(); err == nil {
+		t.Errorf("Ready() = nil after refused credentials, want the refusal")
+	}
+}
+
+// TestTokenExpiryRenewed: tokens that expire after N calls are renewed and
+// the call retried once, invisibly to the caller.
+func TestTokenExpiryRenewed(t *testing.T) {
+	sb, srv := MustSandbox(t, sandbox.Options{})
+	c := MustNewClient(t, srv.URL, upstream.Config{})
+	sb.ExpireTokensAfter(2)
+	for i := range 6 {
+		if _, err := c.GetIdentity(t.Context(), sandbox.LinkSeed); err != nil {
+			t.Fatalf("call %d: %v", i, err)
+		}
+	}
+	if got := sb.TokenCalls(); got != 3 {
+		t.Errorf("token calls = %d, want 3 (one per two calls)", got)
+	}
+}
