@@ -17,6 +17,7 @@ import (
 	stdlog "log"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"regexp"
@@ -71,6 +72,8 @@ type config struct {
 	MaxRetryWait          time.Duration
 	MaxInFlight           int
 	BreakerCooldown       time.Duration
+	BudgetPerLink         int // -1: unset (the default for the upstream)
+	BudgetPerApp          int
 	LoaderWait            time.Duration
 	MaxBodyBytes          int64
 	MaxLinkIDs            int
@@ -82,6 +85,8 @@ type config struct {
 	SandboxLatency        time.Duration
 	ShutdownTimeout       time.Duration
 	DrainDelay            time.Duration
+	AdminAddr             string
+	Pprof                 bool
 }
 
 // configError is a bad setting: main exits with status 2.
@@ -135,6 +140,8 @@ func (c *config) settings() []setting {
 		{"upstream-max-body-bytes", "MKGRAPH_UPSTREAM_MAX_BODY_BYTES", strconv.Itoa(upstream.DefaultMaxBodyBytes), "largest upstream answer read", number(&c.UpstreamMaxBody)},
 		{"upstream-max-retry-wait", "MKGRAPH_UPSTREAM_MAX_RETRY_WAIT", upstream.DefaultMaxRetryAfterWait.String(), "longest Retry-After a call waits out before retrying; longer ones are answered at once with retryAfter", duration(&c.MaxRetryWait, false)},
 		{"upstream-max-in-flight", "MKGRAPH_UPSTREAM_MAX_IN_FLIGHT", strconv.Itoa(upstream.DefaultMaxInFlight), "upstream calls in flight at once, over all requests", number(&c.MaxInFlight)},
+		{"identity-budget-per-link", "MKGRAPH_IDENTITY_BUDGET_PER_LINK", "", "identity calls per link per minute the facade allows itself (MoneyKit: 3); unset: 3 with MoneyKit, none with the embedded sandbox; 0: none", budget(&c.BudgetPerLink)},
+		{"identity-budget-per-app", "MKGRAPH_IDENTITY_BUDGET_PER_APP", "", "identity calls per minute in all (MoneyKit: 600); unset: 600 with MoneyKit, none with the embedded sandbox; 0: none", budget(&c.BudgetPerApp)},
 		{"breaker-cooldown", "MKGRAPH_BREAKER_COOLDOWN", upstream.DefaultBreakerCooldown.String(), "how long the circuit breaker fails fast after repeated upstream failures", duration(&c.BreakerCooldown, true)},
 		{"request-timeout", "MKGRAPH_REQUEST_TIMEOUT", "15s", "deadline of one GraphQL request", duration(&c.RequestTimeout, true)},
 		{"loader-wait", "MKGRAPH_LOADER_WAIT", loader.DefaultWait.String(), "dataloader batch window", duration(&c.LoaderWait, false)},
@@ -147,6 +154,8 @@ func (c *config) settings() []setting {
 		{"graphiql", "MKGRAPH_GRAPHIQL", "true", "serve GraphiQL at /", boolean(&c.GraphiQL)},
 		{"sandbox-latency", "MKGRAPH_SANDBOX_LATENCY", "0s", "latency the embedded sandbox adds to each identity call", duration(&c.SandboxLatency, false)},
 		{"shutdown-timeout", "MKGRAPH_SHUTDOWN_TIMEOUT", "10s", "how long in-flight requests may finish on SIGTERM", duration(&c.ShutdownTimeout, true)},
+		{"admin-addr", "MKGRAPH_ADMIN_ADDR", "", "listen address of the admin endpoints (unset: none); keep it off the public network", str(&c.AdminAddr)},
+		{"pprof", "MKGRAPH_PPROF", "false", "serve /debug/pprof/ on the admin listener", boolean(&c.Pprof)},
 		{"drain-delay", "MKGRAPH_DRAIN_DELAY", "0s", "on SIGTERM, how long /readyz answers 503 before the listener closes (let a load balancer notice)", duration(&c.DrainDelay, false)},
 	}
 }
@@ -185,6 +194,54 @@ func number[T int | int64](p *T) binding {
 		},
 		get: func() string { return strconv.FormatInt(int64(*p), 10) },
 	}
+}
+
+// budget binds a rate budget: "" is unset (-1), 0 none, else a positive count.
+func budget(p *int) binding {
+	return binding{
+		set: func(s string) error {
+			if s == "" {
+				*p = -1
+				return nil
+			}
+			v, err := strconv.Atoi(s)
+			if err != nil || v < 0 {
+				return errors.New("must be a count of calls per minute, 0 for none")
+			}
+			*p = v
+			return nil
+		},
+		get: func() string {
+			if *p < 0 {
+				return "default"
+			}
+			return strconv.Itoa(*p)
+		},
+	}
+}
+
+// rateBudget is the facade's mirror of MoneyKit's identity limits: unset
+// budgets are MoneyKit's own with a real upstream, and none with the
+// embedded sandbox (which has no limits, and where a developer re-running a
+// query should not be refused).
+func rateBudget(c *config, embedded bool) upstream.RateBudget {
+	perLink, perApp := c.BudgetPerLink, c.BudgetPerApp
+	if perLink < 0 {
+		perLink = upstream.IdentityCallsPerLink
+		if embedded {
+			perLink = 0
+		}
+	}
+	if perApp < 0 {
+		perApp = upstream.IdentityCallsPerApp
+		if embedded {
+			perApp = 0
+		}
+	}
+	if perLink == 0 && perApp == 0 {
+		return nil
+	}
+	return upstream.NewSlidingWindow(perLink, perApp, time.Minute, nil)
 }
 
 func boolean(p *bool) binding {
@@ -281,7 +338,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	logConfig(log, c)
 
 	baseURL, clientID, clientSecret := c.BaseURL, c.ClientID, c.ClientSecret
-	if baseURL == "" {
+	embedded := baseURL == ""
+	if embedded {
 		sbx, stopSandbox, err := startSandbox(c.SandboxLatency)
 		if err != nil {
 			return err
@@ -298,6 +356,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		MaxBodyBytes: c.UpstreamMaxBody,
 		Observer:     observeUpstream,
 
+		Budget:            rateBudget(c, embedded),
 		MaxRetryAfterWait: c.MaxRetryWait,
 		MaxInFlight:       c.MaxInFlight,
 		BreakerCooldown:   c.BreakerCooldown,
@@ -328,8 +387,23 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return &configError{fmt.Errorf("MKGRAPH_ADDR: %w", err)}
 	}
-	serveErr := make(chan error, 1)
+	serveErr := make(chan error, 2)
 	go func() { serveErr <- srv.Serve(ln) }()
+	if c.AdminAddr != "" {
+		aln, err := net.Listen("tcp", c.AdminAddr)
+		if err != nil {
+			srv.Close()
+			return &configError{fmt.Errorf("MKGRAPH_ADMIN_ADDR: %w", err)}
+		}
+		admin := &http.Server{Handler: adminHandler(c), ReadHeaderTimeout: 10 * time.Second}
+		defer admin.Close()
+		go func() {
+			if err := admin.Serve(aln); !errors.Is(err, http.ErrServerClosed) {
+				serveErr <- err
+			}
+		}()
+		log.Info().Str("addr", aln.Addr().String()).Bool("pprof", c.Pprof).Msg("admin listening")
+	}
 	serving.Store(true)
 	log.Info().Str("addr", ln.Addr().String()).Msg("listening")
 
@@ -427,6 +501,21 @@ func newHandler(c *config, log zerolog.Logger, client loader.Fetcher, ready func
 		recoverer,
 		securityHeaders,
 	)
+}
+
+// adminHandler serves what operators need and the public must not reach:
+// pprof when enabled (issue 5 adds metrics here).
+func adminHandler(c *config) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
+	if c.Pprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
+	return mux
 }
 
 // chain wraps h in middleware, the first outermost.
@@ -628,21 +717,29 @@ func runSandbox(ctx context.Context, args []string, getenv func(string) string, 
 	fs.SetOutput(stdout)
 	addr := fs.String("addr", "127.0.0.1:8081", "listen address")
 	latency := fs.Duration("latency", c.SandboxLatency, "latency added to each identity call (env MKGRAPH_SANDBOX_LATENCY)")
+	faults := fs.String("faults", "", `misbehave on a share of identity calls, e.g. "503=0.2,hang=0.05" (kinds: 429 500 502 503 504 hang reset html truncate oversize drip slow)`)
+	seed := fs.Uint64("seed", 1, "seed of the fault draws, for reproducible runs")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
 		}
 		return &configError{err}
 	}
+	rules, err := sandbox.ParseRandomFaults(*faults)
+	if err != nil {
+		return &configError{fmt.Errorf("sandbox -faults: %w", err)}
+	}
 	log := newLogger(c, stdout)
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		return &configError{fmt.Errorf("sandbox -addr: %w", err)}
 	}
-	srv := &http.Server{Handler: sandbox.New(sandbox.Options{Latency: *latency}), ReadHeaderTimeout: 10 * time.Second}
+	sbx := sandbox.New(sandbox.Options{Latency: *latency})
+	sbx.SetRandomFaults(*seed, rules)
+	srv := &http.Server{Handler: sbx, ReadHeaderTimeout: 10 * time.Second}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
-	log.Info().Str("addr", ln.Addr().String()).Str("client_id", sandbox.DefaultClientID).Dur("latency", *latency).
+	log.Info().Str("addr", ln.Addr().String()).Str("client_id", sandbox.DefaultClientID).Dur("latency", *latency).Str("faults", *faults).
 		Msg("sandbox listening; its client secret is in the README")
 	select {
 	case err := <-serveErr:

@@ -1236,3 +1236,60 @@ func TestReadyzRefusedCredentials(t *testing.T) {
 		t.Errorf("/healthz: %d, want 200 (alive, just not ready)", r.status)
 	}
 }
+
+// TestIdentityBudget: against MoneyKit (here a sandbox on its own port) the
+// facade keeps MoneyKit's 3 identity calls per link per minute itself: the
+// 4th read is refused locally with a retryAfter, not spent upstream. The
+// embedded sandbox has no budget by default, and the settings change both.
+func TestIdentityBudget(t *testing.T) {
+	q := gqlRequest{Query: `{ link(id: "` + sandbox.LinkSeed + `") { id } }`}
+	tests := []struct {
+		name      string
+		external  bool
+		env       map[string]string
+		reads     int
+		wantCalls int // upstream identity calls (external only)
+		refused   int // reads answered api_error.rate_limit_exceeded
+	}{
+		{"MoneyKit default: 3 per link", true, nil, 5, 3, 2},
+		{"per-link budget raised", true, map[string]string{"MKGRAPH_IDENTITY_BUDGET_PER_LINK": "10"}, 5, 5, 0},
+		{"app budget", true, map[string]string{"MKGRAPH_IDENTITY_BUDGET_PER_APP": "2"}, 4, 2, 2},
+		{"budgets off", true, map[string]string{"MKGRAPH_IDENTITY_BUDGET_PER_LINK": "0", "MKGRAPH_IDENTITY_BUDGET_PER_APP": "0"}, 5, 5, 0},
+		{"embedded sandbox: none by default", false, nil, 5, 0, 0},
+		{"embedded sandbox: set explicitly", false, map[string]string{"MKGRAPH_IDENTITY_BUDGET_PER_LINK": "1"}, 3, 0, 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := map[string]string{}
+			for k, v := range tt.env {
+				env[k] = v
+			}
+			sbx := sandbox.New(sandbox.Options{})
+			if tt.external {
+				env["MONEYKIT_BASE_URL"] = startUpstream(t, sbx)
+				env["MONEYKIT_CLIENT_ID"] = sandbox.DefaultClientID
+				env["MONEYKIT_CLIENT_SECRET"] = sandbox.DefaultClientSecret
+			}
+			baseURL, _, _ := startServer(t, env)
+			c := newClient(t)
+			refused := 0
+			for range tt.reads {
+				g := decodeGQL(t, postGraphQL(t, c, baseURL, q))
+				if len(g.Errors) == 0 {
+					continue
+				}
+				e := g.Errors[0]
+				if e.Extensions["code"] != "api_error.rate_limit_exceeded" || e.Extensions["retryAfter"] == nil {
+					t.Fatalf("unexpected error %+v", e)
+				}
+				refused++
+			}
+			if refused != tt.refused {
+				t.Errorf("%d of %d reads refused, want %d", refused, tt.reads, tt.refused)
+			}
+			if tt.external && sbx.IdentityCalls() != tt.wantCalls {
+				t.Errorf("upstream identity calls = %d, want %d", sbx.IdentityCalls(), tt.wantCalls)
+			}
+		})
+	}
+}

@@ -81,6 +81,10 @@ type Config struct {
 	BreakerCooldown   time.Duration
 	// Rand returns jitter in [0, 1); nil: math/rand/v2.
 	Rand func() float64
+	// Budget, when set, is asked before every identity call (retries
+	// included); a refusal is answered as api_error.rate_limit_exceeded with
+	// the budget's retryAfter, without calling the upstream.
+	Budget RateBudget
 }
 
 // withDefaults fills the zero settings.
@@ -223,7 +227,7 @@ func (c *Client) GetIdentity(ctx context.Context, linkID string) (*Identity, err
 		return nil, err
 	}
 	var id *Identity
-	err := c.authorizedGet(ctx, EndpointIdentity, "/links/"+url.PathEscape(linkID)+"/identity", func(body []byte) (err error) {
+	err := c.authorizedGet(ctx, EndpointIdentity, linkID, "/links/"+url.PathEscape(linkID)+"/identity", func(body []byte) (err error) {
 		id, err = DecodeIdentity(body)
 		return err
 	})
@@ -231,6 +235,30 @@ func (c *Client) GetIdentity(ctx context.Context, linkID string) (*Identity, err
 		return nil, err
 	}
 	return id, nil
+}
+
+// reserve takes one call from the rate budget, if there is one.
+func (c *Client) reserve(ctx context.Context, linkID string) error {
+	if c.cfg.Budget == nil {
+		return nil
+	}
+	wait, ok, err := c.cfg.Budget.Reserve(ctx, linkID)
+	switch {
+	case err != nil:
+		// A budget that cannot answer must not stop every call: the
+		// upstream still enforces its limits.
+		return nil
+	case !ok:
+		return &Error{
+			Status:        http.StatusTooManyRequests,
+			Code:          CodeRateLimitExceeded,
+			Message:       "Rate limit exceeded: MoneyKit allows only a few identity calls per link and per app each minute. Retry after the time in extensions.retryAfter.",
+			RetryAfter:    wait,
+			HasRetryAfter: true,
+			Err:           errLocalBudget,
+		}
+	}
+	return nil
 }
 
 // Ready reports whether the client can work: not while the upstream refuses
@@ -241,11 +269,11 @@ func (c *Client) Ready() error { return c.tokens.Refused() }
 // retrying as retryDelay allows within the retry budget. The breaker sees
 // the outcome of the whole call, retries included: one unlucky link does
 // not count three times.
-func (c *Client) authorizedGet(ctx context.Context, endpoint, path string, decode func([]byte) error) error {
+func (c *Client) authorizedGet(ctx context.Context, endpoint, linkID, path string, decode func([]byte) error) error {
 	c.budget.deposit()
 	return c.throughBreaker(func() error {
 		for attempt := 0; ; attempt++ {
-			err := c.attempt(ctx, endpoint, path, decode)
+			err := c.attempt(ctx, endpoint, linkID, path, decode)
 			if err == nil {
 				return nil
 			}
@@ -257,14 +285,17 @@ func (c *Client) authorizedGet(ctx context.Context, endpoint, path string, decod
 	})
 }
 
-// attempt is one try of a GET: an in-flight slot, a token, the exchange,
-// and one renewal of the token if the upstream says it expired.
-func (c *Client) attempt(ctx context.Context, endpoint, path string, decode func([]byte) error) error {
+// attempt is one try of a GET: an in-flight slot, the rate budget, a token,
+// the exchange, and one renewal of the token if the upstream says it expired.
+func (c *Client) attempt(ctx context.Context, endpoint, linkID, path string, decode func([]byte) error) error {
 	release, err := c.acquire(ctx)
 	if err != nil {
 		return err
 	}
 	defer release()
+	if err := c.reserve(ctx, linkID); err != nil {
+		return err
+	}
 	for renewed := false; ; renewed = true {
 		tok, err := c.tokens.Token(ctx)
 		if err != nil {

@@ -111,7 +111,27 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.serveIdentity(w, r, id)
 		return
 	}
+	if path == StatsPath && r.Method == http.MethodGet {
+		jsonReply(http.StatusOK, mustJSON(s.Stats())).write(w)
+		return
+	}
 	errRouteNotFound.write(w)
+}
+
+// StatsPath serves Stats as JSON, so that tools driving a sandbox on its own
+// port (load and soak runs) can read its counters. It is not a MoneyKit route.
+const StatsPath = "/_sandbox/stats"
+
+// Stats are the sandbox's counters since New or Reset.
+type Stats struct {
+	IdentityCalls int `json:"identity_calls"`
+	TokenCalls    int `json:"token_calls"`
+	FaultsServed  int `json:"faults_served"`
+}
+
+// Stats returns the counters.
+func (s *Server) Stats() Stats {
+	return Stats{IdentityCalls: s.IdentityCalls(), TokenCalls: s.TokenCalls(), FaultsServed: s.FaultsServed()}
 }
 
 // identityLinkID returns the unescaped {id} of an escaped /links/{id}/identity path.

@@ -1,0 +1,111 @@
+package upstream
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+)
+
+// MoneyKit's identity limits, which the default budgets mirror.
+const (
+	IdentityCallsPerLink = 3   // per link per minute
+	IdentityCallsPerApp  = 600 // per app per minute
+)
+
+// RateBudget mirrors the upstream's rate limits on the client side, so that
+// the facade refuses a call that would be answered 429 anyway instead of
+// spending it. Reserve takes one call from the budget of linkID and from the
+// app's, or reports how long until one is free. Implementations are safe
+// for concurrent use; the in-memory SlidingWindow serves one replica, and a
+// shared store (Redis) can serve many behind the same interface.
+type RateBudget interface {
+	Reserve(ctx context.Context, linkID string) (retryAfter time.Duration, ok bool, err error)
+}
+
+// errLocalBudget marks a 429 the facade answered itself.
+var errLocalBudget = errors.New("refused by the facade's own rate budget, before calling the upstream")
+
+// SlidingWindow is the in-memory RateBudget: at most PerLink calls for one
+// link and PerApp calls in all within any Window, counted exactly (a log of
+// call times, not a token bucket, which would let a burst through at the
+// edge of MoneyKit's window). A limit of 0 is no limit.
+type SlidingWindow struct {
+	perLink, perApp int
+	window          time.Duration
+	now             func() time.Time
+
+	mu        sync.Mutex
+	app       []time.Time            // call times within the window, oldest first
+	links     map[string][]time.Time // the same per link
+	lastSweep time.Time
+}
+
+var _ RateBudget = (*SlidingWindow)(nil)
+
+// NewSlidingWindow returns a budget of perLink and perApp calls per window;
+// now is its clock (nil: time.Now).
+func NewSlidingWindow(perLink, perApp int, window time.Duration, now func() time.Time) *SlidingWindow {
+	if now == nil {
+		now = time.Now
+	}
+	return &SlidingWindow{perLink: perLink, perApp: perApp, window: window, now: now, links: map[string][]time.Time{}}
+}
+
+// Reserve implements RateBudget. A refused call takes nothing from either
+// budget.
+func (b *SlidingWindow) Reserve(_ context.Context, linkID string) (time.Duration, bool, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	now := b.now()
+	since := now.Add(-b.window)
+	b.sweep(now, since)
+	b.app = prune(b.app, since)
+	var calls []time.Time
+	if b.perLink > 0 {
+		calls = prune(b.links[linkID], since)
+	}
+	var wait time.Duration
+	if b.perApp > 0 && len(b.app) >= b.perApp {
+		wait = b.app[len(b.app)-b.perApp].Add(b.window).Sub(now)
+	}
+	if b.perLink > 0 && len(calls) >= b.perLink {
+		wait = max(wait, calls[len(calls)-b.perLink].Add(b.window).Sub(now))
+	}
+	if wait > 0 {
+		return wait, false, nil
+	}
+	if b.perApp > 0 {
+		b.app = append(b.app, now)
+	}
+	if b.perLink > 0 {
+		b.links[linkID] = append(calls, now)
+	}
+	return 0, true, nil
+}
+
+// sweep forgets links without a call in the window, once per window, so the
+// map holds only links called recently.
+func (b *SlidingWindow) sweep(now, since time.Time) {
+	if now.Sub(b.lastSweep) < b.window {
+		return
+	}
+	b.lastSweep = now
+	for id, calls := range b.links {
+		if len(prune(calls, since)) == 0 {
+			delete(b.links, id)
+		}
+	}
+}
+
+// prune drops the times before since from a list kept oldest first.
+func prune(times []time.Time, since time.Time) []time.Time {
+	i := 0
+	for i < len(times) && !times[i].After(since) {
+		i++
+	}
+	if i == len(times) {
+		return times[:0]
+	}
+	return times[i:]
+}
