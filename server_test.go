@@ -1293,3 +1293,39 @@ func TestIdentityBudget(t *testing.T) {
 		})
 	}
 }
+
+// TestClientDisconnectCancelsUpstream: a frontend that gives up (closes the
+// connection) cancels the upstream call it caused, rather than leaving it to
+// run to its own timeout.
+func TestClientDisconnectCancelsUpstream(t *testing.T) {
+	sbx := sandbox.New(sandbox.Options{})
+	sbx.SetFault(sandbox.LinkSeed, sandbox.Fault{Hang: true}, 0)
+	cancelled := make(chan time.Duration, 1)
+	upstreamURL := startUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sbx.ServeHTTP(w, r)
+		if strings.HasSuffix(r.URL.Path, "/identity") && r.Context().Err() != nil {
+			cancelled <- time.Since(start)
+		}
+	}))
+	baseURL, _, _ := startServer(t, map[string]string{
+		"MONEYKIT_BASE_URL":        upstreamURL,
+		"MONEYKIT_CLIENT_ID":       sandbox.DefaultClientID,
+		"MONEYKIT_CLIENT_SECRET":   sandbox.DefaultClientSecret,
+		"MKGRAPH_UPSTREAM_TIMEOUT": "10s",
+	})
+	c := &http.Client{Transport: &http.Transport{}, Timeout: 300 * time.Millisecond}
+	t.Cleanup(c.CloseIdleConnections)
+	body := strings.NewReader(`{"query":"{ link(id: \"` + sandbox.LinkSeed + `\") { id } }"}`)
+	if _, err := c.Post(baseURL+"/graphql", "application/json", body); err == nil {
+		t.Fatal("the query answered although its upstream hangs")
+	}
+	select {
+	case d := <-cancelled:
+		if d > 2*time.Second {
+			t.Errorf("upstream call cancelled after %v, want soon after the client left at 300ms", d)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the upstream call was not cancelled when the client disconnected")
+	}
+}

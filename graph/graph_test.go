@@ -1339,3 +1339,52 @@ func TestRequestLimits(t *testing.T) {
 		})
 	}
 }
+
+// TestFaultsThroughGraphQL: each way the upstream can fail reaches the
+// client as a stable code at the link's path, never a hang, and costs the
+// calls the retry rules allow: 502/504/resets are retried twice, a short
+// Retry-After is waited out, everything else is tried once.
+func TestFaultsThroughGraphQL(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		id        string
+		code      string
+		minCalls  int
+		maxCalls  int
+		retryWait bool // retryAfter in extensions
+	}{
+		{sandbox.LinkFault502, upstream.CodeUpstreamUnavailable, 3, 3, false},
+		{sandbox.LinkFault504, upstream.CodeUpstreamUnavailable, 3, 3, false},
+		{sandbox.LinkFaultReset, upstream.CodeUpstreamUnavailable, 3, 6, false}, // net/http may resend a reset GET itself
+		{sandbox.LinkFaultHTML, upstream.CodeUpstreamBadResponse, 1, 1, false},
+		{sandbox.LinkFaultTruncated, upstream.CodeUpstreamBadResponse, 1, 1, false},
+		{sandbox.LinkFaultOversized, upstream.CodeUpstreamBadResponse, 1, 1, false},
+		{sandbox.LinkFaultDrip, upstream.CodeUpstreamTimeout, 1, 1, false},
+		{sandbox.LinkFaultHang, upstream.CodeUpstreamTimeout, 1, 1, false},
+		{sandbox.LinkFaultSlow, upstream.CodeUpstreamTimeout, 1, 1, false},
+		{sandbox.LinkRateLimitedDate, upstream.CodeRateLimitExceeded, 1, 1, true},
+		{sandbox.LinkRateLimitedShort, upstream.CodeRateLimitExceeded, 3, 3, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.id, func(t *testing.T) {
+			t.Parallel()
+			// A server per case: the breaker must not carry one case's
+			// failures into the next.
+			ts := newTestServer(t, testOptions{Timeout: time.Second})
+			start := time.Now()
+			resp, body := ts.MustQuery(t, `query($id: ID!) { link(id: $id) { id } }`, map[string]any{"id": tt.id})
+			if len(resp.Errors) != 1 || resp.Errors[0].Extensions["code"] != tt.code || string(resp.Data) != `{"link":null}` {
+				t.Fatalf("answer %s, want link null with one %s error", body, tt.code)
+			}
+			if _, ok := resp.Errors[0].Extensions["retryAfter"]; ok != tt.retryWait {
+				t.Errorf("retryAfter present = %v, want %v: %s", ok, tt.retryWait, body)
+			}
+			if calls := ts.sbx.IdentityCallsFor(tt.id); calls < tt.minCalls || calls > tt.maxCalls {
+				t.Errorf("upstream calls = %d, want %d to %d", calls, tt.minCalls, tt.maxCalls)
+			}
+			if took := time.Since(start); took > 5*time.Second {
+				t.Errorf("took %v: bounded by the 1 s per-attempt timeout and the retry rules", took)
+			}
+		})
+	}
+}
