@@ -9,7 +9,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -35,6 +34,7 @@ import (
 	"github.com/rs/zerolog/hlog"
 
 	"github.com/mkgraph/mkgraph/graph"
+	"github.com/mkgraph/mkgraph/graph/httperr"
 	"github.com/mkgraph/mkgraph/graph/loader"
 	"github.com/mkgraph/mkgraph/graph/reqlog"
 	"github.com/mkgraph/mkgraph/upstream"
@@ -573,8 +573,7 @@ func recoverer(next http.Handler) http.Handler {
 				ev = ev.Str("panic", re.Error())
 			}
 			ev.Bytes("stack", debug.Stack()).Msg("panic in handler")
-			reqlog.From(r.Context()).AddCode(upstream.CodeInternal)
-			writeError(w, http.StatusInternalServerError, upstream.CodeInternal, "Internal error.")
+			httperr.Write(w, r, http.StatusInternalServerError, &upstream.Error{Code: upstream.CodeInternal, Message: "Internal error."})
 		}()
 		next.ServeHTTP(w, r)
 	})
@@ -640,7 +639,7 @@ func bodyLimit(max int64) func(http.Handler) http.Handler {
 			if r.Body != nil && r.Body != http.NoBody {
 				body, err := io.ReadAll(io.LimitReader(r.Body, max+1))
 				if err != nil {
-					writeError(w, http.StatusBadRequest, upstream.CodeBadRequest, "The request body could not be read.")
+					httperr.Write(w, r, http.StatusBadRequest, &upstream.Error{Code: upstream.CodeBadRequest, Message: "The request body could not be read."})
 					return
 				}
 				if int64(len(body)) > max {
@@ -655,9 +654,8 @@ func bodyLimit(max int64) func(http.Handler) http.Handler {
 }
 
 func writeTooLarge(w http.ResponseWriter, r *http.Request, max int64) {
-	reqlog.From(r.Context()).AddCode(upstream.CodeQueryTooLarge)
-	writeError(w, http.StatusRequestEntityTooLarge, upstream.CodeQueryTooLarge,
-		fmt.Sprintf("The request body is larger than %d bytes.", max))
+	httperr.Write(w, r, http.StatusRequestEntityTooLarge, &upstream.Error{Code: upstream.CodeQueryTooLarge,
+		Message: fmt.Sprintf("The request body is larger than %d bytes.", max)})
 }
 
 // timeout bounds each GraphQL request; the upstream calls it makes inherit
@@ -670,16 +668,6 @@ func timeout(d time.Duration) func(http.Handler) http.Handler {
 			next.ServeHTTP(w, r.WithContext(ctx))
 		})
 	}
-}
-
-// writeError answers with a GraphQL error document outside execution.
-func writeError(w http.ResponseWriter, status int, code, msg string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(map[string]any{
-		"errors": []any{map[string]any{"message": msg, "extensions": map[string]any{"code": code}}},
-		"data":   nil,
-	})
 }
 
 // stdLogger adapts zerolog for http.Server's own errors (bad TLS, broken

@@ -24,6 +24,20 @@ const (
 	CodeQueryTooLarge       = "facade.query_too_large"
 	CodeBadRequest          = "facade.bad_request"
 
+	// Codes of the facade's protections (answered before execution or at a
+	// field's path).
+	CodeUnauthenticated          = "facade.unauthenticated"
+	CodeForbidden                = "facade.forbidden"
+	CodeQueryTooDeep             = "facade.query_too_deep"
+	CodeTooManyAliases           = "facade.too_many_aliases"
+	CodeTooManyDirectives        = "facade.too_many_directives"
+	CodeTooManyRootFields        = "facade.too_many_root_fields"
+	CodeTooManyTokens            = "facade.too_many_tokens"
+	CodeBatchingDisabled         = "facade.batching_disabled"
+	CodeCSRFRefused              = "facade.csrf_refused"
+	CodePersistedQueryNotAllowed = "facade.persisted_query_not_allowed"
+	CodeCallerRateLimited        = "facade.rate_limit_exceeded"
+
 	// CodeRateLimitExceeded is MoneyKit's own code for a 429.
 	CodeRateLimitExceeded = "api_error.rate_limit_exceeded"
 	// CodeExpiredAccessToken is MoneyKit's code for a token that must be renewed.
