@@ -43,6 +43,8 @@ type testOptions struct {
 	WrapFetcher func(loader.Fetcher) loader.Fetcher
 	// Per-request limits; 0: the defaults.
 	MaxLinks, MaxAccounts, MaxComplexity int
+	// Authorize, when set, is graph.HandlerConfig.Authorize.
+	Authorize func(ctx context.Context, linkID string) error
 }
 
 // testServer is the facade's GraphQL handler chain over a sandbox upstream.
@@ -84,7 +86,8 @@ func newTestServer(tb testing.TB, opts testOptions) *testServer {
 	}
 	factory := loader.NewFactory(loader.Config{Fetcher: fetcher, Concurrency: opts.Concurrency,
 		MaxLinks: opts.MaxLinks, MaxAccounts: opts.MaxAccounts})
-	gql := graph.NewHandler(graph.HandlerConfig{Introspection: true, MaxLinkIDs: opts.MaxLinkIDs, MaxComplexity: opts.MaxComplexity})
+	gql := graph.NewHandler(graph.HandlerConfig{Introspection: true, Suggestions: true, MaxLinkIDs: opts.MaxLinkIDs,
+		MaxComplexity: opts.MaxComplexity, Authorize: opts.Authorize})
 
 	ts := &testServer{sbx: sbx, url: hs.URL, logs: &syncBuffer{}}
 	logger := zerolog.New(ts.logs)
@@ -1386,5 +1389,38 @@ func TestFaultsThroughGraphQL(t *testing.T) {
 				t.Errorf("took %v: bounded by the 1 s per-attempt timeout and the retry rules", took)
 			}
 		})
+	}
+}
+
+// TestAuthorizeBeforeLoading: a link the caller may not read is answered
+// facade.forbidden at its own path and never reaches a loader or the
+// upstream, while the links it may read are answered.
+func TestAuthorizeBeforeLoading(t *testing.T) {
+	forbidden := &upstream.Error{Code: upstream.CodeForbidden, Message: "You may not read this link."}
+	ts := newTestServer(t, testOptions{Authorize: func(_ context.Context, id string) error {
+		if id == sandbox.LinkSeed {
+			return nil
+		}
+		return forbidden
+	}})
+	resp, body := ts.MustQuery(t, `{ a: link(id: "`+sandbox.LinkHousehold+`") { id }
+		b: links(ids: ["`+sandbox.LinkSeed+`", "`+sandbox.LinkSparse+`", "`+sandbox.LinkSeed+`"]) { id } }`, nil)
+	want := `{"a":null,"b":[{"id":"` + sandbox.LinkSeed + `"},null,{"id":"` + sandbox.LinkSeed + `"}]}`
+	if string(resp.Data) != want {
+		t.Errorf("data = %s, want %s", resp.Data, want)
+	}
+	var paths []string
+	for _, e := range resp.Errors {
+		if e.Extensions["code"] != upstream.CodeForbidden {
+			t.Errorf("unexpected error %+v", e)
+		}
+		paths = append(paths, fmt.Sprint(e.Path))
+	}
+	slices.Sort(paths)
+	if diff := cmp.Diff([]string{"[a]", "[b 1]"}, paths); diff != "" {
+		t.Errorf("error paths mismatch (-want +got):\n%s\n%s", diff, body)
+	}
+	if ts.sbx.IdentityCallsFor(sandbox.LinkHousehold) != 0 || ts.sbx.IdentityCallsFor(sandbox.LinkSparse) != 0 {
+		t.Errorf("forbidden links reached the upstream")
 	}
 }

@@ -12,6 +12,8 @@ import (
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
+	"github.com/mkgraph/mkgraph/graph/loader"
+	"github.com/mkgraph/mkgraph/graph/model"
 	"github.com/mkgraph/mkgraph/graph/reqlog"
 	"github.com/mkgraph/mkgraph/upstream"
 )
@@ -35,7 +37,19 @@ const (
 type HandlerConfig struct {
 	MaxLinkIDs    int  // longest links(ids:) list; 0: DefaultMaxLinkIDs
 	MaxComplexity int  // most an operation may cost; 0: DefaultMaxComplexity
+	MaxTokens     int  // parser token limit (the limits middleware refuses earlier); 0: none
 	Introspection bool // allow __schema and __type queries
+	Suggestions   bool // "Did you mean …" in validation errors
+	// Authorize decides, before any loader, cache or upstream call, whether
+	// the request's caller may read a link; it returns facade.forbidden
+	// otherwise. nil: every link.
+	Authorize func(ctx context.Context, linkID string) error
+	// APQCacheSize bounds the automatic persisted query cache (query texts,
+	// never data); 0: APQ off.
+	APQCacheSize int
+	// Persisted, when set, serves the operations of a manifest by hash and,
+	// in allowlist mode, accepts nothing else.
+	Persisted *PersistedQueries
 }
 
 // NewHandler returns the GraphQL HTTP handler. It expects the request context
@@ -48,16 +62,30 @@ func NewHandler(cfg HandlerConfig) *handler.Server {
 	if cfg.MaxComplexity <= 0 {
 		cfg.MaxComplexity = DefaultMaxComplexity
 	}
+	authorize := cfg.Authorize
+	if authorize == nil {
+		authorize = func(context.Context, string) error { return nil }
+	}
 	srv := handler.New(NewExecutableSchema(Config{
-		Resolvers:  &Resolver{maxLinkIDs: cfg.MaxLinkIDs},
+		Resolvers:  &Resolver{maxLinkIDs: cfg.MaxLinkIDs, authorize: authorize},
 		Complexity: complexity(),
 	}))
 	srv.AddTransport(transport.Options{})
 	srv.AddTransport(transport.GET{})
 	srv.AddTransport(transport.POST{})
 	srv.SetQueryCache(lru.New[*ast.QueryDocument](1000))
+	srv.SetDisableSuggestion(!cfg.Suggestions)
+	if cfg.MaxTokens > 0 {
+		srv.SetParserTokenLimit(cfg.MaxTokens)
+	}
 	if cfg.Introspection {
 		srv.Use(extension.Introspection{})
+	}
+	if cfg.Persisted != nil {
+		srv.Use(cfg.Persisted) // before APQ: manifest hashes need no registration
+	}
+	if cfg.APQCacheSize > 0 {
+		srv.Use(extension.AutomaticPersistedQuery{Cache: lru.New[string](cfg.APQCacheSize)})
 	}
 	srv.Use(extension.FixedComplexityLimit(cfg.MaxComplexity))
 	srv.AroundOperations(func(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
@@ -100,6 +128,33 @@ func answerExpired(h graphql.ResponseHandler) graphql.ResponseHandler {
 		}
 		return resp
 	}
+}
+
+// loadAuthorized loads the links the caller may read and answers the others
+// with their own error at their index, without loading them: authorization
+// comes before any loader, cache or upstream call.
+func (r *Resolver) loadAuthorized(ctx context.Context, ids []string) []*model.Link {
+	errs := make([]error, len(ids))
+	allowed := make([]string, 0, len(ids))
+	at := make([]int, 0, len(ids))
+	for i, id := range ids {
+		if err := r.authorize(ctx, id); err != nil {
+			errs[i] = err
+			continue
+		}
+		allowed = append(allowed, id)
+		at = append(at, i)
+	}
+	links := make([]*model.Link, len(ids))
+	loaded, loadErrs := loader.Links(ctx, allowed)
+	for j, i := range at {
+		links[i] = loaded[j]
+		if loadErrs != nil {
+			errs[i] = loadErrs[j]
+		}
+	}
+	addIndexErrors(ctx, errs)
+	return links
 }
 
 // checkLinkIDs refuses a links(ids:) list longer than the configured bound.

@@ -27,6 +27,9 @@ func (r *queryResolver) Link(ctx context.Context, id string) (*model.Link, error
 	if err := upstream.ValidateLinkID(id); err != nil {
 		return nil, err
 	}
+	if err := r.authorize(ctx, id); err != nil {
+		return nil, err
+	}
 	return loader.Link(ctx, id)
 }
 
@@ -35,9 +38,7 @@ func (r *queryResolver) Links(ctx context.Context, ids []string) ([]*model.Link,
 	if err := r.checkLinkIDs(ids); err != nil {
 		return nil, err
 	}
-	links, errs := loader.Links(ctx, ids)
-	addIndexErrors(ctx, errs)
-	return links, nil
+	return r.loadAuthorized(ctx, ids), nil
 }
 
 // Link returns LinkResolver implementation.
