@@ -44,3 +44,7 @@ fmt:
 
 tidy:
 	$(GO) mod tidy
+
+.PHONY: soak
+soak: ## 30 s fault soak on loopback (writes docs/resilience.md)
+	SOAK_WRITE=1 $(GO) test -tags soak -run TestSoak -count=1 -v -timeout 10m .

@@ -4,6 +4,7 @@
 //
 //	mkgraph [flags]          serve GraphQL on MKGRAPH_ADDR (default :8080)
 //	mkgraph sandbox [flags]  serve only the MoneyKit sandbox on its own port
+//	mkgraph hash-key NAME KEY  print a line for MKGRAPH_API_KEYS_FILE
 package main
 
 import (
@@ -22,6 +23,7 @@ import (
 	"regexp"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -34,8 +36,12 @@ import (
 	"github.com/rs/zerolog/hlog"
 
 	"github.com/mkgraph/mkgraph/graph"
+	"github.com/mkgraph/mkgraph/graph/auth"
+	"github.com/mkgraph/mkgraph/graph/browser"
 	"github.com/mkgraph/mkgraph/graph/httperr"
+	"github.com/mkgraph/mkgraph/graph/limits"
 	"github.com/mkgraph/mkgraph/graph/loader"
+	"github.com/mkgraph/mkgraph/graph/ratelimit"
 	"github.com/mkgraph/mkgraph/graph/reqlog"
 	"github.com/mkgraph/mkgraph/upstream"
 	"github.com/mkgraph/mkgraph/upstream/sandbox"
@@ -80,8 +86,27 @@ type config struct {
 	MaxLinksPerRequest    int
 	MaxAccountsPerRequest int
 	MaxComplexity         int
-	Introspection         bool
-	GraphiQL              bool
+	Env                   string
+	Introspection         optionalBool
+	GraphiQL              optionalBool
+	Suggestions           optionalBool
+	Auth                  string
+	JWTSecret             string
+	JWKSURL               string
+	JWKSFile              string
+	JWTIssuer             string
+	JWTAudience           string
+	JWTLinksClaim         string
+	JWTLeeway             time.Duration
+	JWTBackendScope       string
+	APIKeysFile           string
+	UserRateLimit         int
+	BackendRateLimit      int
+	CORSOrigins           string
+	APQCacheSize          int
+	PersistedFile         string
+	PersistedOnly         bool
+	Limits                limits.Config
 	SandboxLatency        time.Duration
 	ShutdownTimeout       time.Duration
 	DrainDelay            time.Duration
@@ -150,8 +175,33 @@ func (c *config) settings() []setting {
 		{"max-links-per-request", "MKGRAPH_MAX_LINKS_PER_REQUEST", strconv.Itoa(loader.DefaultMaxLinks), "distinct links (upstream calls) one request may load", number(&c.MaxLinksPerRequest)},
 		{"max-accounts-per-request", "MKGRAPH_MAX_ACCOUNTS_PER_REQUEST", strconv.Itoa(loader.DefaultMaxAccounts), "accounts one request may return over all selections", number(&c.MaxAccountsPerRequest)},
 		{"max-complexity", "MKGRAPH_MAX_COMPLEXITY", strconv.Itoa(graph.DefaultMaxComplexity), "most an operation may cost (a field 1, a link 10 more, unnarrowed accounts x10)", number(&c.MaxComplexity)},
-		{"introspection", "MKGRAPH_INTROSPECTION", "true", "answer __schema/__type queries", boolean(&c.Introspection)},
-		{"graphiql", "MKGRAPH_GRAPHIQL", "true", "serve GraphiQL at /", boolean(&c.GraphiQL)},
+		{"env", "MKGRAPH_ENV", "development", "development or production: production turns introspection, GraphiQL and field suggestions off, requires auth and refuses the sandbox", oneOf(&c.Env, "development", "production")},
+		{"introspection", "MKGRAPH_INTROSPECTION", "", "answer __schema/__type queries (default: true, false in production)", optBool(&c.Introspection)},
+		{"graphiql", "MKGRAPH_GRAPHIQL", "", "serve GraphiQL at / (default: true, false in production)", optBool(&c.GraphiQL)},
+		{"suggestions", "MKGRAPH_SUGGESTIONS", "", `"Did you mean …" in validation errors (default: true, false in production)`, optBool(&c.Suggestions)},
+		{"auth", "MKGRAPH_AUTH", "", "jwt or none (default: none with the embedded sandbox, jwt otherwise; none with a real upstream is logged loudly)", oneOf(&c.Auth, "", "jwt", "none")},
+		{"jwt-hs256-secret", "MKGRAPH_JWT_HS256_SECRET", "", "HS256 secret of end-user JWTs (at least 32 bytes)", str(&c.JWTSecret)},
+		{"jwt-jwks-url", "MKGRAPH_JWT_JWKS_URL", "", "JWKS URL of end-user JWT keys (RS256/ES256, by kid, refreshed)", str(&c.JWKSURL)},
+		{"jwt-jwks-file", "MKGRAPH_JWT_JWKS_FILE", "", "JWKS file of end-user JWT keys", str(&c.JWKSFile)},
+		{"jwt-issuer", "MKGRAPH_JWT_ISSUER", "", "required iss of JWTs, when set", str(&c.JWTIssuer)},
+		{"jwt-audience", "MKGRAPH_JWT_AUDIENCE", "", "required aud of JWTs, when set", str(&c.JWTAudience)},
+		{"jwt-links-claim", "MKGRAPH_JWT_LINKS_CLAIM", "link_ids", "JWT claim listing the links an end user may read", str(&c.JWTLinksClaim)},
+		{"jwt-leeway", "MKGRAPH_JWT_LEEWAY", "30s", "clock skew allowed on exp/nbf/iat", duration(&c.JWTLeeway, false)},
+		{"jwt-backend-scope", "MKGRAPH_JWT_BACKEND_SCOPE", "mkgraph:backend", "JWT scope that makes a trusted backend (may read any link)", str(&c.JWTBackendScope)},
+		{"api-keys-file", "MKGRAPH_API_KEYS_FILE", "", `backend API keys, one "name sha256hex" per line (X-Api-Key header; "go run . hash-key NAME KEY" prints a line)`, str(&c.APIKeysFile)},
+		{"user-rate-limit", "MKGRAPH_USER_RATE_LIMIT", "120", "requests per minute per end user; 0: none", count(&c.UserRateLimit)},
+		{"backend-rate-limit", "MKGRAPH_BACKEND_RATE_LIMIT", "6000", "requests per minute per backend; 0: none", count(&c.BackendRateLimit)},
+		{"cors-origins", "MKGRAPH_CORS_ORIGINS", "", "comma-separated origins allowed to call from browsers (e.g. https://app.example.com); unset: same origin only", str(&c.CORSOrigins)},
+		{"apq-cache-size", "MKGRAPH_APQ_CACHE_SIZE", "1000", "automatic persisted queries kept (query texts, never data); 0: APQ off", count(&c.APQCacheSize)},
+		{"persisted-queries-file", "MKGRAPH_PERSISTED_QUERIES_FILE", "", "the app's persisted query manifest (Apollo format)", str(&c.PersistedFile)},
+		{"persisted-queries-only", "MKGRAPH_PERSISTED_QUERIES_ONLY", "false", "accept only operations in the manifest (allowlist)", boolean(&c.PersistedOnly)},
+		{"max-query-bytes", "MKGRAPH_MAX_QUERY_BYTES", strconv.Itoa(limits.DefaultMaxQueryBytes), "longest query text", number(&c.Limits.MaxQueryBytes)},
+		{"max-tokens", "MKGRAPH_MAX_TOKENS", strconv.Itoa(limits.DefaultMaxTokens), "most lexical tokens in a query", number(&c.Limits.MaxTokens)},
+		{"max-depth", "MKGRAPH_MAX_DEPTH", strconv.Itoa(limits.DefaultMaxDepth), "deepest selection", number(&c.Limits.MaxDepth)},
+		{"max-aliases", "MKGRAPH_MAX_ALIASES", strconv.Itoa(limits.DefaultMaxAliases), "most aliases in an operation", number(&c.Limits.MaxAliases)},
+		{"max-directives", "MKGRAPH_MAX_DIRECTIVES", strconv.Itoa(limits.DefaultMaxDirectives), "most directives in an operation", number(&c.Limits.MaxDirectives)},
+		{"max-root-fields", "MKGRAPH_MAX_ROOT_FIELDS", strconv.Itoa(limits.DefaultMaxRootFields), "most root fields in an operation", number(&c.Limits.MaxRootFields)},
+		{"max-batch", "MKGRAPH_MAX_BATCH", "0", "operations in one batched (JSON array) request; 0: batching refused", count(&c.Limits.MaxBatch)},
 		{"sandbox-latency", "MKGRAPH_SANDBOX_LATENCY", "0s", "latency the embedded sandbox adds to each identity call", duration(&c.SandboxLatency, false)},
 		{"shutdown-timeout", "MKGRAPH_SHUTDOWN_TIMEOUT", "10s", "how long in-flight requests may finish on SIGTERM", duration(&c.ShutdownTimeout, true)},
 		{"admin-addr", "MKGRAPH_ADMIN_ADDR", "", "listen address of the admin endpoints (unset: none); keep it off the public network", str(&c.AdminAddr)},
@@ -193,6 +243,66 @@ func number[T int | int64](p *T) binding {
 			return err
 		},
 		get: func() string { return strconv.FormatInt(int64(*p), 10) },
+	}
+}
+
+// optionalBool is a boolean whose default depends on other settings.
+type optionalBool struct{ set, v bool }
+
+// or returns the value, or def when it was not set.
+func (b optionalBool) or(def bool) bool {
+	if b.set {
+		return b.v
+	}
+	return def
+}
+
+func optBool(p *optionalBool) binding {
+	return binding{
+		set: func(s string) error {
+			if s == "" {
+				*p = optionalBool{}
+				return nil
+			}
+			v, err := strconv.ParseBool(s)
+			*p = optionalBool{set: true, v: v}
+			return err
+		},
+		get: func() string {
+			if !p.set {
+				return "default"
+			}
+			return strconv.FormatBool(p.v)
+		},
+	}
+}
+
+// oneOf binds a string that must be one of values.
+func oneOf(p *string, values ...string) binding {
+	return binding{
+		set: func(s string) error {
+			if !slices.Contains(values, s) {
+				return fmt.Errorf("want one of %q", values)
+			}
+			*p = s
+			return nil
+		},
+		get: func() string { return *p },
+	}
+}
+
+// count binds a non-negative integer; 0 usually means "off".
+func count(p *int) binding {
+	return binding{
+		set: func(s string) error {
+			v, err := strconv.Atoi(s)
+			if err != nil || v < 0 {
+				return errors.New("must be a non-negative integer")
+			}
+			*p = v
+			return nil
+		},
+		get: func() string { return strconv.Itoa(*p) },
 	}
 }
 
@@ -293,8 +403,20 @@ func parseConfig(name string, args []string, getenv func(string) string, out io.
 			return nil, &configError{fmt.Errorf("MONEYKIT_BASE_URL: %w", err)}
 		}
 	}
+	if c.production() && c.BaseURL == "" {
+		return nil, &configError{errors.New("MKGRAPH_ENV=production refuses the embedded sandbox (fixture data): set MONEYKIT_CLIENT_ID and MONEYKIT_CLIENT_SECRET (and MONEYKIT_BASE_URL if not api.moneykit.com)")}
+	}
+	if c.Auth == "" {
+		c.Auth = "jwt"
+		if c.BaseURL == "" {
+			c.Auth = "none" // the sandbox's fixtures are nobody's data
+		}
+	}
 	return c, nil
 }
+
+// production reports MKGRAPH_ENV=production.
+func (c *config) production() bool { return c.Env == "production" }
 
 // lookup reads an environment variable; an empty value counts as unset.
 func lookup(getenv func(string) string, key string) (string, bool) {
@@ -326,6 +448,14 @@ func newLogger(c *config, out io.Writer) zerolog.Logger {
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	if len(args) > 0 && args[0] == "sandbox" {
 		return runSandbox(ctx, args[1:], getenv, stdout)
+	}
+	if len(args) > 0 && args[0] == "hash-key" {
+		// The keys file stores only hashes: this prints the line to add.
+		if len(args) != 3 {
+			return &configError{errors.New("usage: mkgraph hash-key NAME KEY")}
+		}
+		fmt.Fprintf(stdout, "%s %s\n", args[1], auth.HashAPIKey(args[2]))
+		return nil
 	}
 	c, err := parseConfig("mkgraph", args, getenv, stdout)
 	if errors.Is(err, flag.ErrHelp) {
@@ -365,6 +495,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return &configError{err}
 	}
 
+	authn, err := newAuthenticator(ctx, c, embedded, log)
+	if err != nil {
+		return err
+	}
+	defer authn.Close()
+
 	var serving atomic.Bool
 	ready := func() error {
 		if !serving.Load() {
@@ -372,8 +508,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		}
 		return client.Ready()
 	}
+	handler, err := newHandler(c, log, client, ready, authn)
+	if err != nil {
+		return &configError{err}
+	}
 	srv := &http.Server{
-		Handler:           newHandler(c, log, client, ready),
+		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      c.RequestTimeout + 5*time.Second,
@@ -432,8 +572,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 func logConfig(log zerolog.Logger, c *config) {
 	ev := log.Info()
 	for _, s := range c.settings() {
-		if s.env == "MONEYKIT_CLIENT_SECRET" {
-			ev = ev.Bool(s.env+"_SET", c.ClientSecret != "")
+		if strings.Contains(s.env, "SECRET") {
+			ev = ev.Bool(s.env+"_SET", s.get() != "")
 			continue
 		}
 		ev = ev.Str(s.env, mask(s.env, s.get()))
@@ -450,7 +590,20 @@ func observeUpstream(ctx context.Context, call upstream.Call) {
 
 // newHandler wires the routes and the middleware chain. ready reports why
 // the server should not get traffic (shutting down, credentials refused).
-func newHandler(c *config, log zerolog.Logger, client loader.Fetcher, ready func() error) http.Handler {
+func newHandler(c *config, log zerolog.Logger, client loader.Fetcher, ready func() error, authn *auth.Authenticator) (http.Handler, error) {
+	cors, err := browser.CORS(splitList(c.CORSOrigins))
+	if err != nil {
+		return nil, err
+	}
+	var persisted *graph.PersistedQueries
+	if c.PersistedFile != "" {
+		if persisted, err = graph.LoadPersistedQueries(c.PersistedFile, c.PersistedOnly); err != nil {
+			return nil, fmt.Errorf("MKGRAPH_PERSISTED_QUERIES_FILE: %w", err)
+		}
+	} else if c.PersistedOnly {
+		return nil, errors.New("MKGRAPH_PERSISTED_QUERIES_ONLY needs MKGRAPH_PERSISTED_QUERIES_FILE")
+	}
+	prod := c.production()
 	loaders := loader.NewFactory(loader.Config{
 		Fetcher:     client,
 		Concurrency: c.UpstreamConcurrency,
@@ -461,18 +614,35 @@ func newHandler(c *config, log zerolog.Logger, client loader.Fetcher, ready func
 	gql := graph.NewHandler(graph.HandlerConfig{
 		MaxLinkIDs:    c.MaxLinkIDs,
 		MaxComplexity: c.MaxComplexity,
-		Introspection: c.Introspection,
+		MaxTokens:     c.Limits.MaxTokens,
+		Introspection: c.Introspection.or(!prod),
+		Suggestions:   c.Suggestions.or(!prod),
+		Authorize:     authorize,
+		APQCacheSize:  c.APQCacheSize,
+		Persisted:     persisted,
 	})
+	fail := func(w http.ResponseWriter, r *http.Request, e *upstream.Error) {
+		httperr.Write(w, r, http.StatusUnauthorized, e)
+	}
+	users := ratelimit.NewMemory(c.UserRateLimit, max(1, c.UserRateLimit/6))
+	backends := ratelimit.NewMemory(c.BackendRateLimit, max(1, c.BackendRateLimit/6))
 
 	mux := http.NewServeMux()
+	// The GraphQL chain, outermost first: cheap refusals before costly work,
+	// the caller known before anything is loaded.
 	mux.Handle("/graphql", chain(gql,
 		graphqlHeaders,
+		browser.CSRF,
 		bodyLimit(c.MaxBodyBytes),
+		c.Limits.Middleware,
+		authn.Middleware(fail),
+		ratelimit.Middleware(users, callerKey(auth.KindUser)),
+		ratelimit.Middleware(backends, callerKey(auth.KindBackend)),
 		timeout(c.RequestTimeout),
 		loaders.Middleware,
 	))
-	if c.GraphiQL {
-		mux.Handle("GET /{$}", playground.Handler("mkgraph", "/graphql"))
+	if c.GraphiQL.or(!prod) {
+		mux.Handle("GET /{$}", browser.GraphiQL(playground.Handler("mkgraph", "/graphql")))
 	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "ok\n")
@@ -487,7 +657,8 @@ func newHandler(c *config, log zerolog.Logger, client loader.Fetcher, ready func
 	})
 
 	// The chain, outermost first: every request gets a logger, an id, a
-	// summary record, one access log line, panic recovery and safe headers.
+	// summary record, one access log line, panic recovery, safe headers and
+	// CORS (preflights are answered here, before CSRF and auth).
 	return chain(mux,
 		hlog.NewHandler(log),
 		requestID,
@@ -499,8 +670,67 @@ func newHandler(c *config, log zerolog.Logger, client loader.Fetcher, ready func
 		},
 		hlog.AccessHandler(accessLog),
 		recoverer,
-		securityHeaders,
-	)
+		browser.SecurityHeaders,
+		cors,
+	), nil
+}
+
+// errForbidden answers a link the caller may not read. It does not say
+// whether the link exists.
+var errForbidden = &upstream.Error{Code: upstream.CodeForbidden, Message: "You may not read this link."}
+
+// authorize lets the request's caller read only its own links.
+func authorize(ctx context.Context, linkID string) error {
+	if auth.FromContext(ctx).MayRead(linkID) {
+		return nil
+	}
+	return errForbidden
+}
+
+// callerKey keys per-caller rate limits: callers of kind k by their id;
+// others ("" ) are not limited by that limiter.
+func callerKey(k auth.Kind) func(*http.Request) string {
+	return func(r *http.Request) string {
+		if c := auth.FromContext(r.Context()); c != nil && c.Kind == k {
+			return c.ID()
+		}
+		return ""
+	}
+}
+
+// splitList splits a comma-separated setting, dropping blanks.
+func splitList(s string) []string {
+	var out []string
+	for v := range strings.SplitSeq(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// newAuthenticator builds the authenticator the settings describe; auth off
+// with a real upstream is allowed only explicitly, and said loudly.
+func newAuthenticator(ctx context.Context, c *config, embedded bool, log zerolog.Logger) (*auth.Authenticator, error) {
+	if c.Auth == "none" && !embedded {
+		log.Error().Str("MKGRAPH_AUTH", "none").Msg("AUTHENTICATION IS OFF with a real MoneyKit upstream: any caller can read any link's identity data")
+	}
+	a, err := auth.New(ctx, auth.Config{
+		Mode:         c.Auth,
+		HS256Secret:  []byte(c.JWTSecret),
+		JWKSURL:      c.JWKSURL,
+		JWKSFile:     c.JWKSFile,
+		Issuer:       c.JWTIssuer,
+		Audience:     c.JWTAudience,
+		LinksClaim:   c.JWTLinksClaim,
+		Leeway:       c.JWTLeeway,
+		BackendScope: c.JWTBackendScope,
+		APIKeysFile:  c.APIKeysFile,
+	})
+	if err != nil {
+		return nil, &configError{err}
+	}
+	return a, nil
 }
 
 // adminHandler serves what operators need and the public must not reach:
@@ -579,17 +809,6 @@ func recoverer(next http.Handler) http.Handler {
 	})
 }
 
-// securityHeaders sets headers every response should carry.
-func securityHeaders(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h := w.Header()
-		h.Set("X-Content-Type-Options", "nosniff")
-		h.Set("Referrer-Policy", "no-referrer")
-		h.Set("X-Frame-Options", "DENY")
-		next.ServeHTTP(w, r)
-	})
-}
-
 // graphqlHeaders keeps identity answers out of browser and proxy caches and
 // labels every answer JSON: gqlgen writes its transport errors without a
 // Content-Type.
@@ -629,21 +848,25 @@ func (w *jsonDefault) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // bodyLimit reads at most max bytes of a request body and refuses a larger
 // one with 413 and facade.query_too_large before any parsing.
-func bodyLimit(max int64) func(http.Handler) http.Handler {
+func bodyLimit(maxBytes int64) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if r.ContentLength > max {
-				writeTooLarge(w, r, max)
+			if r.ContentLength > maxBytes {
+				writeTooLarge(w, r, maxBytes)
 				return
 			}
 			if r.Body != nil && r.Body != http.NoBody {
-				body, err := io.ReadAll(io.LimitReader(r.Body, max+1))
+				// Size the buffer from Content-Length when given: growing
+				// it by doubling costs several copies of a large body.
+				buf := bytes.NewBuffer(make([]byte, 0, min(max(r.ContentLength, 0), maxBytes+1)+bytes.MinRead))
+				_, err := buf.ReadFrom(io.LimitReader(r.Body, maxBytes+1))
+				body := buf.Bytes()
 				if err != nil {
 					httperr.Write(w, r, http.StatusBadRequest, &upstream.Error{Code: upstream.CodeBadRequest, Message: "The request body could not be read."})
 					return
 				}
-				if int64(len(body)) > max {
-					writeTooLarge(w, r, max)
+				if int64(len(body)) > maxBytes {
+					writeTooLarge(w, r, maxBytes)
 					return
 				}
 				r.Body = io.NopCloser(bytes.NewReader(body))

@@ -13,6 +13,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/mkgraph/mkgraph/graph/auth"
 	"github.com/mkgraph/mkgraph/upstream"
 	"github.com/mkgraph/mkgraph/upstream/sandbox"
 )
@@ -62,7 +63,15 @@ func newBenchEnv(tb testing.TB) *benchEnv {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return &benchEnv{sbx: sbx, handler: newHandler(c, zerolog.Nop(), client, client.Ready)}
+	authn, err := auth.New(tb.Context(), auth.Config{Mode: "none"})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	h, err := newHandler(c, zerolog.Nop(), client, client.Ready, authn)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return &benchEnv{sbx: sbx, handler: h}
 }
 
 // query runs one GraphQL request through the whole chain and fails on any

@@ -80,6 +80,8 @@ func NewHandler(cfg HandlerConfig) *handler.Server {
 	}
 	if cfg.Introspection {
 		srv.Use(extension.Introspection{})
+	} else {
+		srv.Use(noIntrospection{})
 	}
 	if cfg.Persisted != nil {
 		srv.Use(cfg.Persisted) // before APQ: manifest hashes need no registration
@@ -100,6 +102,49 @@ func NewHandler(cfg HandlerConfig) *handler.Server {
 	srv.SetErrorPresenter(presentError)
 	srv.SetRecoverFunc(recoverPanic)
 	return srv
+}
+
+// noIntrospection refuses, before execution, an operation that asks for the
+// schema when introspection is off: gqlgen would otherwise run it and answer
+// a bare "introspection disabled" error at the field.
+type noIntrospection struct{}
+
+func (noIntrospection) ExtensionName() string                   { return "NoIntrospection" }
+func (noIntrospection) Validate(graphql.ExecutableSchema) error { return nil }
+func (noIntrospection) MutateOperationContext(_ context.Context, oc *graphql.OperationContext) *gqlerror.Error {
+	if oc.Operation != nil && selectsSchema(oc.Operation.SelectionSet, oc.Doc.Fragments, 0) {
+		return &gqlerror.Error{
+			Message:    "Introspection is disabled on this server.",
+			Extensions: map[string]any{"code": upstream.CodeIntrospectionDisabled},
+		}
+	}
+	return nil
+}
+
+// selectsSchema reports whether a root selection set asks for __schema or
+// __type, through fragments too (depth bounds fragment cycles, which
+// validation has already refused).
+func selectsSchema(set ast.SelectionSet, frags ast.FragmentDefinitionList, depth int) bool {
+	if depth > 16 {
+		return false
+	}
+	for _, sel := range set {
+		switch s := sel.(type) {
+		case *ast.Field:
+			if s.Name == "__schema" || s.Name == "__type" {
+				return true
+			}
+		case *ast.InlineFragment:
+			if selectsSchema(s.SelectionSet, frags, depth+1) {
+				return true
+			}
+		case *ast.FragmentSpread:
+			if f := frags.ForName(s.Name); f != nil && selectsSchema(f.SelectionSet, frags, depth+1) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // complexity prices the fields whose cost is not one: links (an upstream

@@ -68,17 +68,20 @@ type Config struct {
 	// exponential backoff (RetryBaseDelay doubling up to RetryMaxDelay, full
 	// jitter), never past the caller's deadline, and retries may add at most
 	// RetryBudgetRatio extra calls. At most MaxInFlight calls run at once; a
-	// call waits at most InFlightWait for a slot. After BreakerFailures
-	// consecutive failures the client fails fast for BreakerCooldown.
-	MaxRetries        int
-	RetryBaseDelay    time.Duration
-	RetryMaxDelay     time.Duration
-	MaxRetryAfterWait time.Duration
-	RetryBudgetRatio  float64
-	MaxInFlight       int
-	InFlightWait      time.Duration
-	BreakerFailures   int
-	BreakerCooldown   time.Duration
+	// call waits at most InFlightWait for a slot. When at least
+	// BreakerFailureRatio of at least BreakerMinCalls calls within
+	// BreakerWindow failed, the client fails fast for BreakerCooldown.
+	MaxRetries          int
+	RetryBaseDelay      time.Duration
+	RetryMaxDelay       time.Duration
+	MaxRetryAfterWait   time.Duration
+	RetryBudgetRatio    float64
+	MaxInFlight         int
+	InFlightWait        time.Duration
+	BreakerMinCalls     int
+	BreakerFailureRatio float64
+	BreakerWindow       time.Duration
+	BreakerCooldown     time.Duration
 	// Rand returns jitter in [0, 1); nil: math/rand/v2.
 	Rand func() float64
 	// Budget, when set, is asked before every identity call (retries
@@ -100,6 +103,7 @@ func (cfg Config) withDefaults() Config {
 	set(&cfg.MaxRetryAfterWait, DefaultMaxRetryAfterWait)
 	set(&cfg.InFlightWait, DefaultInFlightWait)
 	set(&cfg.BreakerCooldown, DefaultBreakerCooldown)
+	set(&cfg.BreakerWindow, DefaultBreakerWindow)
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = DefaultMaxBodyBytes
 	}
@@ -114,8 +118,11 @@ func (cfg Config) withDefaults() Config {
 	if cfg.MaxInFlight <= 0 {
 		cfg.MaxInFlight = DefaultMaxInFlight
 	}
-	if cfg.BreakerFailures <= 0 {
-		cfg.BreakerFailures = DefaultBreakerFailures
+	if cfg.BreakerMinCalls <= 0 {
+		cfg.BreakerMinCalls = DefaultBreakerMinCalls
+	}
+	if cfg.BreakerFailureRatio <= 0 || cfg.BreakerFailureRatio > 1 {
+		cfg.BreakerFailureRatio = DefaultBreakerFailureRatio
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now

@@ -37,6 +37,7 @@ const (
 	CodeCSRFRefused              = "facade.csrf_refused"
 	CodePersistedQueryNotAllowed = "facade.persisted_query_not_allowed"
 	CodeCallerRateLimited        = "facade.rate_limit_exceeded"
+	CodeIntrospectionDisabled    = "facade.introspection_disabled"
 
 	// CodeRateLimitExceeded is MoneyKit's own code for a 429.
 	CodeRateLimitExceeded = "api_error.rate_limit_exceeded"

@@ -14,15 +14,17 @@ import (
 
 // Defaults of the resilience settings in Config.
 const (
-	DefaultMaxRetries        = 2
-	DefaultRetryBaseDelay    = 100 * time.Millisecond
-	DefaultRetryMaxDelay     = time.Second
-	DefaultMaxRetryAfterWait = time.Second
-	DefaultRetryBudgetRatio  = 0.2
-	DefaultMaxInFlight       = 64
-	DefaultInFlightWait      = time.Second
-	DefaultBreakerFailures   = 5
-	DefaultBreakerCooldown   = 10 * time.Second
+	DefaultMaxRetries          = 2
+	DefaultRetryBaseDelay      = 100 * time.Millisecond
+	DefaultRetryMaxDelay       = time.Second
+	DefaultMaxRetryAfterWait   = time.Second
+	DefaultRetryBudgetRatio    = 0.19
+	DefaultMaxInFlight         = 64
+	DefaultInFlightWait        = time.Second
+	DefaultBreakerMinCalls     = 20
+	DefaultBreakerFailureRatio = 0.5
+	DefaultBreakerWindow       = 10 * time.Second
+	DefaultBreakerCooldown     = 10 * time.Second
 )
 
 // retryBudgetFloor is how many retries may be spent before any request has
@@ -44,7 +46,8 @@ var (
 // retryBudget lets retries add at most ratio extra calls under sustained
 // failure (plus a small floor): each request deposits ratio, each retry
 // withdraws one (the scheme of Finagle's RetryBudget and gRPC's retry
-// throttling).
+// throttling). With the default 0.19 and a floor of 10, retries add at most
+// 20% from 1,000 requests on.
 type retryBudget struct {
 	mu      sync.Mutex
 	ratio   float64
@@ -141,17 +144,24 @@ func (c *Client) acquire(ctx context.Context) (release func(), err error) {
 	}
 }
 
-// newBreaker opens after BreakerFailures consecutive failures that say the
-// upstream is unwell (5xx, timeouts, connection failures), fails fast for
-// BreakerCooldown, then lets one probe through. Refusals (4xx) are answers,
-// not failures, and a call whose caller went away counts for nothing.
+// newBreaker opens when, over the last BreakerWindow, at least
+// BreakerMinCalls calls were made and at least BreakerFailureRatio of them
+// failed in a way that says the upstream is unwell (5xx, timeouts,
+// connection failures). A ratio over a rolling window tells a dead upstream
+// from a flaky one: a run of a few unlucky calls in a busy minute does not
+// shut every caller out. Open, it fails fast for BreakerCooldown, then lets
+// a few probes through. Refusals (4xx) are answers, not failures, and a call
+// whose caller went away counts for nothing.
 func newBreaker(cfg Config) *gobreaker.CircuitBreaker[struct{}] {
 	return gobreaker.NewCircuitBreaker[struct{}](gobreaker.Settings{
-		Name:        "moneykit",
-		MaxRequests: 1,
-		Timeout:     cfg.BreakerCooldown,
+		Name:         "moneykit",
+		MaxRequests:  3,
+		Interval:     cfg.BreakerWindow,
+		BucketPeriod: cfg.BreakerWindow / 10,
+		Timeout:      cfg.BreakerCooldown,
 		ReadyToTrip: func(c gobreaker.Counts) bool {
-			return c.ConsecutiveFailures >= uint32(cfg.BreakerFailures)
+			return c.Requests >= uint32(cfg.BreakerMinCalls) &&
+				float64(c.TotalFailures) >= cfg.BreakerFailureRatio*float64(c.Requests)
 		},
 		IsExcluded: func(err error) bool { return errors.Is(err, errCallerGone) },
 		IsSuccessful: func(err error) bool {

@@ -12,7 +12,7 @@ import (
 
 // fast makes retries quick; the breaker stays out of the way unless a test
 // is about it.
-var fast = upstream.Config{RetryBaseDelay: time.Millisecond, RetryMaxDelay: 5 * time.Millisecond, BreakerFailures: 1 << 20}
+var fast = upstream.Config{RetryBaseDelay: time.Millisecond, RetryMaxDelay: 5 * time.Millisecond, BreakerMinCalls: 1 << 20}
 
 func TestRetries(t *testing.T) {
 	const id = sandbox.LinkSeed
@@ -86,7 +86,7 @@ func TestRetryBudget(t *testing.T) {
 	}
 	calls := sb.IdentityCallsFor(sandbox.LinkSeed)
 	t.Logf("%d requests against an always-503 upstream: %d calls (%.2f per request)", requests, calls, float64(calls)/requests)
-	if max := requests + requests/5 + 10; calls > max || calls <= requests {
+	if max := requests + int(upstream.DefaultRetryBudgetRatio*requests) + 10; calls > max || calls <= requests {
 		t.Errorf("%d requests against a failing upstream made %d calls, want more than %d and at most %d", requests, calls, requests, max)
 	}
 }
@@ -96,7 +96,7 @@ func TestRetryBudget(t *testing.T) {
 // cool-down.
 func TestBreaker(t *testing.T) {
 	sb, srv := MustSandbox(t, sandbox.Options{})
-	c := MustNewClient(t, srv.URL, upstream.Config{MaxRetries: -1, BreakerFailures: 3, BreakerCooldown: 200 * time.Millisecond})
+	c := MustNewClient(t, srv.URL, upstream.Config{MaxRetries: -1, BreakerMinCalls: 3, BreakerCooldown: 200 * time.Millisecond})
 	sb.SetFault(sandbox.LinkSeed, sandbox.Fault{Status: 503}, 0)
 	for range 3 {
 		c.GetIdentity(t.Context(), sandbox.LinkSeed)
@@ -122,7 +122,7 @@ func TestBreaker(t *testing.T) {
 // TestRefusalsDoNotOpenBreaker: 4xx answers are the upstream working.
 func TestRefusalsDoNotOpenBreaker(t *testing.T) {
 	_, srv := MustSandbox(t, sandbox.Options{})
-	c := MustNewClient(t, srv.URL, upstream.Config{BreakerFailures: 2})
+	c := MustNewClient(t, srv.URL, upstream.Config{BreakerMinCalls: 2})
 	for range 5 {
 		c.GetIdentity(t.Context(), "mk_no_such_link")
 	}
@@ -192,5 +192,28 @@ func TestTokenExpiryRenewed(t *testing.T) {
 	}
 	if got := sb.TokenCalls(); got != 3 {
 		t.Errorf("token calls = %d, want 3 (one per two calls)", got)
+	}
+}
+
+// TestBreakerIgnoresFlakiness: a minority of failures, however they bunch
+// up, does not open the breaker; a majority does.
+func TestBreakerIgnoresFlakiness(t *testing.T) {
+	sb, srv := MustSandbox(t, sandbox.Options{})
+	c := MustNewClient(t, srv.URL, upstream.Config{MaxRetries: -1, BreakerMinCalls: 10})
+	sb.SetFault(sandbox.LinkSeed, sandbox.Fault{Status: 503}, 0)
+	for range 6 { // six failures in a row…
+		c.GetIdentity(t.Context(), sandbox.LinkSeed)
+	}
+	for range 10 { // …among sixteen calls: 37% failed
+		if _, err := c.GetIdentity(t.Context(), sandbox.LinkHousehold); err != nil {
+			t.Fatalf("a healthy link while the upstream is mostly healthy: %v", err)
+		}
+	}
+	for range 12 { // 18 of 28 failed: the breaker opens
+		c.GetIdentity(t.Context(), sandbox.LinkSeed)
+	}
+	before := sb.IdentityCalls()
+	if _, err := c.GetIdentity(t.Context(), sandbox.LinkHousehold); MustAsError(t, err).Code != upstream.CodeUpstreamUnavailable || sb.IdentityCalls() != before {
+		t.Errorf("after a majority of failures: %v, want the breaker open (no call)", err)
 	}
 }
