@@ -60,8 +60,13 @@ func scanString(b []byte, i, limit int) (end int, tooLong bool) {
 	j := i + 1
 	lost := 0 // raw bytes that escapes may not decode to
 	for {
-		// Skip eight bytes at a time while they hold no quote or backslash.
-		for j+8 <= len(b) && !quoteOrBackslash(binary.LittleEndian.Uint64(b[j:])) {
+		// Skip eight bytes at a time while they hold no quote or backslash,
+		// and no further than proves the string too long.
+		stop := len(b)
+		if limit >= 0 {
+			stop = min(stop, i+1+limit+lost+8)
+		}
+		for j+8 <= stop && !quoteOrBackslash(binary.LittleEndian.Uint64(b[j:])) {
 			j += 8
 		}
 		if limit >= 0 && j-i-1-lost > limit {
