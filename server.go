@@ -201,6 +201,7 @@ func (c *config) settings() []setting {
 		{"max-aliases", "MKGRAPH_MAX_ALIASES", strconv.Itoa(limits.DefaultMaxAliases), "most aliases in an operation", number(&c.Limits.MaxAliases)},
 		{"max-directives", "MKGRAPH_MAX_DIRECTIVES", strconv.Itoa(limits.DefaultMaxDirectives), "most directives in an operation", number(&c.Limits.MaxDirectives)},
 		{"max-root-fields", "MKGRAPH_MAX_ROOT_FIELDS", strconv.Itoa(limits.DefaultMaxRootFields), "most root fields in an operation", number(&c.Limits.MaxRootFields)},
+		{"max-repeats", "MKGRAPH_MAX_REPEATS", strconv.Itoa(limits.DefaultMaxRepeats), "most repeated selections (a field again under its name, fragment spreads after the first) in an operation", number(&c.Limits.MaxRepeats)},
 		{"max-batch", "MKGRAPH_MAX_BATCH", "0", "operations in one batched (JSON array) request; 0: batching refused", count(&c.Limits.MaxBatch)},
 		{"sandbox-latency", "MKGRAPH_SANDBOX_LATENCY", "0s", "latency the embedded sandbox adds to each identity call", duration(&c.SandboxLatency, false)},
 		{"shutdown-timeout", "MKGRAPH_SHUTDOWN_TIMEOUT", "10s", "how long in-flight requests may finish on SIGTERM", duration(&c.ShutdownTimeout, true)},
@@ -614,7 +615,7 @@ func newHandler(c *config, log zerolog.Logger, client loader.Fetcher, ready func
 	gql := graph.NewHandler(graph.HandlerConfig{
 		MaxLinkIDs:    c.MaxLinkIDs,
 		MaxComplexity: c.MaxComplexity,
-		MaxTokens:     c.Limits.MaxTokens,
+		MaxTokens:     2 * c.Limits.MaxTokens, // gqlgen counts comments too; the limits middleware has already refused real excess
 		Introspection: c.Introspection.or(!prod),
 		Suggestions:   c.Suggestions.or(!prod),
 		Authorize:     authorize,

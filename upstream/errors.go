@@ -32,6 +32,7 @@ const (
 	CodeTooManyAliases           = "facade.too_many_aliases"
 	CodeTooManyDirectives        = "facade.too_many_directives"
 	CodeTooManyRootFields        = "facade.too_many_root_fields"
+	CodeTooManyRepeats           = "facade.too_many_repeats"
 	CodeTooManyTokens            = "facade.too_many_tokens"
 	CodeBatchingDisabled         = "facade.batching_disabled"
 	CodeCSRFRefused              = "facade.csrf_refused"

@@ -10,14 +10,15 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 
+	"github.com/vektah/gqlparser/v2"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/parser"
 	"github.com/vektah/gqlparser/v2/validator"
 	"github.com/vektah/gqlparser/v2/validator/rules"
 
-	"github.com/mkgraph/mkgraph/graph"
 	"github.com/mkgraph/mkgraph/graph/limits"
 	"github.com/mkgraph/mkgraph/upstream"
 )
@@ -106,7 +107,7 @@ func TestCheck(t *testing.T) {
 		manyAlias  = upstream.CodeTooManyAliases
 		manyDirs   = upstream.CodeTooManyDirectives
 		manyRoots  = upstream.CodeTooManyRootFields
-		repeats    = upstream.CodeQueryTooComplex
+		repeats    = upstream.CodeTooManyRepeats
 	)
 	tests := []struct {
 		name   string
@@ -234,7 +235,7 @@ func TestDefaults(t *testing.T) {
 		{"aliases", aliases, d.MaxAliases, upstream.CodeTooManyAliases},
 		{"directives", directives, d.MaxDirectives, upstream.CodeTooManyDirectives},
 		{"root fields", rootFields, d.MaxRootFields, upstream.CodeTooManyRootFields},
-		{"repeats", repeated, d.MaxRepeats, upstream.CodeQueryTooComplex},
+		{"repeats", repeated, d.MaxRepeats, upstream.CodeTooManyRepeats},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -475,8 +476,8 @@ func TestWorstPassingDocument(t *testing.T) {
 	if e := (limits.Config{}).Check(worstPassing(), ""); e != nil {
 		t.Errorf("worstPassing() refused: %v", e)
 	}
-	if e := (limits.Config{}).Check(repeatedField(), ""); codeOf(e) != upstream.CodeQueryTooComplex {
-		t.Errorf("repeatedField() = %v, want %s", e, upstream.CodeQueryTooComplex)
+	if e := (limits.Config{}).Check(repeatedField(), ""); codeOf(e) != upstream.CodeTooManyRepeats {
+		t.Errorf("repeatedField() = %v, want %s", e, upstream.CodeTooManyRepeats)
 	}
 }
 
@@ -498,7 +499,12 @@ func repeatedField() string {
 }
 
 func benchValidate(b *testing.B, query string) {
-	schema := graph.NewExecutableSchema(graph.Config{}).Schema()
+	// The schema is read from its source, not from package graph, so that
+	// these tests do not depend on the generated code.
+	schema, err := gqlparser.LoadSchema(&ast.Source{Name: "schema.graphqls", Input: mustRead(b, "../schema.graphqls")})
+	if err != nil {
+		b.Fatal(err)
+	}
 	doc, err := parser.ParseQuery(&ast.Source{Input: query})
 	if err != nil {
 		b.Fatal(err)
@@ -652,4 +658,33 @@ func BenchmarkAcceptEverything(b *testing.B) {
 		r.Body = io.NopCloser(bytes.NewReader(body))
 		h.ServeHTTP(httptest.NewRecorder(), r)
 	}
+}
+
+// TestMiddlewareConcurrent checks that requests served at once each reach
+// next with their own body, though bodies are read into pooled buffers.
+func TestMiddlewareConcurrent(t *testing.T) {
+	h := limits.Config{}.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		io.WriteString(w, r.Header.Get("X-Want"))
+		if string(b) != r.Header.Get("X-Want") {
+			w.WriteHeader(http.StatusConflict)
+		}
+	}))
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 200 {
+				body := fmt.Sprintf(`{"query": "{ link(id: \"%d-%d\") { id } }", "variables": {"pad": %q}}`, g, i, strings.Repeat("x", i*37))
+				r := post(body, "application/json")
+				r.Header.Set("X-Want", body)
+				rec := httptest.NewRecorder()
+				h.ServeHTTP(rec, r)
+				if rec.Code != http.StatusOK {
+					t.Errorf("request %d-%d: status %d", g, i, rec.Code)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
 }

@@ -25,7 +25,8 @@ const maxPrealloc = 8 << 20
 // array body (a batch) when MaxBatch allows one. It reads every POST body,
 // whatever its Content-Type says: a transport added later must not open a
 // way around the limits. The body must already be buffered and capped by
-// the server; next gets it back byte for byte.
+// the server. next gets it back byte for byte, in a buffer that is reused
+// once next returns: like the request, it must not be kept past then.
 //
 // Some requests pass unchecked, because gqlgen does the checking or the
 // refusing for them: a request without a query (an automatic persisted

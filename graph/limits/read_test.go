@@ -3,6 +3,7 @@ package limits
 import (
 	"bytes"
 	"encoding/json"
+	"math/rand/v2"
 	"net/url"
 	"testing"
 )
@@ -189,4 +190,53 @@ func FuzzReadQueryString(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(checkQueryStringReading)
+}
+
+// stringEndSlow is stringEnd a byte at a time.
+func stringEndSlow(b []byte, i int) int {
+	for j := i + 1; j < len(b); j++ {
+		switch b[j] {
+		case '"':
+			return j + 1
+		case '\\':
+			j++
+		}
+	}
+	return -1
+}
+
+// TestStringEnd compares the eight-bytes-at-a-time stringEnd with the
+// plain loop on every string of quotes, backslashes and letters up to
+// twelve bytes, and random longer ones.
+func TestStringEnd(t *testing.T) {
+	alphabet := []byte{'\\', '"', 'a', 'u'}
+	check := func(b []byte) {
+		for i := range min(len(b), 9) {
+			if b[i] != '"' {
+				continue
+			}
+			if got, want := stringEnd(b, i), stringEndSlow(b, i); got != want {
+				t.Fatalf("stringEnd(%q, %d) = %d, want %d", b, i, got, want)
+			}
+		}
+	}
+	var all func(b []byte)
+	all = func(b []byte) {
+		check(b)
+		if len(b) < 12 {
+			for _, c := range alphabet {
+				all(append(b, c))
+			}
+		}
+	}
+	all([]byte{'"'})
+	r := rand.New(rand.NewPCG(3, 4))
+	for range 20000 {
+		b := make([]byte, 1+r.IntN(80))
+		for i := range b {
+			b[i] = alphabet[r.IntN(len(alphabet))]
+		}
+		b[r.IntN(min(len(b), 9))] = '"'
+		check(b)
+	}
 }
