@@ -41,6 +41,7 @@ import (
 	"github.com/mkgraph/mkgraph/graph/httperr"
 	"github.com/mkgraph/mkgraph/graph/limits"
 	"github.com/mkgraph/mkgraph/graph/loader"
+	"github.com/mkgraph/mkgraph/graph/metrics"
 	"github.com/mkgraph/mkgraph/graph/ratelimit"
 	"github.com/mkgraph/mkgraph/graph/reqlog"
 	"github.com/mkgraph/mkgraph/upstream"
@@ -187,7 +188,7 @@ func (c *config) settings() []setting {
 		{"jwt-audience", "MKGRAPH_JWT_AUDIENCE", "", "required aud of JWTs, when set", str(&c.JWTAudience)},
 		{"jwt-links-claim", "MKGRAPH_JWT_LINKS_CLAIM", "link_ids", "JWT claim listing the links an end user may read", str(&c.JWTLinksClaim)},
 		{"jwt-leeway", "MKGRAPH_JWT_LEEWAY", "30s", "clock skew allowed on exp/nbf/iat", duration(&c.JWTLeeway, false)},
-		{"jwt-backend-scope", "MKGRAPH_JWT_BACKEND_SCOPE", "mkgraph:backend", "JWT scope that makes a trusted backend (may read any link)", str(&c.JWTBackendScope)},
+		{"jwt-backend-scope", "MKGRAPH_JWT_BACKEND_SCOPE", "", "JWT scope that makes a trusted backend that may read any link, e.g. mkgraph:backend; unset: no JWT is a backend (only API keys)", str(&c.JWTBackendScope)},
 		{"api-keys-file", "MKGRAPH_API_KEYS_FILE", "", `backend API keys, one "name sha256hex" per line (X-Api-Key header; "go run . hash-key NAME KEY" prints a line)`, str(&c.APIKeysFile)},
 		{"user-rate-limit", "MKGRAPH_USER_RATE_LIMIT", "120", "requests per minute per end user; 0: none", count(&c.UserRateLimit)},
 		{"backend-rate-limit", "MKGRAPH_BACKEND_RATE_LIMIT", "6000", "requests per minute per backend; 0: none", count(&c.BackendRateLimit)},
@@ -407,6 +408,9 @@ func parseConfig(name string, args []string, getenv func(string) string, out io.
 	if c.production() && c.BaseURL == "" {
 		return nil, &configError{errors.New("MKGRAPH_ENV=production refuses the embedded sandbox (fixture data): set MONEYKIT_CLIENT_ID and MONEYKIT_CLIENT_SECRET (and MONEYKIT_BASE_URL if not api.moneykit.com)")}
 	}
+	if c.production() && c.Auth == "none" {
+		return nil, &configError{errors.New("MKGRAPH_ENV=production requires auth: MKGRAPH_AUTH=none is refused (set the JWT or API key settings)")}
+	}
 	if c.Auth == "" {
 		c.Auth = "jwt"
 		if c.BaseURL == "" {
@@ -479,13 +483,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		baseURL, clientID, clientSecret = sbx, sandbox.DefaultClientID, sandbox.DefaultClientSecret
 		log.Warn().Str("upstream", baseURL).Msg("MONEYKIT_BASE_URL is unset: serving the embedded sandbox's fixture data, not MoneyKit")
 	}
+	m := metrics.New()
 	client, err := upstream.New(upstream.Config{
 		BaseURL:      baseURL,
 		ClientID:     clientID,
 		ClientSecret: clientSecret,
 		Timeout:      c.UpstreamTimeout,
 		MaxBodyBytes: c.UpstreamMaxBody,
-		Observer:     observeUpstream,
+		Observer:     observeUpstream(m),
 
 		Budget:            rateBudget(c, embedded),
 		MaxRetryAfterWait: c.MaxRetryWait,
@@ -509,7 +514,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		}
 		return client.Ready()
 	}
-	handler, err := newHandler(c, log, client, ready, authn)
+	handler, err := newHandler(c, log, client, ready, authn, m)
 	if err != nil {
 		return &configError{err}
 	}
@@ -536,7 +541,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 			srv.Close()
 			return &configError{fmt.Errorf("MKGRAPH_ADMIN_ADDR: %w", err)}
 		}
-		admin := &http.Server{Handler: adminHandler(c), ReadHeaderTimeout: 10 * time.Second}
+		admin := &http.Server{Handler: adminHandler(c, m), ReadHeaderTimeout: 10 * time.Second}
 		defer admin.Close()
 		go func() {
 			if err := admin.Serve(aln); !errors.Is(err, http.ErrServerClosed) {
@@ -582,16 +587,23 @@ func logConfig(log zerolog.Logger, c *config) {
 	ev.Msg("configuration")
 }
 
-// observeUpstream counts each upstream call for the request's access log.
-func observeUpstream(ctx context.Context, call upstream.Call) {
-	reqlog.From(ctx).AddUpstreamCall()
-	zerolog.Ctx(ctx).Debug().Str("endpoint", call.Endpoint).Int("status", call.Status).
-		Str("code", call.Code).Dur("duration", call.Duration).Msg("upstream call")
+// observeUpstream counts each upstream call for the request's access log
+// and the metrics.
+func observeUpstream(m *metrics.Metrics) func(context.Context, upstream.Call) {
+	return func(ctx context.Context, call upstream.Call) {
+		reqlog.From(ctx).AddUpstreamCall()
+		m.ObserveUpstream(call)
+		if call.Endpoint == upstream.EndpointToken {
+			m.TokenRenewed(call.Code == "")
+		}
+		zerolog.Ctx(ctx).Debug().Str("endpoint", call.Endpoint).Int("status", call.Status).
+			Str("code", call.Code).Dur("duration", call.Duration).Msg("upstream call")
+	}
 }
 
 // newHandler wires the routes and the middleware chain. ready reports why
 // the server should not get traffic (shutting down, credentials refused).
-func newHandler(c *config, log zerolog.Logger, client loader.Fetcher, ready func() error, authn *auth.Authenticator) (http.Handler, error) {
+func newHandler(c *config, log zerolog.Logger, client loader.Fetcher, ready func() error, authn *auth.Authenticator, m *metrics.Metrics) (http.Handler, error) {
 	cors, err := browser.CORS(splitList(c.CORSOrigins))
 	if err != nil {
 		return nil, err
@@ -611,6 +623,7 @@ func newHandler(c *config, log zerolog.Logger, client loader.Fetcher, ready func
 		Wait:        c.LoaderWait,
 		MaxLinks:    c.MaxLinksPerRequest,
 		MaxAccounts: c.MaxAccountsPerRequest,
+		OnBatch:     m.LoaderBatch,
 	})
 	gql := graph.NewHandler(graph.HandlerConfig{
 		MaxLinkIDs:    c.MaxLinkIDs,
@@ -669,6 +682,7 @@ func newHandler(c *config, log zerolog.Logger, client loader.Fetcher, ready func
 				next.ServeHTTP(w, r.WithContext(ctx))
 			})
 		},
+		m.Middleware,
 		hlog.AccessHandler(accessLog),
 		recoverer,
 		browser.SecurityHeaders,
@@ -735,10 +749,11 @@ func newAuthenticator(ctx context.Context, c *config, embedded bool, log zerolog
 }
 
 // adminHandler serves what operators need and the public must not reach:
-// pprof when enabled (issue 5 adds metrics here).
-func adminHandler(c *config) http.Handler {
+// Prometheus metrics, and pprof when enabled.
+func adminHandler(c *config, m *metrics.Metrics) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
+	mux.Handle("GET /metrics", m.Handler())
 	if c.Pprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)

@@ -58,7 +58,7 @@ func newBenchEnv(tb testing.TB) *benchEnv {
 	tb.Cleanup(hc.CloseIdleConnections)
 	client, err := upstream.New(upstream.Config{
 		BaseURL: ts.URL, ClientID: sandbox.DefaultClientID, ClientSecret: sandbox.DefaultClientSecret,
-		HTTPClient: hc, Observer: observeUpstream,
+		HTTPClient: hc, Observer: observeUpstream(nil),
 	})
 	if err != nil {
 		tb.Fatal(err)
@@ -67,7 +67,7 @@ func newBenchEnv(tb testing.TB) *benchEnv {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	h, err := newHandler(c, zerolog.Nop(), client, client.Ready, authn)
+	h, err := newHandler(c, zerolog.Nop(), client, client.Ready, authn, nil)
 	if err != nil {
 		tb.Fatal(err)
 	}

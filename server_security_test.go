@@ -88,7 +88,7 @@ func hostileRequests(tb testing.TB) []hostile {
 		{"alg: none", http.StatusUnauthorized, upstream.CodeUnauthenticated, post(seed, "Authorization", none)},
 		{"another user's link", http.StatusOK, upstream.CodeForbidden, query(`{ link(id: "` + sandbox.LinkHousehold + `") { id } }`)},
 		{"path-traversal link id", http.StatusOK, upstream.CodeForbidden, query(`{ link(id: "../../auth/token") { id } }`)},
-		{"oversized links(ids:)", http.StatusOK, upstream.CodeInvalidArgument, query(`{ links(ids: [` + strings.Join(ids, ",") + `]) { id } }`)},
+		{"oversized links(ids:)", http.StatusOK, upstream.CodeTooManyLinkIDs, query(`{ links(ids: [` + strings.Join(ids, ",") + `]) { id } }`)},
 		{"batched array of 1,000 operations", http.StatusBadRequest, upstream.CodeBatchingDisabled, post(batch)},
 	}
 }
@@ -120,7 +120,7 @@ func securityEnv(tb testing.TB) (http.Handler, *sandbox.Server) {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(authn.Close)
-	h, err := newHandler(c, zerolog.Nop(), client, client.Ready, authn)
+	h, err := newHandler(c, zerolog.Nop(), client, client.Ready, authn, nil)
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -151,7 +151,8 @@ func startRun(t *testing.T, env map[string]string, args ...string) (addr string,
 	deadline := time.After(5 * time.Second)
 	for addr == "" {
 		if f, ok := logs.find(func(f map[string]any) bool {
-			return strings.Contains(fmt.Sprint(f["message"]), "listening") && f["addr"] != nil
+			msg := fmt.Sprint(f["message"])
+			return strings.Contains(msg, "listening") && !strings.HasPrefix(msg, "admin") && f["addr"] != nil
 		}); ok {
 			addr, _ = f["addr"].(string)
 			break
@@ -913,7 +914,7 @@ func TestFlagsOverrideEnv(t *testing.T) {
 
 	flagged, logs, _ := startServer(t, env, "-max-link-ids", "2")
 	g := decodeGQL(t, postGraphQL(t, c, flagged, threeIDs))
-	if diff := cmp.Diff([]string{"facade.invalid_argument"}, g.errorCodes()); diff != "" {
+	if diff := cmp.Diff([]string{"facade.too_many_link_ids"}, g.errorCodes()); diff != "" {
 		t.Errorf("MKGRAPH_MAX_LINK_IDS=5 -max-link-ids 2, 3 ids: error codes mismatch (-want +got):\n%s", diff)
 	}
 	if f, _ := logs.find(message("configuration")); f["MKGRAPH_MAX_LINK_IDS"] != "2" {
@@ -1488,6 +1489,9 @@ func TestProductionMode(t *testing.T) {
 		"MONEYKIT_CLIENT_SECRET":   sandbox.DefaultClientSecret,
 		"MKGRAPH_JWT_HS256_SECRET": secret,
 	}
+	if _, err := runOnce(nil, merge(env, map[string]string{"MKGRAPH_ADDR": "127.0.0.1:0", "MKGRAPH_AUTH": "none"})); !errors.As(err, new(*configError)) {
+		t.Errorf("production with MKGRAPH_AUTH=none: %v, want a configuration error", err)
+	}
 	if _, err := runOnce(nil, merge(env, map[string]string{"MKGRAPH_ADDR": "127.0.0.1:0", "MKGRAPH_JWT_HS256_SECRET": ""})); !errors.As(err, new(*configError)) {
 		t.Errorf("production without any auth key: %v, want a configuration error", err)
 	}
@@ -1569,5 +1573,43 @@ func TestBrowserSafety(t *testing.T) {
 	req, _ = http.NewRequest(http.MethodGet, baseURL+"/graphql?query=%7B__typename%7D", nil)
 	if r := do(t, c, req); r.status != http.StatusBadRequest || !strings.Contains(string(r.body), "facade.csrf_refused") {
 		t.Errorf("GET without a preflight header: %d %s, want 400 facade.csrf_refused", r.status, r.body)
+	}
+}
+
+// TestAdminMetrics: the admin listener serves Prometheus metrics that move
+// with traffic and never carry a link id; the public listener does not.
+func TestAdminMetrics(t *testing.T) {
+	baseURL, logs, _ := startServer(t, map[string]string{"MKGRAPH_ADMIN_ADDR": "127.0.0.1:0"})
+	var adminAddr string
+	for _, line := range strings.Split(logs.String(), "\n") {
+		var l struct{ Message, Addr string }
+		if json.Unmarshal([]byte(line), &l) == nil && l.Message == "admin listening" {
+			adminAddr = l.Addr
+		}
+	}
+	if adminAddr == "" {
+		t.Fatalf("no admin listening line in %s", logs)
+	}
+	c := newClient(t)
+	postGraphQL(t, c, baseURL, gqlRequest{Query: `query Profile { link(id: "` + sandbox.LinkSeed + `") { id } }`, OperationName: "Profile"})
+	postGraphQL(t, c, baseURL, gqlRequest{Query: `{ link(id: "mk_no_such_link_123456") { id } }`})
+	r := get(t, c, "http://"+adminAddr+"/metrics")
+	body := string(r.body)
+	for _, want := range []string{
+		`mkgraph_http_requests_total{operation="Profile",route="/graphql",status="200"} 1`,
+		`mkgraph_graphql_errors_total{code="link_error.not_found"} 1`,
+		`mkgraph_upstream_calls_total{code="",endpoint="identity",status="2xx"} 1`,
+		`mkgraph_loader_batch_size_count`,
+		`mkgraph_token_renewals_total{result="ok"} 1`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	if strings.Contains(body, "mk_") {
+		t.Errorf("/metrics holds a link id")
+	}
+	if r := get(t, c, baseURL+"/metrics"); r.status != http.StatusNotFound {
+		t.Errorf("public /metrics: HTTP %d, want 404", r.status)
 	}
 }

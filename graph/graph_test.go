@@ -791,12 +791,13 @@ func TestLinksTooMany(t *testing.T) {
 			if len(resp.Errors) != 1 {
 				t.Fatalf("errors = %s, want one", body)
 			}
+			// Refused before execution: no path.
 			e := resp.Errors[0]
-			if diff := cmp.Diff(ext(upstream.CodeInvalidArgument, 0), e.Extensions); diff != "" {
+			if diff := cmp.Diff(ext(upstream.CodeTooManyLinkIDs, 0), e.Extensions); diff != "" {
 				t.Errorf("extensions mismatch (-want +got):\n%s", diff)
 			}
-			if diff := cmp.Diff([]any{"links"}, e.Path); diff != "" {
-				t.Errorf("path mismatch (-want +got):\n%s", diff)
+			if e.Path != nil {
+				t.Errorf("path = %v, want none (refused before execution)", e.Path)
 			}
 			if string(resp.Data) != "null" {
 				t.Errorf("data = %s, want null (links is non-null)", resp.Data)

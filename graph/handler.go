@@ -83,6 +83,7 @@ func NewHandler(cfg HandlerConfig) *handler.Server {
 	} else {
 		srv.Use(noIntrospection{})
 	}
+	srv.Use(linkIDsLimit{max: cfg.MaxLinkIDs})
 	if cfg.Persisted != nil {
 		srv.Use(cfg.Persisted) // before APQ: manifest hashes need no registration
 	}
@@ -112,7 +113,9 @@ type noIntrospection struct{}
 func (noIntrospection) ExtensionName() string                   { return "NoIntrospection" }
 func (noIntrospection) Validate(graphql.ExecutableSchema) error { return nil }
 func (noIntrospection) MutateOperationContext(_ context.Context, oc *graphql.OperationContext) *gqlerror.Error {
-	if oc.Operation != nil && selectsSchema(oc.Operation.SelectionSet, oc.Doc.Fragments, 0) {
+	var found bool
+	eachRootField(oc, func(f *ast.Field) { found = found || f.Name == "__schema" || f.Name == "__type" })
+	if found {
 		return &gqlerror.Error{
 			Message:    "Introspection is disabled on this server.",
 			Extensions: map[string]any{"code": upstream.CodeIntrospectionDisabled},
@@ -121,30 +124,55 @@ func (noIntrospection) MutateOperationContext(_ context.Context, oc *graphql.Ope
 	return nil
 }
 
-// selectsSchema reports whether a root selection set asks for __schema or
-// __type, through fragments too (depth bounds fragment cycles, which
-// validation has already refused).
-func selectsSchema(set ast.SelectionSet, frags ast.FragmentDefinitionList, depth int) bool {
-	if depth > 16 {
-		return false
+// linkIDsLimit refuses, before execution, a links(ids:) longer than max,
+// literal or through a variable.
+type linkIDsLimit struct{ max int }
+
+func (linkIDsLimit) ExtensionName() string                   { return "LinkIDsLimit" }
+func (linkIDsLimit) Validate(graphql.ExecutableSchema) error { return nil }
+func (l linkIDsLimit) MutateOperationContext(_ context.Context, oc *graphql.OperationContext) *gqlerror.Error {
+	var over bool
+	eachRootField(oc, func(f *ast.Field) {
+		if f.Name == "links" {
+			ids, _ := f.ArgumentMap(oc.Variables)["ids"].([]any)
+			over = over || len(ids) > l.max
+		}
+	})
+	if over {
+		return &gqlerror.Error{
+			Message:    fmt.Sprintf("links(ids:) takes at most %d ids.", l.max),
+			Extensions: map[string]any{"code": upstream.CodeTooManyLinkIDs},
+		}
 	}
-	for _, sel := range set {
-		switch s := sel.(type) {
-		case *ast.Field:
-			if s.Name == "__schema" || s.Name == "__type" {
-				return true
-			}
-		case *ast.InlineFragment:
-			if selectsSchema(s.SelectionSet, frags, depth+1) {
-				return true
-			}
-		case *ast.FragmentSpread:
-			if f := frags.ForName(s.Name); f != nil && selectsSchema(f.SelectionSet, frags, depth+1) {
-				return true
+	return nil
+}
+
+// eachRootField calls fn for each field of the operation's root selection,
+// through fragments (a depth bound stops fragment cycles, which validation
+// has already refused).
+func eachRootField(oc *graphql.OperationContext, fn func(*ast.Field)) {
+	if oc.Operation == nil {
+		return
+	}
+	var walk func(set ast.SelectionSet, depth int)
+	walk = func(set ast.SelectionSet, depth int) {
+		if depth > 16 {
+			return
+		}
+		for _, sel := range set {
+			switch s := sel.(type) {
+			case *ast.Field:
+				fn(s)
+			case *ast.InlineFragment:
+				walk(s.SelectionSet, depth+1)
+			case *ast.FragmentSpread:
+				if f := oc.Doc.Fragments.ForName(s.Name); f != nil {
+					walk(f.SelectionSet, depth+1)
+				}
 			}
 		}
 	}
-	return false
+	walk(oc.Operation.SelectionSet, 0)
 }
 
 // complexity prices the fields whose cost is not one: links (an upstream

@@ -300,13 +300,15 @@ func (c *Client) attempt(ctx context.Context, endpoint, linkID, path string, dec
 		return err
 	}
 	defer release()
-	if err := c.reserve(ctx, linkID); err != nil {
-		return err
-	}
 	for renewed := false; ; renewed = true {
 		tok, err := c.tokens.Token(ctx)
 		if err != nil {
 			return fmt.Errorf("%w: %w", errNoRetry, err) // retries are for GETs, not the token POST
+		}
+		// Every identity call counts against MoneyKit's limits, the
+		// retry after a renewal too.
+		if err := c.reserve(ctx, linkID); err != nil {
+			return err
 		}
 		err = c.do(ctx, endpoint, http.MethodGet, path, nil, func(h http.Header) {
 			h.Set("Authorization", "Bearer "+tok)
@@ -314,9 +316,13 @@ func (c *Client) attempt(ctx context.Context, endpoint, linkID, path string, dec
 			h.Set("X-Client-Secret", c.cfg.ClientSecret)
 		}, decode)
 		var e *Error
-		if !renewed && errors.As(err, &e) && e.Code == CodeExpiredAccessToken {
+		switch {
+		case !errors.As(err, &e):
+		case !renewed && e.Code == CodeExpiredAccessToken:
 			c.tokens.Invalidate(tok)
 			continue
+		case e.Code == CodeUnauthorized:
+			c.tokens.MarkRefused(err)
 		}
 		return err
 	}
@@ -373,10 +379,9 @@ func (c *Client) do(ctx context.Context, endpoint, method, path string, body io.
 	if status < 200 || status > 299 {
 		return responseError(status, resp.Header, data, c.cfg.Now())
 	}
-	if ct := resp.Header.Get("Content-Type"); ct != "" {
-		if mt, _, err := mime.ParseMediaType(ct); err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
-			return newError(CodeUpstreamBadResponse, status, fmt.Errorf("content type %.60q is not JSON", ct))
-		}
+	ct := resp.Header.Get("Content-Type")
+	if mt, _, err := mime.ParseMediaType(ct); err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
+		return newError(CodeUpstreamBadResponse, status, fmt.Errorf("content type %.60q is not JSON", ct))
 	}
 	if err := decode(data); err != nil {
 		return newError(CodeUpstreamBadResponse, status, err)

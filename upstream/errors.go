@@ -39,6 +39,7 @@ const (
 	CodePersistedQueryNotAllowed = "facade.persisted_query_not_allowed"
 	CodeCallerRateLimited        = "facade.rate_limit_exceeded"
 	CodeIntrospectionDisabled    = "facade.introspection_disabled"
+	CodeTooManyLinkIDs           = "facade.too_many_link_ids"
 
 	// CodeRateLimitExceeded is MoneyKit's own code for a 429.
 	CodeRateLimitExceeded = "api_error.rate_limit_exceeded"

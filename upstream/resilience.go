@@ -163,7 +163,11 @@ func newBreaker(cfg Config) *gobreaker.CircuitBreaker[struct{}] {
 			return c.Requests >= uint32(cfg.BreakerMinCalls) &&
 				float64(c.TotalFailures) >= cfg.BreakerFailureRatio*float64(c.Requests)
 		},
-		IsExcluded: func(err error) bool { return errors.Is(err, errCallerGone) },
+		// Not about the upstream's health: the caller left, the facade was
+		// busy, or its own rate budget said no.
+		IsExcluded: func(err error) bool {
+			return errors.Is(err, errCallerGone) || errors.Is(err, errTooBusy) || errors.Is(err, errLocalBudget)
+		},
 		IsSuccessful: func(err error) bool {
 			if err == nil {
 				return true

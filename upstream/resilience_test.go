@@ -217,3 +217,37 @@ func TestBreakerIgnoresFlakiness(t *testing.T) {
 		t.Errorf("after a majority of failures: %v, want the breaker open (no call)", err)
 	}
 }
+
+// TestBreakerIgnoresOwnRefusals: the facade's own refusals (no free slot, its
+// rate budget) say nothing of the upstream's health and never open the
+// breaker.
+func TestBreakerIgnoresOwnRefusals(t *testing.T) {
+	sb, srv := MustSandbox(t, sandbox.Options{})
+	c := MustNewClient(t, srv.URL, upstream.Config{
+		BreakerMinCalls: 3,
+		Budget:          upstream.NewSlidingWindow(1, 0, time.Minute, nil),
+	})
+	c.GetIdentity(t.Context(), sandbox.LinkSeed)
+	for range 10 { // refused by the budget
+		c.GetIdentity(t.Context(), sandbox.LinkSeed)
+	}
+	if _, err := c.GetIdentity(t.Context(), sandbox.LinkHousehold); err != nil {
+		t.Errorf("after budget refusals: %v, want the breaker closed", err)
+	}
+	if got := sb.IdentityCalls(); got != 2 {
+		t.Errorf("upstream calls = %d, want 2", got)
+	}
+}
+
+// TestRefusalHeldUntilSuccess: readiness stays down while the credentials
+// are refused, past the hold that gates new token fetches.
+func TestRefusalHeldUntilSuccess(t *testing.T) {
+	_, srv := MustSandbox(t, sandbox.Options{})
+	clock := newFakeClock()
+	c := MustNewClient(t, srv.URL, upstream.Config{ClientSecret: "wrong", Now: clock.Now})
+	c.GetIdentity(t.Context(), sandbox.LinkSeed)
+	clock.Advance(time.Hour)
+	if err := c.Ready(); err == nil {
+		t.Errorf("Ready() an hour after a refusal, with no success since = nil, want the refusal")
+	}
+}

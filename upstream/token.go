@@ -67,9 +67,10 @@ type tokenSource struct {
 	token    string
 	renewAt  time.Time
 	inflight *tokenFetch
-	// refused is the upstream's refusal of the credentials, answered to
-	// every caller until refusedUntil instead of asking again: wrong
-	// credentials stay wrong, and asking in a loop would be a storm.
+	// refused is the upstream's refusal of the credentials. It holds until a
+	// token fetch succeeds (so readiness does not flap); within refusedUntil
+	// it is answered to every caller without asking again: wrong credentials
+	// stay wrong, and asking in a loop would be a storm.
 	refused      error
 	refusedUntil time.Time
 }
@@ -77,15 +78,22 @@ type tokenSource struct {
 // refusalHold is how long refused credentials are not tried again.
 const refusalHold = 30 * time.Second
 
-// Refused returns the upstream's refusal of the client credentials while it
-// holds, else nil.
+// Refused returns the upstream's last refusal of the client credentials,
+// until a token fetch succeeds; else nil.
 func (ts *tokenSource) Refused() error {
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
-	if ts.refused != nil && ts.now().Before(ts.refusedUntil) {
-		return ts.refused
-	}
-	return nil
+	return ts.refused
+}
+
+// MarkRefused records a refusal of the credentials seen on a call (a 401
+// api_error.auth.unauthorized answer to a request with a token), and drops
+// the token.
+func (ts *tokenSource) MarkRefused(err error) {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	ts.refused, ts.refusedUntil = err, ts.now().Add(refusalHold)
+	ts.token = ""
 }
 
 type tokenFetch struct {

@@ -23,7 +23,7 @@ import (
 const (
 	DefaultLinksClaim   = "link_ids"
 	DefaultLeeway       = 30 * time.Second
-	DefaultBackendScope = "mkgraph:backend"
+	DefaultBackendScope = "mkgraph:backend" // the scope suggested in docs; backends by JWT are off unless a scope is set
 	DefaultAPIKeyHeader = "X-Api-Key"
 )
 
@@ -66,7 +66,7 @@ type Config struct {
 	Audience     string        // MKGRAPH_JWT_AUDIENCE: when set, aud must contain it
 	LinksClaim   string        // MKGRAPH_JWT_LINKS_CLAIM, default "link_ids": a JSON array of strings, or a space-separated string
 	Leeway       time.Duration // MKGRAPH_JWT_LEEWAY: clock skew for exp/nbf/iat; 0 means the default, 30s; at most 5m
-	BackendScope string        // MKGRAPH_JWT_BACKEND_SCOPE: a JWT whose "scope" (space-separated) or "scp" (array) holds it is a backend; default "mkgraph:backend"
+	BackendScope string        // MKGRAPH_JWT_BACKEND_SCOPE: a JWT whose "scope" (space-separated) or "scp" (array) holds it is a backend; "" (the default): no JWT is a backend
 	APIKeysFile  string        // MKGRAPH_API_KEYS_FILE: lines "name sha256hex" (see HashAPIKey); # comments and blank lines allowed
 	APIKeyHeader string        // header of the API key; default "X-Api-Key"
 	HTTPClient   *http.Client  // for the JWKS URL; nil: a client with a 10 s timeout
@@ -126,10 +126,9 @@ func New(ctx context.Context, cfg Config) (_ *Authenticator, err error) {
 	if reservedClaims[linksClaim] {
 		return nil, fmt.Errorf("auth: MKGRAPH_JWT_LINKS_CLAIM may not be the registered claim %q", linksClaim)
 	}
+	// Backends by JWT are opt-in: many auth servers grant whatever scopes a
+	// client asks for, and a backend may read every link.
 	backendScope := strings.TrimSpace(cfg.BackendScope)
-	if backendScope == "" {
-		backendScope = DefaultBackendScope
-	}
 	if strings.ContainsAny(backendScope, " \t\r\n") {
 		return nil, errors.New("auth: MKGRAPH_JWT_BACKEND_SCOPE must be one scope, without spaces")
 	}
@@ -291,7 +290,7 @@ func (a *Authenticator) bearer(ctx context.Context, token string) (*Caller, *ups
 		// Rate limits and logs know callers by sub.
 		return nil, unauthenticated(msgInvalid, errors.New("token has no sub"))
 	}
-	if hasScope(claims, a.backendScope) {
+	if a.backendScope != "" && hasScope(claims, a.backendScope) {
 		return NewBackend(sub), nil
 	}
 	ids, err := linkIDs(claims[a.linksClaim])

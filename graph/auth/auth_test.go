@@ -184,7 +184,7 @@ var (
 )
 
 func TestHS256(t *testing.T) {
-	a := MustNew(t, auth.Config{Mode: "jwt", HS256Secret: testSecret, Issuer: "https://issuer.example", Audience: "mkgraph"})
+	a := MustNew(t, auth.Config{Mode: "jwt", HS256Secret: testSecret, Issuer: "https://issuer.example", Audience: "mkgraph", BackendScope: auth.DefaultBackendScope})
 	now := time.Now()
 	claims := func(o jwt.MapClaims) jwt.MapClaims {
 		c := userClaims(jwt.MapClaims{"iss": "https://issuer.example", "aud": "mkgraph"})
@@ -1062,4 +1062,14 @@ func TestConcurrentUsers(t *testing.T) {
 		})
 	}
 	wg.Wait()
+}
+
+// TestBackendScopeOptIn: without a configured backend scope no JWT is a
+// backend, whatever scope it claims.
+func TestBackendScopeOptIn(t *testing.T) {
+	a := MustNew(t, auth.Config{Mode: "jwt", HS256Secret: testSecret})
+	c, err := a.Authenticate(bearerRequest(sign(t, jwt.SigningMethodHS256, testSecret, "", userClaims(jwt.MapClaims{"scope": "openid mkgraph:backend"}))))
+	if err != nil || c.Kind != auth.KindUser || c.MayRead("link-z") {
+		t.Errorf("scope mkgraph:backend without MKGRAPH_JWT_BACKEND_SCOPE: %+v, %v; want an end user", c, err)
+	}
 }

@@ -49,10 +49,11 @@ const (
 // Config configures the loaders of every request.
 type Config struct {
 	Fetcher     Fetcher
-	Concurrency int           // distinct links fetched at once per request; 0: DefaultConcurrency
-	Wait        time.Duration // batch window; 0 (DefaultWait): none
-	MaxLinks    int           // distinct links per request; 0: DefaultMaxLinks
-	MaxAccounts int           // accounts returned per request; 0: DefaultMaxAccounts
+	Concurrency int            // distinct links fetched at once per request; 0: DefaultConcurrency
+	Wait        time.Duration  // batch window; 0 (DefaultWait): none
+	MaxLinks    int            // distinct links per request; 0: DefaultMaxLinks
+	MaxAccounts int            // accounts returned per request; 0: DefaultMaxAccounts
+	OnBatch     func(size int) // told the size of each batch, for metrics; nil: nothing
 }
 
 // Factory makes a fresh set of Loaders for each request.
@@ -84,7 +85,7 @@ func (f *Factory) Middleware(next http.Handler) http.Handler {
 
 // New returns a set of Loaders for one request.
 func (f *Factory) New() *Loaders {
-	l := &Loaders{fetcher: f.cfg.Fetcher, sem: make(chan struct{}, f.cfg.Concurrency), warned: f.warned,
+	l := &Loaders{fetcher: f.cfg.Fetcher, sem: make(chan struct{}, f.cfg.Concurrency), warned: f.warned, onBatch: f.cfg.OnBatch,
 		maxLinks: int64(f.cfg.MaxLinks), maxAccounts: int64(f.cfg.MaxAccounts)}
 	l.links = dataloader.NewBatchedLoader(l.batch,
 		dataloader.WithWait[string, *model.Link](f.cfg.Wait),
@@ -99,6 +100,7 @@ type Loaders struct {
 	links   *dataloader.Loader[string, *model.Link]
 	sem     chan struct{} // bounds concurrent fetches across the request's batches
 	warned  *onceSet
+	onBatch func(int)
 
 	// Per-request budgets: distinct links fetched, accounts returned.
 	maxLinks, maxAccounts int64
@@ -160,6 +162,9 @@ func SpendAccounts(ctx context.Context, n int) error {
 // batch fetches distinct link ids concurrently, bounded by the request's
 // semaphore, and returns one non-nil result per key, in key order.
 func (l *Loaders) batch(ctx context.Context, ids []string) []*dataloader.Result[*model.Link] {
+	if l.onBatch != nil {
+		l.onBatch(len(ids))
+	}
 	results := make([]*dataloader.Result[*model.Link], len(ids))
 	if len(ids) == 1 {
 		results[0] = l.fetch(ctx, ids[0])
