@@ -394,6 +394,11 @@ func (c *Client) do(ctx context.Context, endpoint, method, path string, body io.
 // facade.upstream_timeout; anything else (refused, reset, DNS) is
 // facade.upstream_unavailable.
 func transportError(ctx, actx context.Context, err error) *Error {
+	// *url.Error quotes the request URL, which holds the link id: keep only
+	// the cause, for logs.
+	if ue, ok := errors.AsType[*url.Error](err); ok {
+		err = ue.Err
+	}
 	var ne net.Error
 	switch {
 	case ctx.Err() != nil:
