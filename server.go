@@ -45,6 +45,7 @@ import (
 	"github.com/mkgraph/mkgraph/graph/ratelimit"
 	"github.com/mkgraph/mkgraph/graph/reqlog"
 	"github.com/mkgraph/mkgraph/upstream"
+	"github.com/mkgraph/mkgraph/upstream/cache"
 	"github.com/mkgraph/mkgraph/upstream/sandbox"
 )
 
@@ -76,6 +77,9 @@ type config struct {
 	UpstreamConcurrency   int
 	UpstreamMaxBody       int64
 	RequestTimeout        time.Duration
+	CacheTTL              time.Duration
+	CacheMaxStale         time.Duration
+	CacheMaxBytes         int64
 	MaxRetryWait          time.Duration
 	MaxInFlight           int
 	BreakerCooldown       time.Duration
@@ -169,6 +173,9 @@ func (c *config) settings() []setting {
 		{"identity-budget-per-link", "MKGRAPH_IDENTITY_BUDGET_PER_LINK", "", "identity calls per link per minute the facade allows itself (MoneyKit: 3); unset: 3 with MoneyKit, none with the embedded sandbox; 0: none", budget(&c.BudgetPerLink)},
 		{"identity-budget-per-app", "MKGRAPH_IDENTITY_BUDGET_PER_APP", "", "identity calls per minute in all (MoneyKit: 600); unset: 600 with MoneyKit, none with the embedded sandbox; 0: none", budget(&c.BudgetPerApp)},
 		{"breaker-cooldown", "MKGRAPH_BREAKER_COOLDOWN", upstream.DefaultBreakerCooldown.String(), "how long the circuit breaker fails fast after repeated upstream failures", duration(&c.BreakerCooldown, true)},
+		{"cache-ttl", "MKGRAPH_CACHE_TTL", cache.DefaultTTL.String(), "how long an identity answer is served from the cache without an upstream call; 0s: no cache", duration(&c.CacheTTL, false)},
+		{"cache-max-stale", "MKGRAPH_CACHE_MAX_STALE", cache.DefaultMaxStale.String(), "after the TTL, how long a cached answer may still be served (marked stale) when the upstream fails or refuses (429, 5xx, budget)", duration(&c.CacheMaxStale, false)},
+		{"cache-max-bytes", "MKGRAPH_CACHE_MAX_BYTES", strconv.FormatInt(cache.DefaultMaxBytes, 10), "memory the identity cache may hold", number(&c.CacheMaxBytes)},
 		{"request-timeout", "MKGRAPH_REQUEST_TIMEOUT", "15s", "deadline of one GraphQL request", duration(&c.RequestTimeout, true)},
 		{"loader-wait", "MKGRAPH_LOADER_WAIT", loader.DefaultWait.String(), "dataloader batch window", duration(&c.LoaderWait, false)},
 		{"max-body-bytes", "MKGRAPH_MAX_BODY_BYTES", strconv.Itoa(1 << 20), "largest GraphQL request body", number(&c.MaxBodyBytes)},
@@ -501,6 +508,25 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return &configError{err}
 	}
 
+	// Repeat reads are served from the identity cache, keyed by these
+	// credentials, behind authorization (the resolvers decide before any
+	// loader asks it).
+	var fetcher loader.Fetcher = client
+	if c.CacheTTL > 0 {
+		ic, err := cache.New(cache.Config{
+			Next:      client,
+			Namespace: cache.NamespaceFor(baseURL, clientID),
+			MaxBytes:  c.CacheMaxBytes,
+			TTL:       c.CacheTTL,
+			MaxStale:  c.CacheMaxStale,
+		})
+		if err != nil {
+			return &configError{err}
+		}
+		defer ic.Close()
+		fetcher = ic
+	}
+
 	authn, err := newAuthenticator(ctx, c, embedded, log)
 	if err != nil {
 		return err
@@ -514,7 +540,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		}
 		return client.Ready()
 	}
-	handler, err := newHandler(c, log, client, ready, authn, m)
+	handler, err := newHandler(c, log, fetcher, ready, authn, m)
 	if err != nil {
 		return &configError{err}
 	}
@@ -626,14 +652,15 @@ func newHandler(c *config, log zerolog.Logger, client loader.Fetcher, ready func
 		OnBatch:     m.LoaderBatch,
 	})
 	gql := graph.NewHandler(graph.HandlerConfig{
-		MaxLinkIDs:    c.MaxLinkIDs,
-		MaxComplexity: c.MaxComplexity,
-		MaxTokens:     2 * c.Limits.MaxTokens, // gqlgen counts comments too; the limits middleware has already refused real excess
-		Introspection: c.Introspection.or(!prod),
-		Suggestions:   c.Suggestions.or(!prod),
-		Authorize:     authorize,
-		APQCacheSize:  c.APQCacheSize,
-		Persisted:     persisted,
+		MaxLinkIDs:         c.MaxLinkIDs,
+		MaxComplexity:      c.MaxComplexity,
+		MaxTokens:          2 * c.Limits.MaxTokens, // gqlgen counts comments too; the limits middleware has already refused real excess
+		Introspection:      c.Introspection.or(!prod),
+		Suggestions:        c.Suggestions.or(!prod),
+		Authorize:          authorize,
+		APQCacheSize:       c.APQCacheSize,
+		Persisted:          persisted,
+		ResponseExtensions: staleExtensions,
 	})
 	fail := func(w http.ResponseWriter, r *http.Request, e *upstream.Error) {
 		httperr.Write(w, r, http.StatusUnauthorized, e)
@@ -653,6 +680,7 @@ func newHandler(c *config, log zerolog.Logger, client loader.Fetcher, ready func
 		ratelimit.Middleware(users, callerKey(auth.KindUser)),
 		ratelimit.Middleware(backends, callerKey(auth.KindBackend)),
 		timeout(c.RequestTimeout),
+		withServed,
 		loaders.Middleware,
 	))
 	if c.GraphiQL.or(!prod) {
@@ -688,6 +716,27 @@ func newHandler(c *config, log zerolog.Logger, client loader.Fetcher, ready func
 		browser.SecurityHeaders,
 		cors,
 	), nil
+}
+
+// withServed lets the identity cache record, per request, which answers it
+// served stale.
+func withServed(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, _ := cache.WithServed(r.Context())
+		next.ServeHTTP(w, r.WithContext(ctx))
+	})
+}
+
+// staleExtensions tells the frontend, in the response's top-level
+// extensions, that some identity data is older than the cache's TTL, because
+// the upstream failed or refused: {"identityCache": {"stale": true,
+// "ageSeconds": N}}, so it can show "as of …".
+func staleExtensions(ctx context.Context) map[string]any {
+	age, stale := cache.ServedFrom(ctx).AnyStale()
+	if !stale {
+		return nil
+	}
+	return map[string]any{"identityCache": map[string]any{"stale": true, "ageSeconds": int(age.Seconds())}}
 }
 
 // errForbidden answers a link the caller may not read. It does not say

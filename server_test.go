@@ -1274,7 +1274,7 @@ func TestIdentityBudget(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			env := map[string]string{}
+			env := map[string]string{"MKGRAPH_CACHE_TTL": "0s"} // every read asks the upstream
 			for k, v := range tt.env {
 				env[k] = v
 			}
@@ -1611,5 +1611,45 @@ func TestAdminMetrics(t *testing.T) {
 	}
 	if r := get(t, c, baseURL+"/metrics"); r.status != http.StatusNotFound {
 		t.Errorf("public /metrics: HTTP %d, want 404", r.status)
+	}
+}
+
+// TestIdentityCache: repeat reads of a link cost no upstream call; when the
+// upstream refuses after the TTL, the cached answer is served, and the
+// response's extensions say it is stale and how old.
+func TestIdentityCache(t *testing.T) {
+	sbx := sandbox.New(sandbox.Options{})
+	baseURL, _, _ := startServer(t, map[string]string{
+		"MONEYKIT_BASE_URL":      startUpstream(t, sbx),
+		"MONEYKIT_CLIENT_ID":     sandbox.DefaultClientID,
+		"MONEYKIT_CLIENT_SECRET": sandbox.DefaultClientSecret,
+		"MKGRAPH_CACHE_TTL":      "300ms",
+	})
+	c := newClient(t)
+	q := gqlRequest{Query: `{ link(id: "` + sandbox.LinkSeed + `") { id accounts { owners { names } } } }`}
+	for range 5 {
+		if g := decodeGQL(t, postGraphQL(t, c, baseURL, q)); len(g.Errors) > 0 {
+			t.Fatalf("read: %+v", g.Errors)
+		}
+	}
+	if n := sbx.IdentityCallsFor(sandbox.LinkSeed); n != 1 {
+		t.Errorf("5 reads within the TTL: %d upstream calls, want 1", n)
+	}
+	time.Sleep(350 * time.Millisecond)
+	sbx.SetFault(sandbox.LinkSeed, sandbox.Fault{Status: 503}, 0)
+	r := postGraphQL(t, c, baseURL, q)
+	var doc struct {
+		Data       json.RawMessage `json:"data"`
+		Errors     []any           `json:"errors"`
+		Extensions struct {
+			IdentityCache struct {
+				Stale      bool `json:"stale"`
+				AgeSeconds *int `json:"ageSeconds"`
+			} `json:"identityCache"`
+		} `json:"extensions"`
+	}
+	json.Unmarshal(r.body, &doc)
+	if len(doc.Errors) > 0 || !strings.Contains(string(doc.Data), "John Smith") || !doc.Extensions.IdentityCache.Stale || doc.Extensions.IdentityCache.AgeSeconds == nil {
+		t.Errorf("after the TTL with the upstream failing: %s, want the cached data marked stale with its age", r.body)
 	}
 }

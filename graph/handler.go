@@ -50,6 +50,9 @@ type HandlerConfig struct {
 	// Persisted, when set, serves the operations of a manifest by hash and,
 	// in allowlist mode, accepts nothing else.
 	Persisted *PersistedQueries
+	// ResponseExtensions, when set, adds top-level response extensions (the
+	// identity cache says there when an answer is stale, and how old).
+	ResponseExtensions func(ctx context.Context) map[string]any
 }
 
 // NewHandler returns the GraphQL HTTP handler. It expects the request context
@@ -100,6 +103,21 @@ func NewHandler(cfg HandlerConfig) *handler.Server {
 		reqlog.From(ctx).SetOperation(name)
 		return answerExpired(next(ctx))
 	})
+	if f := cfg.ResponseExtensions; f != nil {
+		srv.AroundResponses(func(ctx context.Context, next graphql.ResponseHandler) *graphql.Response {
+			resp := next(ctx)
+			if resp == nil {
+				return nil
+			}
+			for k, v := range f(ctx) {
+				if resp.Extensions == nil {
+					resp.Extensions = map[string]any{}
+				}
+				resp.Extensions[k] = v
+			}
+			return resp
+		})
+	}
 	srv.SetErrorPresenter(presentError)
 	srv.SetRecoverFunc(recoverPanic)
 	return srv
