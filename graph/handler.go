@@ -76,7 +76,9 @@ func NewHandler(cfg HandlerConfig) *handler.Server {
 	srv.AddTransport(transport.Options{})
 	srv.AddTransport(transport.GET{})
 	srv.AddTransport(transport.POST{})
-	srv.SetQueryCache(lru.New[*ast.QueryDocument](1000))
+	// Parsed documents are far larger than their text and the cache is
+	// bounded by entries: keep it small (a frontend has few operations).
+	srv.SetQueryCache(lru.New[*ast.QueryDocument](256))
 	srv.SetDisableSuggestion(!cfg.Suggestions)
 	if cfg.MaxTokens > 0 {
 		srv.SetParserTokenLimit(cfg.MaxTokens)
