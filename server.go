@@ -21,8 +21,6 @@ import (
 	"os"
 	"os/signal"
 	"regexp"
-	"runtime"
-	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -863,11 +861,7 @@ func recoverer(next http.Handler) http.Handler {
 			if p == http.ErrAbortHandler {
 				panic(p)
 			}
-			ev := hlog.FromRequest(r).Error().Str("code", upstream.CodeInternal).Str("panic_type", fmt.Sprintf("%T", p))
-			if re, ok := p.(runtime.Error); ok {
-				ev = ev.Str("panic", re.Error())
-			}
-			ev.Bytes("stack", debug.Stack()).Msg("panic in handler")
+			graph.LogPanic(hlog.FromRequest(r), p, "panic in handler")
 			httperr.Write(w, r, http.StatusInternalServerError, &upstream.Error{Code: upstream.CodeInternal, Message: "Internal error."})
 		}()
 		next.ServeHTTP(w, r)

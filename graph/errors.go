@@ -125,14 +125,19 @@ func addIndexErrors(ctx context.Context, errs []error) {
 // errPanic is what a client sees of a panic: nothing but the code.
 var errPanic = &upstream.Error{Code: upstream.CodeInternal, Message: "Internal error."}
 
-// recoverPanic logs a resolver panic with its stack and returns a fixed
-// error. The panic value itself is logged only for runtime errors, whose
-// text cannot hold request data.
+// recoverPanic logs a resolver panic and returns a fixed error.
 func recoverPanic(ctx context.Context, p any) error {
-	ev := zerolog.Ctx(ctx).Error().Str("code", upstream.CodeInternal).Str("panic_type", fmt.Sprintf("%T", p))
+	LogPanic(zerolog.Ctx(ctx), p, "panic in resolver")
+	return errPanic
+}
+
+// LogPanic logs a recovered panic with its type and stack. The panic value
+// itself is logged only for runtime errors, whose text cannot hold request
+// data (identity data must never reach a log).
+func LogPanic(log *zerolog.Logger, p any, msg string) {
+	ev := log.Error().Str("code", upstream.CodeInternal).Str("panic_type", fmt.Sprintf("%T", p))
 	if re, ok := p.(runtime.Error); ok {
 		ev = ev.Str("panic", re.Error())
 	}
-	ev.Bytes("stack", debug.Stack()).Msg("panic in resolver")
-	return errPanic
+	ev.Bytes("stack", debug.Stack()).Msg(msg)
 }
