@@ -42,6 +42,7 @@ import (
 	"github.com/mkgraph/mkgraph/graph/metrics"
 	"github.com/mkgraph/mkgraph/graph/ratelimit"
 	"github.com/mkgraph/mkgraph/graph/reqlog"
+	"github.com/mkgraph/mkgraph/graph/tracing"
 	"github.com/mkgraph/mkgraph/upstream"
 	"github.com/mkgraph/mkgraph/upstream/cache"
 	"github.com/mkgraph/mkgraph/upstream/sandbox"
@@ -488,6 +489,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		baseURL, clientID, clientSecret = sbx, sandbox.DefaultClientID, sandbox.DefaultClientSecret
 		log.Warn().Str("upstream", baseURL).Msg("MONEYKIT_BASE_URL is unset: serving the embedded sandbox's fixture data, not MoneyKit")
 	}
+	tracingOn, stopTracing, err := tracing.Setup(ctx, getenv)
+	if err != nil {
+		return &configError{fmt.Errorf("OTEL_*: %w", err)}
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		stopTracing(sctx)
+	}()
+	log.Info().Bool("tracing", tracingOn).Msg("OpenTelemetry tracing (OTEL_EXPORTER_OTLP_ENDPOINT)")
+
 	m := metrics.New()
 	client, err := upstream.New(upstream.Config{
 		BaseURL:      baseURL,
@@ -497,6 +509,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		MaxBodyBytes: c.UpstreamMaxBody,
 		Observer:     observeUpstream(m),
 
+		WrapTransport:     tracing.Transport,
 		Budget:            rateBudget(c, embedded),
 		MaxRetryAfterWait: c.MaxRetryWait,
 		MaxInFlight:       c.MaxInFlight,

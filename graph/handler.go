@@ -15,6 +15,7 @@ import (
 	"github.com/mkgraph/mkgraph/graph/loader"
 	"github.com/mkgraph/mkgraph/graph/model"
 	"github.com/mkgraph/mkgraph/graph/reqlog"
+	"github.com/mkgraph/mkgraph/graph/tracing"
 	"github.com/mkgraph/mkgraph/upstream"
 )
 
@@ -96,6 +97,7 @@ func NewHandler(cfg HandlerConfig) *handler.Server {
 		srv.Use(extension.AutomaticPersistedQuery{Cache: lru.New[string](cfg.APQCacheSize)})
 	}
 	srv.Use(extension.FixedComplexityLimit(cfg.MaxComplexity))
+	srv.AroundOperations(tracing.Operation) // a span per operation; free when tracing is off
 	srv.AroundOperations(func(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
 		oc := graphql.GetOperationContext(ctx)
 		name := oc.OperationName

@@ -84,6 +84,9 @@ type Config struct {
 	BreakerCooldown     time.Duration
 	// Rand returns jitter in [0, 1); nil: math/rand/v2.
 	Rand func() float64
+	// WrapTransport, when set and HTTPClient is nil, wraps the client's own
+	// transport (tracing uses it to add spans and trace context).
+	WrapTransport func(http.RoundTripper) http.RoundTripper
 	// Budget, when set, is asked before every identity call (retries
 	// included); a refusal is answered as api_error.rate_limit_exceeded with
 	// the budget's retryAfter, without calling the upstream.
@@ -156,7 +159,11 @@ func New(cfg Config) (*Client, error) {
 	cfg = cfg.withDefaults()
 	hc := cfg.HTTPClient
 	if hc == nil {
-		hc = &http.Client{Transport: newTransport()}
+		var rt http.RoundTripper = newTransport()
+		if cfg.WrapTransport != nil {
+			rt = cfg.WrapTransport(rt)
+		}
+		hc = &http.Client{Transport: rt}
 	}
 	if hc.CheckRedirect == nil {
 		// Never follow redirects: net/http would forward X-Client-Secret to
