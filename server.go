@@ -530,6 +530,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 			MaxBytes:  c.CacheMaxBytes,
 			TTL:       c.CacheTTL,
 			MaxStale:  c.CacheMaxStale,
+			OnResult:  m.Cache,
 		})
 		if err != nil {
 			return &configError{err}

@@ -1603,6 +1603,8 @@ func TestAdminMetrics(t *testing.T) {
 		`mkgraph_upstream_calls_total{code="",endpoint="identity",status="2xx"} 1`,
 		`mkgraph_loader_batch_size_count`,
 		`mkgraph_token_renewals_total{result="ok"} 1`,
+		`mkgraph_identity_cache_total{result="miss"} 2`,
+		`mkgraph_identity_cache_total{result="store"} 1`,
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %q", want)

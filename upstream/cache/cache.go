@@ -93,6 +93,17 @@ type Config struct {
 	// drives otter's expiry, without periodic clean-ups (expired entries are
 	// then removed when met or evicted for space).
 	Now func() time.Time
+	// OnResult, when set, is told each result: "hit", "miss", "stale" or
+	// "store" (for metrics).
+	OnResult func(result string)
+}
+
+// count bumps a counter and tells OnResult.
+func (c *Cache) count(n *atomic.Int64, result string) {
+	n.Add(1)
+	if c.cfg.OnResult != nil {
+		c.cfg.OnResult(result)
+	}
 }
 
 // NamespaceFor returns a Config.Namespace for the upstream credentials
@@ -243,12 +254,12 @@ func (c *Cache) GetIdentity(ctx context.Context, linkID string) (*upstream.Ident
 	key := c.key(linkID)
 	if e, ok := c.store.GetIfPresent(key); ok {
 		if age := c.age(e); age < c.cfg.TTL {
-			c.hits.Add(1)
+			c.count(&c.hits, "hit")
 			servedFrom(ctx).record(linkID, Info{FromCache: true, Age: age})
 			return e.identity, nil
 		}
 	}
-	c.misses.Add(1)
+	c.count(&c.misses, "miss")
 	cl := c.join(ctx, key, linkID)
 	select {
 	case <-cl.done:
@@ -323,10 +334,10 @@ func (c *Cache) serveStale(ctx context.Context, key, linkID string, err error) (
 	age := c.age(e)
 	switch {
 	case age < c.cfg.TTL: // stored by a later call meanwhile
-		c.hits.Add(1)
+		c.count(&c.hits, "hit")
 		servedFrom(ctx).record(linkID, Info{FromCache: true, Age: age})
 	case age < c.staleWindow:
-		c.staleServes.Add(1)
+		c.count(&c.staleServes, "stale")
 		servedFrom(ctx).record(linkID, Info{FromCache: true, Stale: true, Age: age})
 	default:
 		return nil, err
@@ -417,7 +428,7 @@ func (c *Cache) put(key string, id *upstream.Identity) fetched {
 		actual = e
 	}
 	if !kept {
-		c.stores.Add(1)
+		c.count(&c.stores, "store")
 	}
 	return fetched{entry: actual, fromCache: kept}
 }
