@@ -167,9 +167,9 @@ func (f loadFigures) callsPerReq(warmups int) float64 {
 }
 
 func TestLoad(t *testing.T) {
-	clients := loadEnvInt(t, "LOAD_CLIENTS", loadDefaultClients)
-	duration := loadEnvDuration(t, "LOAD_DURATION", loadDefaultDuration)
-	maxRequests := loadEnvInt(t, "LOAD_MAX_REQUESTS", loadDefaultMaxRequests)
+	clients := envInt(t, "LOAD_CLIENTS", loadDefaultClients)
+	duration := envDuration(t, "LOAD_DURATION", loadDefaultDuration)
+	maxRequests := envInt(t, "LOAD_MAX_REQUESTS", loadDefaultMaxRequests)
 	dir := t.TempDir()
 
 	// One binary; one sandbox for the whole run, a fresh facade per scenario.
@@ -310,7 +310,7 @@ func TestLoad(t *testing.T) {
 	table := b.String()
 	t.Logf("load figures:\n\n%s", table)
 	if os.Getenv("LOAD_WRITE") == "1" {
-		if err := loadWriteDoc(loadDoc, table); err != nil {
+		if err := writeMarked(loadDoc, loadBeginMark, loadEndMark, table); err != nil {
 			t.Errorf("write %s: %v", loadDoc, err)
 		} else {
 			t.Logf("wrote the figures into %s", loadDoc)
@@ -541,7 +541,7 @@ func loadStartProcess(t *testing.T, dir, name, bin string, args, env []string) *
 	t.Cleanup(func() {
 		p.stop()
 		if t.Failed() {
-			t.Logf("last lines of the %s log:\n%s", name, loadTail(logPath, 20))
+			t.Logf("last lines of the %s log:\n%s", name, tail(logPath, 20))
 		}
 	})
 	return p
@@ -592,11 +592,11 @@ func loadWaitFor(t *testing.T, p *loadProcess, url string) {
 		}
 		select {
 		case <-p.exited:
-			t.Fatalf("%s exited before %s answered: %v\n%s", p.name, url, p.err, loadTail(p.logPath, 20))
+			t.Fatalf("%s exited before %s answered: %v\n%s", p.name, url, p.err, tail(p.logPath, 20))
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s did not answer 200 within 30s\n%s", url, loadTail(p.logPath, 20))
+			t.Fatalf("%s did not answer 200 within 30s\n%s", url, tail(p.logPath, 20))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -727,57 +727,4 @@ func loadVerdict(ok bool) string {
 		return "met"
 	}
 	return "**missed**"
-}
-
-// loadWriteDoc puts table between the load markers of path, adding the
-// markers at its end when missing.
-func loadWriteDoc(path, table string) error {
-	old, err := os.ReadFile(path)
-	if err != nil {
-		return err
-	}
-	doc := string(old)
-	begin := strings.Index(doc, loadBeginMark)
-	end := strings.Index(doc, loadEndMark)
-	if begin < 0 || end < begin {
-		doc = strings.TrimRight(doc, "\n") + "\n\n" + loadBeginMark + "\n" + loadEndMark + "\n"
-		begin, end = strings.Index(doc, loadBeginMark), strings.Index(doc, loadEndMark)
-	}
-	doc = doc[:begin+len(loadBeginMark)] + "\n" + table + doc[end:]
-	return os.WriteFile(path, []byte(doc), 0o644)
-}
-
-func loadTail(path string, n int) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return err.Error()
-	}
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	return strings.Join(lines[max(0, len(lines)-n):], "\n")
-}
-
-func loadEnvInt(t *testing.T, key string, def int) int {
-	t.Helper()
-	v := os.Getenv(key)
-	if v == "" {
-		return def
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n <= 0 {
-		t.Fatalf("%s=%q: want a positive integer", key, v)
-	}
-	return n
-}
-
-func loadEnvDuration(t *testing.T, key string, def time.Duration) time.Duration {
-	t.Helper()
-	v := os.Getenv(key)
-	if v == "" {
-		return def
-	}
-	d, err := time.ParseDuration(v)
-	if err != nil || d <= 0 {
-		t.Fatalf("%s=%q: want a positive duration", key, v)
-	}
-	return d
 }

@@ -72,8 +72,8 @@ var correctCodes = map[string]bool{
 }
 
 func TestSoak(t *testing.T) {
-	rps := soakEnvInt(t, "SOAK_RPS", soakDefaultRPS)
-	duration := soakEnvDuration(t, "SOAK_DURATION", soakDefaultDuration)
+	rps := envInt(t, "SOAK_RPS", soakDefaultRPS)
+	duration := envDuration(t, "SOAK_DURATION", soakDefaultDuration)
 	dir := t.TempDir()
 
 	// 1. One binary, two processes.
@@ -172,7 +172,7 @@ func TestSoak(t *testing.T) {
 		t.Logf("facade goroutines after the soak, by stack (largest groups):\n%s", goAfter.groups)
 	}
 	if os.Getenv("SOAK_WRITE") == "1" {
-		if err := writeSoakDoc(soakDoc, table); err != nil {
+		if err := writeMarked(soakDoc, soakBeginMark, soakEndMark, table); err != nil {
 			t.Errorf("write %s: %v", soakDoc, err)
 		} else {
 			t.Logf("wrote the figures into %s", soakDoc)
@@ -765,60 +765,4 @@ func logTally(logPath string) map[string]int {
 		out[e.Level+" "+e.Message]++
 	}
 	return out
-}
-
-// writeSoakDoc puts table between the soak markers of path, creating the
-// file (or the markers, at its end) when missing.
-func writeSoakDoc(path, table string) error {
-	old, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
-		old = []byte("# Resilience\n\nFigures of the fault soak (`make soak`, `soak_test.go`).\n\n" + soakBeginMark + "\n" + soakEndMark + "\n")
-	} else if err != nil {
-		return err
-	}
-	doc := string(old)
-	begin := strings.Index(doc, soakBeginMark)
-	end := strings.Index(doc, soakEndMark)
-	if begin < 0 || end < begin {
-		doc = strings.TrimRight(doc, "\n") + "\n\n" + soakBeginMark + "\n" + soakEndMark + "\n"
-		begin, end = strings.Index(doc, soakBeginMark), strings.Index(doc, soakEndMark)
-	}
-	doc = doc[:begin+len(soakBeginMark)] + "\n" + table + doc[end:]
-	return os.WriteFile(path, []byte(doc), 0o644)
-}
-
-// tail returns the last n lines of a file.
-func tail(path string, n int) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return err.Error()
-	}
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	return strings.Join(lines[max(0, len(lines)-n):], "\n")
-}
-
-func soakEnvInt(t *testing.T, key string, def int) int {
-	t.Helper()
-	v := os.Getenv(key)
-	if v == "" {
-		return def
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n <= 0 {
-		t.Fatalf("%s=%q: want a positive integer", key, v)
-	}
-	return n
-}
-
-func soakEnvDuration(t *testing.T, key string, def time.Duration) time.Duration {
-	t.Helper()
-	v := os.Getenv(key)
-	if v == "" {
-		return def
-	}
-	d, err := time.ParseDuration(v)
-	if err != nil || d <= 0 {
-		t.Fatalf("%s=%q: want a positive duration", key, v)
-	}
-	return d
 }
