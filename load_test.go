@@ -178,11 +178,11 @@ func TestLoad(t *testing.T) {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
-	sandboxAddr := loadFreeAddr(t)
+	sandboxAddr := freeAddr(t)
 	sandboxURL := "http://" + sandboxAddr
-	sbx := loadStartProcess(t, dir, "sandbox", bin, []string{"sandbox", "-addr", sandboxAddr, "-latency", loadSandboxLatency},
+	sbx := startProcess(t, dir, "sandbox", bin, []string{"sandbox", "-addr", sandboxAddr, "-latency", loadSandboxLatency},
 		[]string{"MKGRAPH_LOG_LEVEL=warn"})
-	loadWaitFor(t, sbx, sandboxURL+"/_sandbox/stats")
+	waitFor(t, sbx, sandboxURL+"/_sandbox/stats")
 
 	// One client for everything; (b) directly holds 10 connections per client.
 	client := &http.Client{
@@ -212,7 +212,7 @@ func TestLoad(t *testing.T) {
 		})
 		// 2. Through a fresh facade.
 		env := []string{
-			"MKGRAPH_ADDR=" + loadFreeAddr(t),
+			"MKGRAPH_ADDR=" + freeAddr(t),
 			"MONEYKIT_BASE_URL=" + sandboxURL,
 			"MONEYKIT_CLIENT_ID=" + loadSandboxID,
 			"MONEYKIT_CLIENT_SECRET=" + loadSandboxKey,
@@ -227,8 +227,8 @@ func TestLoad(t *testing.T) {
 			env = append(env, "MKGRAPH_CACHE_TTL=0s")
 		}
 		facadeURL := "http://" + strings.TrimPrefix(env[0], "MKGRAPH_ADDR=")
-		facade := loadStartProcess(t, dir, "facade-"+s.key, bin, nil, env)
-		loadWaitFor(t, facade, facadeURL+"/readyz")
+		facade := startProcess(t, dir, "facade-"+s.key, bin, nil, env)
+		waitFor(t, facade, facadeURL+"/readyz")
 		// The facade's token and first upstream connection, on a link no
 		// scenario reads, before the sandbox counters are taken.
 		if err := loadGraphQL(client, facadeURL, []string{loadCopyLink + "warmup_" + s.key}, 3, true); err != nil {
@@ -337,7 +337,7 @@ func TestLoad(t *testing.T) {
 // sandbox's counters and the processes' CPU are read around it. facade is
 // nil for a direct run.
 func loadMeasure(t *testing.T, c *http.Client, clients int, d time.Duration, maxRequests int, seq *atomic.Int64,
-	sandboxURL string, sbx, facade *loadProcess, do func(n int64) error) loadFigures {
+	sandboxURL string, sbx, facade *process, do func(n int64) error) loadFigures {
 	t.Helper()
 	statsBefore := loadSandboxStats(t, sandboxURL)
 	var f loadFigures
@@ -499,107 +499,6 @@ func loadDirect(c *http.Client, sandboxURL string, ids []string) error {
 	}
 	wg.Wait()
 	return errors.Join(errs...)
-}
-
-// loadProcess is a child process of the run; its output goes to a log file.
-type loadProcess struct {
-	name    string
-	cmd     *exec.Cmd
-	logPath string
-	exited  chan struct{}
-	err     error // cmd.Wait's, once exited is closed
-	once    sync.Once
-}
-
-// loadStartProcess runs bin with args in an environment cleared of MKGRAPH_
-// and MONEYKIT_ settings plus env; stop (also from t.Cleanup) ends it.
-func loadStartProcess(t *testing.T, dir, name, bin string, args, env []string) *loadProcess {
-	t.Helper()
-	logPath := filepath.Join(dir, name+".log")
-	logFile, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, args...)
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "MKGRAPH_") && !strings.HasPrefix(kv, "MONEYKIT_") {
-			cmd.Env = append(cmd.Env, kv)
-		}
-	}
-	cmd.Env = append(cmd.Env, env...)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if err := cmd.Start(); err != nil {
-		logFile.Close()
-		t.Fatalf("start %s: %v", name, err)
-	}
-	p := &loadProcess{name: name, cmd: cmd, logPath: logPath, exited: make(chan struct{})}
-	go func() {
-		p.err = cmd.Wait()
-		logFile.Close()
-		close(p.exited)
-	}()
-	t.Cleanup(func() {
-		p.stop()
-		if t.Failed() {
-			t.Logf("last lines of the %s log:\n%s", name, tail(logPath, 20))
-		}
-	})
-	return p
-}
-
-// stop ends the process: SIGTERM, then SIGKILL after 10 s.
-func (p *loadProcess) stop() {
-	p.once.Do(func() {
-		select {
-		case <-p.exited:
-			return
-		default:
-		}
-		p.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-p.exited:
-		case <-time.After(10 * time.Second):
-			p.cmd.Process.Kill()
-			<-p.exited
-		}
-	})
-}
-
-// loadFreeAddr returns a loopback address with a port free a moment ago.
-func loadFreeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-// loadWaitFor polls url until it answers 200, for at most 30 s, failing
-// early if p exits.
-func loadWaitFor(t *testing.T, p *loadProcess, url string) {
-	t.Helper()
-	c := &http.Client{Timeout: time.Second}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if res, err := c.Get(url); err == nil {
-			io.Copy(io.Discard, res.Body)
-			res.Body.Close()
-			if res.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		select {
-		case <-p.exited:
-			t.Fatalf("%s exited before %s answered: %v\n%s", p.name, url, p.err, tail(p.logPath, 20))
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s did not answer 200 within 30s\n%s", url, tail(p.logPath, 20))
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 type loadStats struct {
