@@ -28,6 +28,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/playground"
 	"github.com/rs/xid"
 	"github.com/rs/zerolog"
@@ -41,6 +42,7 @@ import (
 	"github.com/mkgraph/mkgraph/graph/loader"
 	"github.com/mkgraph/mkgraph/graph/metrics"
 	"github.com/mkgraph/mkgraph/graph/ratelimit"
+	"github.com/mkgraph/mkgraph/graph/redisstore"
 	"github.com/mkgraph/mkgraph/graph/reqlog"
 	"github.com/mkgraph/mkgraph/graph/tracing"
 	"github.com/mkgraph/mkgraph/upstream"
@@ -116,6 +118,11 @@ type config struct {
 	DrainDelay            time.Duration
 	AdminAddr             string
 	Pprof                 bool
+	RedisURL              string
+	RedisPrefix           string
+	RedisTimeout          time.Duration
+	RedisKeys             [][]byte // MKGRAPH_REDIS_ENCRYPTION_KEY, parsed; nil: derived from the client secret
+	redisKeysText         string
 }
 
 // configError is a bad setting: main exits with status 2.
@@ -214,6 +221,21 @@ func (c *config) settings() []setting {
 		{"shutdown-timeout", "MKGRAPH_SHUTDOWN_TIMEOUT", "10s", "how long in-flight requests may finish on SIGTERM", duration(&c.ShutdownTimeout, true)},
 		{"admin-addr", "MKGRAPH_ADMIN_ADDR", "", "listen address of the admin endpoints (unset: none); keep it off the public network", str(&c.AdminAddr)},
 		{"pprof", "MKGRAPH_PPROF", "false", "serve /debug/pprof/ on the admin listener", boolean(&c.Pprof)},
+		{"redis-url", "MKGRAPH_REDIS_URL", "", "Redis shared by replicas (redis:// or rediss://): identity cache (encrypted), APQ, rate budgets, caller limits; unset: all in memory", str(&c.RedisURL)},
+		{"redis-prefix", "MKGRAPH_REDIS_PREFIX", redisstore.DefaultPrefix, "prefix of every Redis key (deployments sharing one Redis need different ones)", str(&c.RedisPrefix)},
+		{"redis-timeout", "MKGRAPH_REDIS_TIMEOUT", redisstore.DefaultTimeout.String(), "deadline of one Redis operation; past it the replica's in-memory state answers", duration(&c.RedisTimeout, true)},
+		{"redis-encryption-key", "MKGRAPH_REDIS_ENCRYPTION_KEY", "", "AES-256 key(s) of identity data in Redis: 32 bytes in base64 or hex (openssl rand -base64 32), comma-separated for rotation (the first encrypts); unset: derived from MONEYKIT_CLIENT_SECRET", binding{
+			set: func(v string) error {
+				c.redisKeysText, c.RedisKeys = v, nil
+				if v == "" {
+					return nil
+				}
+				keys, err := redisstore.ParseKeys(v)
+				c.RedisKeys = keys
+				return err
+			},
+			get: func() string { return c.redisKeysText },
+		}},
 		{"drain-delay", "MKGRAPH_DRAIN_DELAY", "0s", "on SIGTERM, how long /readyz answers 503 before the listener closes (let a load balancer notice)", duration(&c.DrainDelay, false)},
 	}
 }
@@ -342,7 +364,7 @@ func budget(p *int) binding {
 // budgets are MoneyKit's own with a real upstream, and none with the
 // embedded sandbox (which has no limits, and where a developer re-running a
 // query should not be refused).
-func rateBudget(c *config, embedded bool) upstream.RateBudget {
+func rateBudget(c *config, embedded bool, rs *redisstore.Client, namespace string) upstream.RateBudget {
 	perLink, perApp := c.BudgetPerLink, c.BudgetPerApp
 	if perLink < 0 {
 		perLink = upstream.IdentityCallsPerLink
@@ -356,8 +378,11 @@ func rateBudget(c *config, embedded bool) upstream.RateBudget {
 			perApp = 0
 		}
 	}
-	if perLink == 0 && perApp == 0 {
+	switch {
+	case perLink == 0 && perApp == 0:
 		return nil
+	case rs != nil:
+		return redisstore.NewBudget(rs, namespace, perLink, perApp, time.Minute)
 	}
 	return upstream.NewSlidingWindow(perLink, perApp, time.Minute, nil)
 }
@@ -426,6 +451,12 @@ func parseConfig(name string, args []string, getenv func(string) string, out io.
 	return c, nil
 }
 
+// secretSetting reports whether the setting named env holds a secret, whose
+// value is never logged or echoed.
+func secretSetting(env string) bool {
+	return strings.Contains(env, "SECRET") || strings.HasSuffix(env, "_KEY")
+}
+
 // production reports MKGRAPH_ENV=production.
 func (c *config) production() bool { return c.Env == "production" }
 
@@ -438,7 +469,7 @@ func lookup(getenv func(string) string, key string) (string, bool) {
 // mask hides secret values in logs and errors: the client secret, and a
 // password inside a URL.
 func mask(key, v string) string {
-	if strings.Contains(key, "SECRET") && v != "" {
+	if secretSetting(key) && v != "" {
 		return "[set]"
 	}
 	if strings.HasSuffix(key, "_URL") {
@@ -501,6 +532,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	log.Info().Bool("tracing", tracingOn).Msg("OpenTelemetry tracing (OTEL_EXPORTER_OTLP_ENDPOINT)")
 
 	m := metrics.New()
+	namespace := cache.NamespaceFor(baseURL, clientID)
+	var rs *redisstore.Client
+	if c.RedisURL != "" {
+		rs, err = redisstore.Open(ctx, redisstore.Config{
+			URL: c.RedisURL, Prefix: c.RedisPrefix, Timeout: c.RedisTimeout,
+			Log: log, OnError: m.RedisError,
+		})
+		if err != nil {
+			return &configError{fmt.Errorf("MKGRAPH_REDIS_URL: %w", err)}
+		}
+		defer rs.Close()
+	}
 	client, err := upstream.New(upstream.Config{
 		BaseURL:      baseURL,
 		ClientID:     clientID,
@@ -510,7 +553,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		Observer:     observeUpstream(m),
 
 		WrapTransport:     tracing.Transport,
-		Budget:            rateBudget(c, embedded),
+		Budget:            rateBudget(c, embedded, rs, namespace),
+		OnBudgetRefused:   m.BudgetRefused,
 		MaxRetryAfterWait: c.MaxRetryWait,
 		MaxInFlight:       c.MaxInFlight,
 		BreakerCooldown:   c.BreakerCooldown,
@@ -524,14 +568,27 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	// loader asks it).
 	var fetcher loader.Fetcher = client
 	if c.CacheTTL > 0 {
-		ic, err := cache.New(cache.Config{
+		cc := cache.Config{
 			Next:      client,
-			Namespace: cache.NamespaceFor(baseURL, clientID),
+			Namespace: namespace,
 			MaxBytes:  c.CacheMaxBytes,
 			TTL:       c.CacheTTL,
 			MaxStale:  c.CacheMaxStale,
 			OnResult:  m.Cache,
-		})
+		}
+		if rs != nil {
+			keys := c.RedisKeys
+			if keys == nil {
+				keys = [][]byte{redisstore.DeriveKey(clientSecret, clientID)}
+			}
+			if cc.Shared, err = redisstore.NewIdentities(rs, keys); err != nil {
+				return &configError{fmt.Errorf("MKGRAPH_REDIS_ENCRYPTION_KEY: %w", err)}
+			}
+			// One replica calls MoneyKit per link while the others wait;
+			// should it die, another takes over after this.
+			cc.SharedLockTTL = 2 * c.UpstreamTimeout
+		}
+		ic, err := cache.New(cc)
 		if err != nil {
 			return &configError{err}
 		}
@@ -552,7 +609,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		}
 		return client.Ready()
 	}
-	handler, err := newHandler(c, log, fetcher, ready, authn, m)
+	handler, err := newHandler(c, log, fetcher, ready, authn, m, rs)
 	if err != nil {
 		return &configError{err}
 	}
@@ -616,7 +673,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 func logConfig(log zerolog.Logger, c *config) {
 	ev := log.Info()
 	for _, s := range c.settings() {
-		if strings.Contains(s.env, "SECRET") {
+		if secretSetting(s.env) {
 			ev = ev.Bool(s.env+"_SET", s.get() != "")
 			continue
 		}
@@ -641,7 +698,10 @@ func observeUpstream(m *metrics.Metrics) func(context.Context, upstream.Call) {
 
 // newHandler wires the routes and the middleware chain. ready reports why
 // the server should not get traffic (shutting down, credentials refused).
-func newHandler(c *config, log zerolog.Logger, client loader.Fetcher, ready func() error, authn *auth.Authenticator, m *metrics.Metrics) (http.Handler, error) {
+//
+// With rs (Redis), replicas share the APQ store and the per-caller limits;
+// without it both are this process's own.
+func newHandler(c *config, log zerolog.Logger, client loader.Fetcher, ready func() error, authn *auth.Authenticator, m *metrics.Metrics, rs *redisstore.Client) (http.Handler, error) {
 	cors, err := browser.CORS(splitList(c.CORSOrigins))
 	if err != nil {
 		return nil, err
@@ -671,14 +731,15 @@ func newHandler(c *config, log zerolog.Logger, client loader.Fetcher, ready func
 		Suggestions:        c.Suggestions.or(!prod),
 		Authorize:          authorize,
 		APQCacheSize:       c.APQCacheSize,
+		APQCache:           apqCache(c, rs),
 		Persisted:          persisted,
 		ResponseExtensions: staleExtensions,
 	})
 	fail := func(w http.ResponseWriter, r *http.Request, e *upstream.Error) {
 		httperr.Write(w, r, http.StatusUnauthorized, e)
 	}
-	users := ratelimit.NewMemory(c.UserRateLimit, max(1, c.UserRateLimit/6))
-	backends := ratelimit.NewMemory(c.BackendRateLimit, max(1, c.BackendRateLimit/6))
+	users := callerLimiter(rs, m, auth.KindUser.String(), c.UserRateLimit)
+	backends := callerLimiter(rs, m, auth.KindBackend.String(), c.BackendRateLimit)
 
 	mux := http.NewServeMux()
 	// The GraphQL chain, outermost first: cheap refusals before costly work,
@@ -728,6 +789,41 @@ func newHandler(c *config, log zerolog.Logger, client loader.Fetcher, ready func
 		browser.SecurityHeaders,
 		cors,
 	), nil
+}
+
+// callerLimiter limits one kind of caller to perMinute requests a minute,
+// with bursts of 10 s worth of requests (a sixth of perMinute): in Redis with rs, else in memory. Its refusals are counted as
+// mkgraph_rate_budget_refusals_total{scope="caller"}.
+func callerLimiter(rs *redisstore.Client, m *metrics.Metrics, kind string, perMinute int) ratelimit.Limiter {
+	burst := max(1, perMinute/6)
+	var l ratelimit.Limiter = ratelimit.NewMemory(perMinute, burst)
+	if rs != nil {
+		l = redisstore.NewLimiter(rs, kind, perMinute, burst)
+	}
+	return countRefusals{l, m}
+}
+
+// countRefusals counts a Limiter's refusals in the metrics.
+type countRefusals struct {
+	ratelimit.Limiter
+	m *metrics.Metrics
+}
+
+func (c countRefusals) Allow(ctx context.Context, key string) (time.Duration, bool, error) {
+	d, ok, err := c.Limiter.Allow(ctx, key)
+	if err == nil && !ok {
+		c.m.BudgetRefused(metrics.ScopeCaller)
+	}
+	return d, ok, err
+}
+
+// apqCache is the automatic persisted query store shared through Redis, or
+// nil (gqlgen's in-memory LRU) without it or with APQ off.
+func apqCache(c *config, rs *redisstore.Client) graphql.Cache[string] {
+	if rs == nil || c.APQCacheSize == 0 {
+		return nil
+	}
+	return redisstore.NewAPQ(rs, c.APQCacheSize, redisstore.DefaultAPQTTL)
 }
 
 // withServed lets the identity cache record, per request, which answers it

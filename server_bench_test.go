@@ -67,7 +67,7 @@ func newBenchEnv(tb testing.TB) *benchEnv {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	h, err := newHandler(c, zerolog.Nop(), client, client.Ready, authn, nil)
+	h, err := newHandler(c, zerolog.Nop(), client, client.Ready, authn, nil, nil)
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -48,6 +48,9 @@ type HandlerConfig struct {
 	// APQCacheSize bounds the automatic persisted query cache (query texts,
 	// never data); 0: APQ off.
 	APQCacheSize int
+	// APQCache, when set with APQCacheSize > 0, is the APQ store instead of
+	// an in-memory LRU of APQCacheSize (a store shared by replicas).
+	APQCache graphql.Cache[string]
 	// Persisted, when set, serves the operations of a manifest by hash and,
 	// in allowlist mode, accepts nothing else.
 	Persisted *PersistedQueries
@@ -94,7 +97,11 @@ func NewHandler(cfg HandlerConfig) *handler.Server {
 		srv.Use(cfg.Persisted) // before APQ: manifest hashes need no registration
 	}
 	if cfg.APQCacheSize > 0 {
-		srv.Use(extension.AutomaticPersistedQuery{Cache: lru.New[string](cfg.APQCacheSize)})
+		var store graphql.Cache[string] = lru.New[string](cfg.APQCacheSize)
+		if cfg.APQCache != nil {
+			store = cfg.APQCache
+		}
+		srv.Use(extension.AutomaticPersistedQuery{Cache: store})
 	}
 	srv.Use(extension.FixedComplexityLimit(cfg.MaxComplexity))
 	srv.AroundOperations(tracing.Operation) // a span per operation; free when tracing is off

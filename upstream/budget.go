@@ -16,12 +16,19 @@ const (
 // RateBudget mirrors the upstream's rate limits on the client side, so that
 // the facade refuses a call that would be answered 429 anyway instead of
 // spending it. Reserve takes one call from the budget of linkID and from the
-// app's, or reports how long until one is free. Implementations are safe
-// for concurrent use; the in-memory SlidingWindow serves one replica, and a
-// shared store (Redis) can serve many behind the same interface.
+// app's; when either is spent it takes nothing and returns which
+// (refusedBy: ScopeLink or ScopeApp, "" when granted) and how long until a
+// call is free. Implementations are safe for concurrent use; the in-memory
+// SlidingWindow serves one replica, a shared store (Redis) serves many.
 type RateBudget interface {
-	Reserve(ctx context.Context, linkID string) (retryAfter time.Duration, ok bool, err error)
+	Reserve(ctx context.Context, linkID string) (retryAfter time.Duration, refusedBy string, err error)
 }
+
+// Budgets a RateBudget refuses by.
+const (
+	ScopeLink = "link" // the link's identity calls per minute
+	ScopeApp  = "app"  // the app's identity calls per minute
+)
 
 // errLocalBudget marks a 429 the facade answered itself.
 var errLocalBudget = errors.New("refused by the facade's own rate budget, before calling the upstream")
@@ -54,7 +61,7 @@ func NewSlidingWindow(perLink, perApp int, window time.Duration, now func() time
 
 // Reserve implements RateBudget. A refused call takes nothing from either
 // budget.
-func (b *SlidingWindow) Reserve(_ context.Context, linkID string) (time.Duration, bool, error) {
+func (b *SlidingWindow) Reserve(_ context.Context, linkID string) (time.Duration, string, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	now := b.now()
@@ -66,14 +73,17 @@ func (b *SlidingWindow) Reserve(_ context.Context, linkID string) (time.Duration
 		calls = prune(b.links[linkID], since)
 	}
 	var wait time.Duration
+	scope := ""
 	if b.perApp > 0 && len(b.app) >= b.perApp {
-		wait = b.app[len(b.app)-b.perApp].Add(b.window).Sub(now)
+		wait, scope = b.app[len(b.app)-b.perApp].Add(b.window).Sub(now), ScopeApp
 	}
 	if b.perLink > 0 && len(calls) >= b.perLink {
-		wait = max(wait, calls[len(calls)-b.perLink].Add(b.window).Sub(now))
+		if w := calls[len(calls)-b.perLink].Add(b.window).Sub(now); w > wait {
+			wait, scope = w, ScopeLink
+		}
 	}
 	if wait > 0 {
-		return wait, false, nil
+		return wait, scope, nil
 	}
 	if b.perApp > 0 {
 		b.app = append(b.app, now)
@@ -81,7 +91,7 @@ func (b *SlidingWindow) Reserve(_ context.Context, linkID string) (time.Duration
 	if b.perLink > 0 {
 		b.links[linkID] = append(calls, now)
 	}
-	return 0, true, nil
+	return 0, "", nil
 }
 
 // sweep forgets links without a call in the window, once per window, so the

@@ -14,11 +14,11 @@ func TestSlidingWindow(t *testing.T) {
 	b := upstream.NewSlidingWindow(3, 5, time.Minute, clock.Now)
 	reserve := func(link string) (time.Duration, bool) {
 		t.Helper()
-		d, ok, err := b.Reserve(t.Context(), link)
+		d, refusedBy, err := b.Reserve(t.Context(), link)
 		if err != nil {
 			t.Fatal(err)
 		}
-		return d, ok
+		return d, refusedBy == ""
 	}
 	for i := range 3 {
 		if _, ok := reserve("a"); !ok {
@@ -48,7 +48,7 @@ func TestSlidingWindow(t *testing.T) {
 func TestSlidingWindowUnlimited(t *testing.T) {
 	b := upstream.NewSlidingWindow(0, 0, time.Minute, nil)
 	for range 1000 {
-		if _, ok, _ := b.Reserve(t.Context(), "a"); !ok {
+		if _, refusedBy, _ := b.Reserve(t.Context(), "a"); refusedBy != "" {
 			t.Fatal("refused with no limits")
 		}
 	}
@@ -62,7 +62,7 @@ func TestSlidingWindowConcurrent(t *testing.T) {
 	for range 50 {
 		wg.Go(func() {
 			for range 10 {
-				if _, ok, _ := b.Reserve(t.Context(), "a"); ok {
+				if _, refusedBy, _ := b.Reserve(t.Context(), "a"); refusedBy == "" {
 					mu.Lock()
 					allowed++
 					mu.Unlock()
@@ -105,5 +105,35 @@ func TestClientBudget(t *testing.T) {
 	}
 	if _, err := c.GetIdentity(t.Context(), sandbox.LinkHousehold); err != nil {
 		t.Errorf("another link: %v, want its own budget", err)
+	}
+}
+
+// TestSlidingWindowScope: a refusal names the budget that was spent, the
+// one that frees last when both are.
+func TestSlidingWindowScope(t *testing.T) {
+	tests := []struct {
+		name            string
+		perLink, perApp int
+		calls           []string // links called before the checked one
+		link            string
+		want            string
+	}{
+		{"link spent", 2, 10, []string{"a", "a"}, "a", upstream.ScopeLink},
+		{"app spent", 5, 2, []string{"a", "b"}, "c", upstream.ScopeApp},
+		{"both spent at once: the link frees as late", 1, 1, []string{"a"}, "a", upstream.ScopeApp},
+		{"granted", 2, 2, []string{"a"}, "b", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := upstream.NewSlidingWindow(tt.perLink, tt.perApp, time.Minute, newFakeClock().Now)
+			for _, l := range tt.calls {
+				if _, refusedBy, _ := b.Reserve(t.Context(), l); refusedBy != "" {
+					t.Fatalf("setup call of %s refused by %s", l, refusedBy)
+				}
+			}
+			if _, refusedBy, _ := b.Reserve(t.Context(), tt.link); refusedBy != tt.want {
+				t.Errorf("refusedBy = %q, want %q", refusedBy, tt.want)
+			}
+		})
 	}
 }

@@ -59,6 +59,9 @@ type Config struct {
 	// is decoded, with (the values of) the context of the request that
 	// caused it.
 	Observer func(context.Context, Call)
+	// OnBudgetRefused, when set, is told each call Budget refused, by
+	// scope (ScopeLink or ScopeApp), for metrics.
+	OnBudgetRefused func(scope string)
 	// Now is the clock for token expiry and Retry-After dates; nil: time.Now.
 	Now func() time.Time
 
@@ -256,13 +259,16 @@ func (c *Client) reserve(ctx context.Context, linkID string) error {
 	if c.cfg.Budget == nil {
 		return nil
 	}
-	wait, ok, err := c.cfg.Budget.Reserve(ctx, linkID)
+	wait, refusedBy, err := c.cfg.Budget.Reserve(ctx, linkID)
 	switch {
 	case err != nil:
 		// A budget that cannot answer must not stop every call: the
 		// upstream still enforces its limits.
 		return nil
-	case !ok:
+	case refusedBy != "":
+		if c.cfg.OnBudgetRefused != nil {
+			c.cfg.OnBudgetRefused(refusedBy)
+		}
 		return &Error{
 			Status:        http.StatusTooManyRequests,
 			Code:          CodeRateLimitExceeded,

@@ -35,6 +35,9 @@ const (
 	CacheMiss  = "miss"  // no usable entry: the upstream was asked
 	CacheStale = "stale" // a stale entry was served because the upstream or the budget refused
 	CacheStore = "store" // an upstream answer was stored
+	// CacheSharedHit: a fresh answer another replica fetched was read from
+	// the shared cache (Redis).
+	CacheSharedHit = "shared_hit"
 )
 
 // Scopes counted by BudgetRefused.
@@ -253,13 +256,13 @@ func (m *Metrics) LoaderBatch(size int) {
 }
 
 // Cache counts one identity cache event in mkgraph_identity_cache_total:
-// result is CacheHit, CacheMiss, CacheStale or CacheStore; anything else is
-// counted as Other.
+// result is CacheHit, CacheMiss, CacheStale, CacheStore or CacheSharedHit;
+// anything else is counted as Other.
 func (m *Metrics) Cache(result string) {
 	if m == nil {
 		return
 	}
-	m.cache.WithLabelValues(oneOf(result, CacheHit, CacheMiss, CacheStale, CacheStore)).Inc()
+	m.cache.WithLabelValues(oneOf(result, CacheHit, CacheMiss, CacheStale, CacheStore, CacheSharedHit)).Inc()
 }
 
 // BudgetRefused counts one call refused locally in

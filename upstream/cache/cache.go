@@ -19,6 +19,11 @@
 //
 // Entries are held by otter (github.com/maypok86/otter/v2), bounded by the
 // approximate byte size of what they hold.
+//
+// With a Shared store (Redis, for several replicas), a local miss asks the
+// Shared store before the upstream, an upstream answer is written to it, a
+// lasting error deletes it there too, and a cross-replica lock makes one
+// replica call the upstream while the others wait for its answer.
 package cache
 
 import (
@@ -93,10 +98,41 @@ type Config struct {
 	// drives otter's expiry, without periodic clean-ups (expired entries are
 	// then removed when met or evicted for space).
 	Now func() time.Time
-	// OnResult, when set, is told each result: "hit", "miss", "stale" or
-	// "store" (for metrics).
+	// OnResult, when set, is told each result: "hit", "miss", "stale",
+	// "store" or "shared_hit" (for metrics).
 	OnResult func(result string)
+	// Shared, when set, is a second level shared by replicas (Redis).
+	Shared Shared
+	// SharedLockTTL bounds how long one replica may hold the cross-replica
+	// lock on a link (should its process die mid-call). 0: FetchTimeout.
+	SharedLockTTL time.Duration
 }
+
+// Shared is a cache level shared by replicas. Cache asks it on a local
+// miss, before the upstream, and writes each upstream answer to it, with a
+// TTL of Config.TTL + Config.MaxStale. Its methods must not fail a query: a
+// store that cannot answer reports a miss, and Lock grants the lock (the
+// rate budget still bounds upstream calls).
+type Shared interface {
+	Get(ctx context.Context, key string) (SharedEntry, bool)
+	Set(ctx context.Context, key string, e SharedEntry, ttl time.Duration)
+	Delete(ctx context.Context, key string)
+	// Lock claims, for at most ttl, the right to call the upstream for
+	// key; ok is false while another replica holds it.
+	Lock(ctx context.Context, key string, ttl time.Duration) (unlock func(), ok bool)
+}
+
+// SharedEntry is what a Shared store holds for a key.
+type SharedEntry struct {
+	Identity  *upstream.Identity
+	FetchedAt time.Time // when the upstream answered
+}
+
+// Bounds of the wait for another replica's upstream call.
+const (
+	sharedPollMin = 5 * time.Millisecond
+	sharedPollMax = 50 * time.Millisecond
+)
 
 // count bumps a counter and tells OnResult.
 func (c *Cache) count(n *atomic.Int64, result string) {
@@ -133,7 +169,7 @@ type Cache struct {
 	fetches   sync.WaitGroup
 	closeOnce sync.Once
 
-	hits, misses, staleServes, stores, evictions atomic.Int64
+	hits, misses, staleServes, stores, evictions, sharedHits atomic.Int64
 }
 
 // call is one shared upstream call and the callers waiting for it. When
@@ -179,6 +215,9 @@ func New(cfg Config) (*Cache, error) {
 	}
 	if cfg.FetchTimeout == 0 {
 		cfg.FetchTimeout = DefaultFetchTimeout
+	}
+	if cfg.SharedLockTTL <= 0 {
+		cfg.SharedLockTTL = cfg.FetchTimeout
 	}
 	c := &Cache{cfg: cfg, staleWindow: cfg.TTL, flight: map[string]*call{}}
 	if cfg.MaxStale > 0 {
@@ -374,16 +413,114 @@ func (c *Cache) fetch(ctx context.Context, key, linkID string) (any, error) {
 	defer cancel()
 	defer context.AfterFunc(c.life, cancel)()
 
+	if c.cfg.Shared != nil {
+		f, unlock, ok, err := c.viaShared(ctx, key)
+		if err != nil || ok {
+			return f, err
+		}
+		defer unlock()
+	}
+
 	id, err := c.callNext(ctx, linkID)
 	if err != nil {
 		// A call cancelled because its callers left says nothing of the
 		// link: keep the entry.
 		if !temporary(err) && ctx.Err() == nil {
 			c.store.Invalidate(key)
+			if c.cfg.Shared != nil {
+				c.cfg.Shared.Delete(ctx, key)
+			}
 		}
 		return nil, err
 	}
-	return c.put(key, id), nil
+	f := c.put(key, id)
+	if c.cfg.Shared != nil && !f.fromCache && f.entry.size > 0 {
+		c.cfg.Shared.Set(ctx, key, SharedEntry{Identity: f.entry.identity, FetchedAt: f.entry.fetchedAt}, c.staleWindow)
+	}
+	return f, nil
+}
+
+// viaShared answers a local miss from the Shared store when it holds a
+// fresh entry (ok), else takes the cross-replica lock for the upstream call
+// (unlock must then be called). While another replica holds the lock it
+// waits for that replica's answer, polling with backoff, until the lock is
+// free or ctx ends. A stale shared entry is copied into the local store, so
+// that it can be served if the upstream call fails.
+func (c *Cache) viaShared(ctx context.Context, key string) (f fetched, unlock func(), ok bool, err error) {
+	if f, ok := c.fromShared(ctx, key); ok {
+		return f, nil, true, nil
+	}
+	delay := sharedPollMin
+	for waited := false; ; waited = true {
+		if unlock, locked := c.cfg.Shared.Lock(ctx, key, c.cfg.SharedLockTTL); locked {
+			if waited {
+				// The holder may have stored its answer just before it let go.
+				if f, ok := c.fromShared(ctx, key); ok {
+					unlock()
+					return f, nil, true, nil
+				}
+			}
+			return fetched{}, unlock, false, nil
+		}
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fetched{}, nil, false, upstream.AsError(context.Cause(ctx))
+		case <-t.C:
+		}
+		delay = min(2*delay, sharedPollMax)
+		if f, ok := c.fromShared(ctx, key); ok {
+			return f, nil, true, nil
+		}
+	}
+}
+
+// fromShared reads key from the Shared store into the local one, and
+// reports whether the entry is fresh.
+func (c *Cache) fromShared(ctx context.Context, key string) (fetched, bool) {
+	se, ok := c.cfg.Shared.Get(ctx, key)
+	if !ok || se.Identity == nil {
+		return fetched{}, false
+	}
+	// A replica whose clock runs ahead must not make entries look younger
+	// than they are here, nor older than now.
+	now := c.cfg.Now()
+	fetchedAt := se.FetchedAt
+	if fetchedAt.After(now) {
+		fetchedAt = now
+	}
+	if now.Sub(fetchedAt) >= c.staleWindow {
+		return fetched{}, false
+	}
+	e := c.keep(key, se.Identity, fetchedAt)
+	if c.age(e) >= c.cfg.TTL {
+		return fetched{}, false
+	}
+	c.count(&c.sharedHits, "shared_hit")
+	return fetched{entry: e, fromCache: true}, true
+}
+
+// keep stores an entry read from the Shared store unless the local store
+// holds a younger answer or a newer refresh, and returns the entry kept.
+func (c *Cache) keep(key string, id *upstream.Identity, fetchedAt time.Time) *entry {
+	e := &entry{identity: id, fetchedAt: fetchedAt, refreshedAt: identityRefreshedAt(id)}
+	size, ok := weigh(key, id)
+	if !ok || size > c.cfg.MaxBytes {
+		return e
+	}
+	e.size = uint32(size)
+	actual, _ := c.store.Compute(key, func(old *entry, found bool) (*entry, otter.ComputeOp) {
+		if found && (old.fetchedAt.After(e.fetchedAt) ||
+			!old.refreshedAt.IsZero() && !e.refreshedAt.IsZero() && e.refreshedAt.Before(old.refreshedAt)) {
+			return old, otter.CancelOp
+		}
+		return e, otter.WriteOp
+	})
+	if actual == nil {
+		return e
+	}
+	return actual
 }
 
 // callNext calls Next, turning a panic into facade.internal: the shared call
@@ -482,6 +619,7 @@ type Stats struct {
 	Stores      int64 // upstream answers stored
 	Evictions   int64 // entries dropped to stay within MaxBytes (not expiries)
 	Bytes       int64 // approximate bytes held now
+	SharedHits  int64 // fresh answers read from the Shared store (another replica's upstream call)
 }
 
 // Stats returns the cache's counters.
@@ -493,6 +631,7 @@ func (c *Cache) Stats() Stats {
 		Stores:      c.stores.Load(),
 		Evictions:   c.evictions.Load(),
 		Bytes:       int64(c.store.WeightedSize()),
+		SharedHits:  c.sharedHits.Load(),
 	}
 }
 

@@ -1,0 +1,218 @@
+// Package redisstore shares the facade's state between replicas through
+// Redis (github.com/redis/go-redis/v9): the identity cache (encrypted), the
+// automatic persisted queries, the upstream rate budgets and the per-caller
+// rate limits.
+//
+// Each store here wraps the in-memory implementation the facade uses
+// without Redis, and falls back to it whenever Redis fails: a Redis error
+// never fails a query. Every fallback is counted (Config.OnError, for
+// mkgraph_redis_errors_total) and logged as a warning, at most once per
+// operation every few seconds. A circuit breaker stops asking a Redis that
+// keeps failing for a short cooldown, so that a dead Redis costs no
+// timeout per request.
+//
+// Nothing personal reaches Redis in the clear: identity answers are
+// encrypted with AES-GCM, and every key that would hold a link id, a user id
+// or an API key name holds an HMAC or hash of it instead.
+package redisstore
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/rs/zerolog"
+	"github.com/sony/gobreaker/v2"
+)
+
+// Defaults for Config.
+const (
+	DefaultPrefix  = "mkgraph:"
+	DefaultTimeout = 250 * time.Millisecond
+	// warnEvery bounds how often one operation's failures are logged.
+	warnEvery = 10 * time.Second
+	// breakerFailures consecutive failures open the breaker for
+	// breakerCooldown, during which Redis is not asked.
+	breakerFailures = 3
+	breakerCooldown = 2 * time.Second
+)
+
+// Operations passed to Config.OnError (the same names as the metrics
+// package's Redis… constants).
+const (
+	OpConnect   = "connect"
+	OpCacheGet  = "cache_get"
+	OpCacheSet  = "cache_set"
+	OpAPQGet    = "apq_get"
+	OpAPQSet    = "apq_set"
+	OpBudget    = "budget"
+	OpRateLimit = "rate_limit"
+	OpLock      = "lock"
+)
+
+// Config configures a Client.
+type Config struct {
+	// URL is a redis:// or rediss:// URL (go-redis's ParseURL), e.g.
+	// redis://:password@127.0.0.1:6379/0. Required.
+	URL string
+	// Prefix starts every key, so that several deployments can share one
+	// Redis. "": DefaultPrefix.
+	Prefix string
+	// Timeout bounds each Redis operation (dial, read, write), so that a
+	// slow Redis slows a request by at most this much before the in-memory
+	// fallback answers. 0: DefaultTimeout.
+	Timeout time.Duration
+	// Log receives the fallback warnings. It never sees keys or values.
+	Log zerolog.Logger
+	// OnError, when set, is told each fallback by operation (Op…).
+	OnError func(op string)
+}
+
+// Client is a Redis connection pool shared by the stores of this package,
+// with the fallback reporting and the breaker they share.
+type Client struct {
+	rdb     *redis.Client
+	prefix  string
+	timeout time.Duration
+	log     zerolog.Logger
+	onError func(string)
+	breaker *gobreaker.CircuitBreaker[any]
+	addr    string // host:port, for logs (never the URL: it may hold a password)
+
+	warnMu   sync.Mutex
+	lastWarn map[string]time.Time
+	muted    map[string]int
+}
+
+// Open parses cfg.URL and returns a Client. An unparsable URL is an error;
+// an unreachable Redis is not (the client warns, counts OpConnect, and
+// serves from memory until Redis answers).
+func Open(ctx context.Context, cfg Config) (*Client, error) {
+	opts, err := redis.ParseURL(cfg.URL)
+	if err != nil {
+		// go-redis's message may quote the URL, password included.
+		return nil, errors.New("redisstore: the Redis URL is not a valid redis:// or rediss:// URL")
+	}
+	if cfg.Prefix == "" {
+		cfg.Prefix = DefaultPrefix
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	opts.DialTimeout = 2 * cfg.Timeout
+	opts.ReadTimeout = cfg.Timeout
+	opts.WriteTimeout = cfg.Timeout
+	opts.PoolTimeout = cfg.Timeout
+	opts.ContextTimeoutEnabled = true
+	opts.MaxRetries = 0 // the fallback is the retry
+	opts.DisableIdentity = true
+	c := &Client{
+		rdb:      redis.NewClient(opts),
+		prefix:   cfg.Prefix,
+		timeout:  cfg.Timeout,
+		log:      cfg.Log,
+		onError:  cfg.OnError,
+		addr:     opts.Addr,
+		lastWarn: map[string]time.Time{},
+		muted:    map[string]int{},
+	}
+	c.breaker = gobreaker.NewCircuitBreaker[any](gobreaker.Settings{
+		Name:        "redis",
+		MaxRequests: 1,
+		Timeout:     breakerCooldown,
+		ReadyToTrip: func(n gobreaker.Counts) bool { return n.ConsecutiveFailures >= breakerFailures },
+		// A canceled caller says nothing about Redis.
+		IsExcluded: func(err error) bool { return errors.Is(err, context.Canceled) },
+	})
+	pctx, cancel := context.WithTimeout(ctx, 4*cfg.Timeout)
+	defer cancel()
+	if err := c.rdb.Ping(pctx).Err(); err != nil {
+		c.failed(OpConnect, err)
+	} else {
+		c.log.Info().Str("redis", c.addr).Msg("Redis connected: replicas share the identity cache, APQ, rate budgets and caller limits")
+	}
+	return c, nil
+}
+
+// Close closes the pool.
+func (c *Client) Close() error { return c.rdb.Close() }
+
+// Redis returns the underlying go-redis client (for tests and tools).
+func (c *Client) Redis() *redis.Client { return c.rdb }
+
+// key returns the full key of name in namespace kind.
+func (c *Client) key(kind, name string) string { return c.prefix + kind + ":" + name }
+
+// do runs fn against Redis under the operation timeout and the breaker.
+// A non-nil error means the caller must fall back; it has been counted and
+// (at most every warnEvery per op) logged. fn must not report a miss
+// (redis.Nil) as an error.
+func (c *Client) do(ctx context.Context, op string, fn func(ctx context.Context) error) error {
+	_, err := c.breaker.Execute(func() (any, error) {
+		ctx, cancel := context.WithTimeout(ctx, c.timeout)
+		defer cancel()
+		return nil, fn(ctx)
+	})
+	if err != nil {
+		if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+			return err // the caller left: nothing to report
+		}
+		c.failed(op, err)
+	}
+	return err
+}
+
+// failed counts and, when this op has not warned lately, logs a fallback.
+func (c *Client) failed(op string, err error) {
+	if c.onError != nil {
+		c.onError(op)
+	}
+	now := time.Now()
+	c.warnMu.Lock()
+	if now.Sub(c.lastWarn[op]) < warnEvery {
+		c.muted[op]++
+		c.warnMu.Unlock()
+		return
+	}
+	muted := c.muted[op]
+	c.lastWarn[op], c.muted[op] = now, 0
+	c.warnMu.Unlock()
+	c.log.Warn().Str("redis", c.addr).Str("op", op).Str("error", describe(err)).Int("suppressed", muted).
+		Msg("Redis failed; using this replica's in-memory state instead")
+}
+
+// describe returns a short, secret-free description of a Redis error.
+func describe(err error) string {
+	var ne net.Error
+	switch {
+	case errors.Is(err, gobreaker.ErrOpenState), errors.Is(err, gobreaker.ErrTooManyRequests):
+		return "circuit open after repeated failures"
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+		return "timeout"
+	}
+	var oe *net.OpError
+	if errors.As(err, &oe) {
+		return fmt.Sprintf("%s: %v", oe.Op, oe.Err)
+	}
+	// Redis server errors (READONLY, NOAUTH, OOM ...) carry no data of ours.
+	return err.Error()
+}
+
+// hashName returns a hex SHA-256 of parts joined by NUL: a key component
+// that does not reveal a user id or an API key name.
+func hashName(parts ...string) string {
+	h := sha256.New()
+	for i, p := range parts {
+		if i > 0 {
+			h.Write([]byte{0})
+		}
+		h.Write([]byte(p))
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}

@@ -1,0 +1,276 @@
+package redisstore
+
+import (
+	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/hkdf"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/mkgraph/mkgraph/upstream"
+	"github.com/mkgraph/mkgraph/upstream/cache"
+)
+
+// KeySize is the size of an identity cache encryption key: AES-256.
+const KeySize = 32
+
+// sealVersion starts every sealed value: the format below, so that a later
+// format can be told apart.
+const sealVersion = 1
+
+// Identities is the identity cache's Shared store in Redis. Values are
+// sealed with AES-256-GCM: version (1 byte) | key id (4) | nonce (12) |
+// ciphertext, with the Redis key as additional data, so that a value copied
+// under another link's key does not open. Keys are an HMAC of the cache key
+// (credentials namespace and link id), so Redis never sees a link id.
+// Redis expires each value when it can no longer be served even stale.
+type Identities struct {
+	c     *Client
+	seal  sealer   // the first key: seals and opens
+	open  []sealer // every key, the first first: opens (rotation)
+	macer []byte   // HMAC key for key names, derived from the first key
+}
+
+type sealer struct {
+	id   [4]byte
+	aead cipher.AEAD
+}
+
+var _ cache.Shared = (*Identities)(nil)
+
+// NewIdentities returns the shared identity store. keys are AES-256 keys
+// (KeySize bytes): the first seals, all open, so a key can be rotated by
+// putting the new one first and dropping the old one after the cache's
+// TTL + max-stale.
+func NewIdentities(c *Client, keys [][]byte) (*Identities, error) {
+	if len(keys) == 0 {
+		return nil, errors.New("redisstore: an encryption key is required for the identity cache")
+	}
+	s := &Identities{c: c}
+	for i, k := range keys {
+		if len(k) != KeySize {
+			return nil, fmt.Errorf("redisstore: encryption key %d is %d bytes, want %d", i+1, len(k), KeySize)
+		}
+		block, err := aes.NewCipher(k)
+		if err != nil {
+			return nil, err
+		}
+		aead, err := cipher.NewGCM(block)
+		if err != nil {
+			return nil, err
+		}
+		sum := sha256.Sum256(append([]byte("mkgraph key id\x00"), k...))
+		s.open = append(s.open, sealer{id: [4]byte(sum[:4]), aead: aead})
+	}
+	s.seal = s.open[0]
+	mac, err := hkdf.Key(sha256.New, keys[0], nil, "mkgraph identity cache key names", 32)
+	if err != nil {
+		return nil, err
+	}
+	s.macer = mac
+	return s, nil
+}
+
+// ParseKeys parses MKGRAPH_REDIS_ENCRYPTION_KEY: comma-separated keys, each
+// 32 bytes in base64 (standard or URL alphabet, padded or not) or 64 hex
+// digits. The error never quotes a key.
+func ParseKeys(s string) ([][]byte, error) {
+	var keys [][]byte
+	for i, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		k, ok := decodeKey(f)
+		if !ok {
+			return nil, fmt.Errorf("key %d is not %d bytes in base64 or hex (make one with: openssl rand -base64 32)", i+1, KeySize)
+		}
+		keys = append(keys, k)
+	}
+	if len(keys) == 0 {
+		return nil, errors.New("no key given")
+	}
+	return keys, nil
+}
+
+func decodeKey(s string) ([]byte, bool) {
+	if len(s) == 2*KeySize {
+		if k, err := hex.DecodeString(s); err == nil {
+			return k, true
+		}
+	}
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
+		if k, err := enc.DecodeString(s); err == nil && len(k) == KeySize {
+			return k, true
+		}
+	}
+	return nil, false
+}
+
+// DeriveKey derives an identity cache key from the MoneyKit client secret
+// (HKDF-SHA256, salted with the client id), for deployments that set no key
+// of their own: every replica has the secret, nobody who only reads Redis
+// does. Rotating the secret then empties the shared cache (old values no
+// longer open and are refetched).
+func DeriveKey(clientSecret, clientID string) []byte {
+	k, err := hkdf.Key(sha256.New, []byte(clientSecret), []byte(clientID), "mkgraph identity cache v1", KeySize)
+	if err != nil {
+		panic(err) // only for lengths hkdf refuses; KeySize is fine
+	}
+	return k
+}
+
+// redisKey returns the Redis key of a cache key, in namespace kind.
+func (s *Identities) redisKey(kind, key string) string {
+	m := hmac.New(sha256.New, s.macer)
+	m.Write([]byte(key))
+	return s.c.key(kind, hex.EncodeToString(m.Sum(nil)))
+}
+
+// payload is what a sealed value holds.
+type payload struct {
+	FetchedAt int64           `json:"fetched_at"` // Unix nanoseconds
+	Identity  json.RawMessage `json:"identity"`   // MoneyKit's own encoding
+}
+
+// Get implements cache.Shared. A value that does not open (another key, a
+// corrupt or foreign value) or does not decode is a miss, and reported.
+func (s *Identities) Get(ctx context.Context, key string) (cache.SharedEntry, bool) {
+	rk := s.redisKey("identity", key)
+	var b []byte
+	err := s.c.do(ctx, OpCacheGet, func(ctx context.Context) error {
+		var err error
+		b, err = s.c.rdb.Get(ctx, rk).Bytes()
+		if errors.Is(err, redis.Nil) {
+			b, err = nil, nil
+		}
+		return err
+	})
+	if err != nil || b == nil {
+		return cache.SharedEntry{}, false
+	}
+	e, err := s.unseal(rk, b)
+	if err != nil {
+		s.c.failed(OpCacheGet, err)
+		return cache.SharedEntry{}, false
+	}
+	return e, true
+}
+
+// Set implements cache.Shared.
+func (s *Identities) Set(ctx context.Context, key string, e cache.SharedEntry, ttl time.Duration) {
+	if ttl <= 0 || e.Identity == nil {
+		return
+	}
+	rk := s.redisKey("identity", key)
+	b, err := s.sealEntry(rk, e)
+	if err != nil {
+		s.c.failed(OpCacheSet, err)
+		return
+	}
+	s.c.do(ctx, OpCacheSet, func(ctx context.Context) error {
+		return s.c.rdb.Set(ctx, rk, b, ttl).Err()
+	})
+}
+
+// Delete implements cache.Shared.
+func (s *Identities) Delete(ctx context.Context, key string) {
+	rk := s.redisKey("identity", key)
+	s.c.do(ctx, OpCacheSet, func(ctx context.Context) error {
+		return s.c.rdb.Del(ctx, rk).Err()
+	})
+}
+
+// unlockScript deletes a lock only if it still holds our token: a lock
+// that expired and was taken by another replica is not ours to release.
+var unlockScript = redis.NewScript(`
+if redis.call("GET", KEYS[1]) == ARGV[1] then
+	return redis.call("DEL", KEYS[1])
+end
+return 0`)
+
+// Lock implements cache.Shared with SET NX PX and a random token. When
+// Redis fails the lock is granted: each replica then calls for itself, as
+// without Redis.
+func (s *Identities) Lock(ctx context.Context, key string, ttl time.Duration) (func(), bool) {
+	rk := s.redisKey("lock", key)
+	token := rand.Text()
+	var ok bool
+	err := s.c.do(ctx, OpLock, func(ctx context.Context) error {
+		var err error
+		ok, err = s.c.rdb.SetNX(ctx, rk, token, ttl).Result()
+		return err
+	})
+	if err != nil {
+		return func() {}, true
+	}
+	if !ok {
+		return nil, false
+	}
+	return func() {
+		// The caller's context may be over; the release must still happen.
+		uctx := context.WithoutCancel(ctx)
+		s.c.do(uctx, OpLock, func(ctx context.Context) error {
+			return unlockScript.Run(ctx, s.c.rdb, []string{rk}, token).Err()
+		})
+	}, true
+}
+
+func (s *Identities) sealEntry(rk string, e cache.SharedEntry) ([]byte, error) {
+	id, err := json.Marshal(e.Identity)
+	if err != nil {
+		return nil, fmt.Errorf("encoding an identity for the shared cache: %w", err)
+	}
+	plain, err := json.Marshal(payload{FetchedAt: e.FetchedAt.UnixNano(), Identity: id})
+	if err != nil {
+		return nil, err
+	}
+	nonceSize := s.seal.aead.NonceSize()
+	out := make([]byte, 1+4+nonceSize, 1+4+nonceSize+len(plain)+s.seal.aead.Overhead())
+	out[0] = sealVersion
+	copy(out[1:5], s.seal.id[:])
+	rand.Read(out[5 : 5+nonceSize])
+	return s.seal.aead.Seal(out, out[5:5+nonceSize], plain, []byte(rk)), nil
+}
+
+var errUnseal = errors.New("a shared identity cache value did not open with the configured keys (replicas with different MKGRAPH_REDIS_ENCRYPTION_KEY, or a foreign value)")
+
+func (s *Identities) unseal(rk string, b []byte) (cache.SharedEntry, error) {
+	if len(b) < 5 || b[0] != sealVersion {
+		return cache.SharedEntry{}, errUnseal
+	}
+	for _, o := range s.open {
+		if [4]byte(b[1:5]) != o.id {
+			continue
+		}
+		n := o.aead.NonceSize()
+		if len(b) < 5+n {
+			break
+		}
+		plain, err := o.aead.Open(nil, b[5:5+n], b[5+n:], []byte(rk))
+		if err != nil {
+			break
+		}
+		var p payload
+		if err := json.Unmarshal(plain, &p); err != nil {
+			return cache.SharedEntry{}, errors.New("a shared identity cache value did not decode")
+		}
+		id, err := upstream.DecodeIdentity(p.Identity)
+		if err != nil {
+			return cache.SharedEntry{}, errors.New("a shared identity cache value is not a valid identity answer")
+		}
+		return cache.SharedEntry{Identity: id, FetchedAt: time.Unix(0, p.FetchedAt)}, nil
+	}
+	return cache.SharedEntry{}, errUnseal
+}

@@ -1,0 +1,216 @@
+package cache_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mkgraph/mkgraph/upstream"
+	"github.com/mkgraph/mkgraph/upstream/cache"
+)
+
+// memShared is a cache.Shared in memory: what Redis is to the replicas of
+// these tests, with a lock that can be held from outside.
+type memShared struct {
+	mu      sync.Mutex
+	entries map[string]cache.SharedEntry
+	ttls    map[string]time.Duration
+	locks   map[string]bool
+	gets    int
+	deletes int
+}
+
+func newMemShared() *memShared {
+	return &memShared{entries: map[string]cache.SharedEntry{}, ttls: map[string]time.Duration{}, locks: map[string]bool{}}
+}
+
+func (s *memShared) Get(_ context.Context, key string) (cache.SharedEntry, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.gets++
+	e, ok := s.entries[key]
+	return e, ok
+}
+
+func (s *memShared) Set(_ context.Context, key string, e cache.SharedEntry, ttl time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.entries[key], s.ttls[key] = e, ttl
+}
+
+func (s *memShared) Delete(_ context.Context, key string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.deletes++
+	delete(s.entries, key)
+}
+
+func (s *memShared) Lock(_ context.Context, key string, _ time.Duration) (func(), bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.locks[key] {
+		return nil, false
+	}
+	s.locks[key] = true
+	return func() { s.unlock(key) }, true
+}
+
+func (s *memShared) unlock(key string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.locks, key)
+}
+
+func (s *memShared) entry(key string) (cache.SharedEntry, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, ok := s.entries[key]
+	return e, ok
+}
+
+// replica returns a cache over next sharing shared, as one replica's.
+func replica(t *testing.T, next cache.Fetcher, shared cache.Shared, clock *fakeClock) *cache.Cache {
+	t.Helper()
+	c, err := cache.New(cache.Config{
+		Next: next, Namespace: "ns", TTL: time.Minute, MaxStale: time.Hour,
+		Now: clock.Now, Shared: shared, SharedLockTTL: time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+// TestSharedAcrossReplicas: what one replica fetched, the others serve
+// without an upstream call; it is written with TTL + MaxStale; a lasting
+// error deletes it everywhere; a temporary one serves the shared entry
+// stale on a replica that never fetched it.
+func TestSharedAcrossReplicas(t *testing.T) {
+	clock := newFakeClock()
+	shared := newMemShared()
+	up := &fakeFetcher{answer: script(ok("v1", t0), fail(errUnavailable), fail(errNotFound))}
+	a, b, c := replica(t, up, shared, clock), replica(t, up, shared, clock), replica(t, up, shared, clock)
+
+	for i, r := range []*cache.Cache{a, b, c, b, a} {
+		id, err := r.GetIdentity(t.Context(), "link")
+		if err != nil || version(id) != "v1" {
+			t.Fatalf("read %d = %q, %v; want v1", i+1, version(id), err)
+		}
+	}
+	if up.Calls() != 1 {
+		t.Fatalf("5 reads over 3 replicas made %d upstream calls, want 1", up.Calls())
+	}
+	if got := b.Stats().SharedHits; got != 1 {
+		t.Errorf("replica b shared hits = %d, want 1 (then its own copy)", got)
+	}
+	e, ok := shared.entry(a.Key("link"))
+	if !ok || !e.FetchedAt.Equal(clock.Now()) || shared.ttls[a.Key("link")] != time.Minute+time.Hour {
+		t.Errorf("shared entry = %+v (ttl %v), want fetched now with TTL+MaxStale", e, shared.ttls[a.Key("link")])
+	}
+
+	// Past the TTL the upstream fails (temporary): a fresh replica serves
+	// the shared entry, stale.
+	clock.Advance(2 * time.Minute)
+	d := replica(t, up, shared, clock)
+	ctx, served := cache.WithServed(t.Context())
+	id, err := d.GetIdentity(ctx, "link")
+	if err != nil || version(id) != "v1" || !mustServed(t, served, "link").Stale {
+		t.Fatalf("stale read on a new replica = %q, %v, %+v; want v1 marked stale", version(id), err, mustServed(t, served, "link"))
+	}
+
+	// The link is gone (404): deleted from the shared store too.
+	if _, err := d.GetIdentity(t.Context(), "link"); err == nil {
+		t.Fatal("404 served from cache")
+	}
+	if _, ok := shared.entry(a.Key("link")); ok {
+		t.Error("a 404 left the shared entry in place")
+	}
+}
+
+// TestSharedLockWaits: while another replica holds the lock for a link, a
+// miss waits for that replica's answer instead of calling the upstream.
+func TestSharedLockWaits(t *testing.T) {
+	clock := newFakeClock()
+	shared := newMemShared()
+	up := &fakeFetcher{answer: script(ok("theirs", t0))}
+	r := replica(t, up, shared, clock)
+	key := r.Key("link")
+	unlock, _ := shared.Lock(t.Context(), key, time.Second)
+
+	got := make(chan string, 1)
+	go func() {
+		id, err := r.GetIdentity(t.Context(), "link")
+		if err != nil {
+			got <- err.Error()
+			return
+		}
+		got <- version(id)
+	}()
+	// The other replica answers after a while, then lets go.
+	time.Sleep(30 * time.Millisecond)
+	shared.Set(t.Context(), key, cache.SharedEntry{Identity: identity("link", "other replica", t0), FetchedAt: clock.Now()}, time.Hour)
+	unlock()
+	select {
+	case v := <-got:
+		if v != "other replica" {
+			t.Errorf("read = %q, want the other replica's answer", v)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the waiting replica did not return")
+	}
+	if up.Calls() != 0 {
+		t.Errorf("%d upstream calls while another replica held the lock, want 0", up.Calls())
+	}
+
+	// A holder that let go without an answer: the waiter calls itself.
+	unlock, _ = shared.Lock(t.Context(), r.Key("other"), time.Second)
+	go func() { time.Sleep(20 * time.Millisecond); unlock() }()
+	if id, err := r.GetIdentity(t.Context(), "other"); err != nil || version(id) != "theirs" {
+		t.Fatalf("read after a failed holder = %q, %v", version(id), err)
+	}
+	if up.Calls() != 1 {
+		t.Errorf("%d upstream calls after the holder let go empty-handed, want 1", up.Calls())
+	}
+}
+
+// TestSharedWaitEndsWithCaller: a caller waiting on another replica's lock
+// returns when its context ends.
+func TestSharedWaitEndsWithCaller(t *testing.T) {
+	shared := newMemShared()
+	up := &fakeFetcher{answer: script(ok("v1", t0))}
+	r := replica(t, up, shared, newFakeClock())
+	shared.Lock(t.Context(), r.Key("link"), time.Hour) // never released
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancel()
+	_, err := r.GetIdentity(ctx, "link")
+	if upstream.AsError(err).Code != upstream.CodeUpstreamTimeout {
+		t.Errorf("err = %v, want %s", err, upstream.CodeUpstreamTimeout)
+	}
+	if up.Calls() != 0 {
+		t.Errorf("%d upstream calls, want 0", up.Calls())
+	}
+}
+
+// TestSharedOlderRefreshKept: an entry in the shared store never replaces a
+// local one that is younger or holds a newer refresh.
+func TestSharedOlderRefreshKept(t *testing.T) {
+	clock := newFakeClock()
+	shared := newMemShared()
+	up := &fakeFetcher{answer: script(ok("new", t0.Add(time.Hour)), ok("newer", t0.Add(2*time.Hour)))}
+	r := replica(t, up, shared, clock)
+	if _, err := r.GetIdentity(t.Context(), "link"); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(2 * time.Minute) // local entry stale
+	// A lagging replica wrote an answer of an older refresh, fetched now.
+	shared.Set(t.Context(), r.Key("link"), cache.SharedEntry{Identity: identity("link", "old", t0), FetchedAt: clock.Now()}, time.Hour)
+	id, err := r.GetIdentity(t.Context(), "link")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if version(id) == "old" {
+		t.Errorf("served the shared answer of an older refresh over the local newer one")
+	}
+}
