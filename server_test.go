@@ -32,6 +32,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/mkgraph/mkgraph/graph/auth"
+	"github.com/mkgraph/mkgraph/graph/redisstore/redistest"
 	"github.com/mkgraph/mkgraph/upstream/sandbox"
 )
 
@@ -809,6 +810,30 @@ func TestConfigLogMasksURLPassword(t *testing.T) {
 	}
 }
 
+// TestConfigLogMasksRedisSecrets: the Redis password and the encryption
+// key never reach the log, even at debug level.
+func TestConfigLogMasksRedisSecrets(t *testing.T) {
+	const password, key = "redis-PW-4567", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+	u, err := url.Parse(redistest.URL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.User = url.UserPassword("", password) // refused by a Redis without auth: a warning, still no password
+	_, logs, _ := startServer(t, map[string]string{
+		"MKGRAPH_REDIS_URL":            u.String(),
+		"MKGRAPH_REDIS_ENCRYPTION_KEY": key,
+		"MKGRAPH_LOG_LEVEL":            "debug",
+	})
+	for _, s := range []string{password, key, key[:20]} {
+		if strings.Contains(logs.String(), s) {
+			t.Errorf("the log holds %q:\n%s", s, logs)
+		}
+	}
+	if !strings.Contains(logs.String(), `"MKGRAPH_REDIS_ENCRYPTION_KEY_SET":true`) {
+		t.Errorf("the configuration line does not say the key is set:\n%s", logs)
+	}
+}
+
 // runOnce runs run with a cancelled context: a bad configuration fails at
 // once and a good one returns nil after starting, without serving.
 func runOnce(args []string, env map[string]string) (string, error) {
@@ -840,6 +865,9 @@ func TestConfigErrors(t *testing.T) {
 		{name: "ftp base URL", env: merge(creds, map[string]string{"MONEYKIT_BASE_URL": "ftp://x"}), want: "MONEYKIT_BASE_URL"},
 		{name: "base URL with query", env: merge(creds, map[string]string{"MONEYKIT_BASE_URL": "https://api.example.com/?a=1"}), want: "MONEYKIT_BASE_URL"},
 		{name: "address", env: map[string]string{"MKGRAPH_ADDR": "256.0.0.1:99999"}, want: "MKGRAPH_ADDR"},
+		{name: "redis URL", env: map[string]string{"MKGRAPH_REDIS_URL": "http://127.0.0.1:6379"}, want: "MKGRAPH_REDIS_URL"},
+		{name: "redis key too short", env: map[string]string{"MKGRAPH_REDIS_ENCRYPTION_KEY": "c2hvcnQ="}, want: "MKGRAPH_REDIS_ENCRYPTION_KEY"},
+		{name: "redis timeout", env: map[string]string{"MKGRAPH_REDIS_TIMEOUT": "0s"}, want: "MKGRAPH_REDIS_TIMEOUT"},
 		{name: "unknown flag", args: []string{"-no-such-flag"}, want: "no-such-flag"},
 		{name: "bad flag value", args: []string{"-log-level", "loud"}, want: "log-level"},
 		{name: "positional argument", args: []string{"serve"}, want: "serve"},
@@ -886,6 +914,9 @@ func TestConfigErrorMasksSecret(t *testing.T) {
 		{name: "other bad setting", env: map[string]string{"MONEYKIT_CLIENT_ID": "id", "MONEYKIT_CLIENT_SECRET": secret, "MKGRAPH_LOG_LEVEL": "loud"}},
 		{name: "secret flag and unknown flag", args: []string{"-moneykit-client-id", "id", "-moneykit-client-secret", secret, "-no-such-flag"}},
 		{name: "password in base URL", env: map[string]string{"MONEYKIT_BASE_URL": "https://user:" + secret + "@api.example.com/?a=1", "MONEYKIT_CLIENT_ID": "id", "MONEYKIT_CLIENT_SECRET": "other"}},
+		{name: "password in a bad Redis URL", env: map[string]string{"MKGRAPH_REDIS_URL": "redis://:" + secret + "@[::1"}},
+		{name: "bad Redis encryption key", env: map[string]string{"MKGRAPH_REDIS_ENCRYPTION_KEY": secret}},
+		{name: "good Redis key, other bad setting", env: map[string]string{"MKGRAPH_REDIS_ENCRYPTION_KEY": secret + "-0123456789abcdefghijklm=", "MKGRAPH_LOG_LEVEL": "loud"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
