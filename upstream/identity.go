@@ -101,13 +101,69 @@ type Decimal struct {
 
 // NewDecimal returns the Decimal for s, or an error when s is not a JSON number.
 func NewDecimal(s string) (Decimal, error) {
-	if s == "" || !isDigit(s[len(s)-1]) || (s[0] != '-' && !isDigit(s[0])) || !json.Valid([]byte(s)) {
+	if !isNumber(s) {
 		return Decimal{}, fmt.Errorf("not a decimal number: %.40q", s)
 	}
 	return Decimal{digits: s}, nil
 }
 
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }
+
+// isNumber reports whether s is a JSON number, nothing around it:
+// -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?. It is what json.Valid
+// accepts of a value that starts with '-' or a digit and ends with a digit,
+// without its allocations.
+func isNumber(s string) bool {
+	i := 0
+	if i < len(s) && s[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(s) && s[i] == '0':
+		i++
+	case i < len(s) && s[i] >= '1' && s[i] <= '9':
+		for i++; i < len(s) && isDigit(s[i]); i++ {
+		}
+	default:
+		return false
+	}
+	if i < len(s) && s[i] == '.' {
+		i++
+		if i == len(s) || !isDigit(s[i]) {
+			return false
+		}
+		for ; i < len(s) && isDigit(s[i]); i++ {
+		}
+	}
+	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
+		i++
+		if i < len(s) && (s[i] == '+' || s[i] == '-') {
+			i++
+		}
+		if i == len(s) || !isDigit(s[i]) {
+			return false
+		}
+		for ; i < len(s) && isDigit(s[i]); i++ {
+		}
+	}
+	return i == len(s)
+}
+
+// plainString returns the contents of the JSON string b when it needs no
+// decoding: quoted, with no escape, quote or control character inside
+// (which encoding/json would decode, or refuse). ok is false otherwise.
+func plainString(b []byte) (s []byte, ok bool) {
+	if len(b) < 2 || b[0] != '"' || b[len(b)-1] != '"' {
+		return nil, false
+	}
+	s = b[1 : len(b)-1]
+	for _, c := range s {
+		if c < 0x20 || c == '"' || c == '\\' {
+			return nil, false
+		}
+	}
+	return s, true
+}
 
 // String returns the digits, or "" when absent.
 func (d Decimal) String() string { return d.digits }
@@ -122,7 +178,9 @@ func (d *Decimal) UnmarshalJSON(b []byte) error {
 		*d = Decimal{}
 		return nil
 	}
-	if len(b) > 0 && b[0] == '"' {
+	if p, ok := plainString(b); ok {
+		b = p // the digits as they are: no need to decode them
+	} else if len(b) > 0 && b[0] == '"' {
 		var s string
 		if err := json.Unmarshal(b, &s); err != nil {
 			return err
@@ -196,7 +254,11 @@ func (t *Timestamp) UnmarshalJSON(b []byte) error {
 		return nil
 	}
 	var s string
-	if err := json.Unmarshal(b, &s); err != nil {
+	if p, ok := plainString(b); ok {
+		// A time needs no decoding. (Invalid UTF-8, which encoding/json
+		// would turn into U+FFFD, fails to parse either way.)
+		s = string(p)
+	} else if err := json.Unmarshal(b, &s); err != nil {
 		t.Invalid = true // a number, a bool, an object: not a time
 		return nil
 	}

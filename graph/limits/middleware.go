@@ -32,13 +32,16 @@ const maxPrealloc = 8 << 20
 // refusing for them: a request without a query (an automatic persisted
 // query sent by hash was checked when it was registered), and a body or
 // query string gqlgen cannot decode (gqlgen answers it with its own 400).
+//
+// A query text (with its operation name) that passed is remembered, and
+// passes again without being checked (see passed.go).
 func (c Config) Middleware(next http.Handler) http.Handler {
-	c = c.WithDefaults()
+	g := &guard{Config: c.WithDefaults(), passed: newPassed()}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var e *upstream.Error
 		switch r.Method {
 		case http.MethodGet:
-			e = c.checkQueryString(r.URL.RawQuery)
+			e = g.checkQueryString(r.URL.RawQuery)
 		case http.MethodPost:
 			if r.Body == nil || r.Body == http.NoBody {
 				break
@@ -50,7 +53,7 @@ func (c Config) Middleware(next http.Handler) http.Handler {
 				return
 			}
 			r.Body = io.NopCloser(bytes.NewReader(buf.Bytes()))
-			e = c.checkBody(buf.Bytes())
+			e = g.checkBody(buf.Bytes())
 		}
 		if e != nil {
 			httperr.Write(w, r, http.StatusBadRequest, e)
@@ -85,7 +88,27 @@ func readBody(buf *bytes.Buffer, r *http.Request) error {
 	return err
 }
 
-func (c Config) checkQueryString(raw string) *upstream.Error {
+// guard is the Config of a Middleware, with the texts that passed it.
+type guard struct {
+	Config
+	passed *passed
+}
+
+// check is c.Check, remembering the texts that pass. (A function, since
+// methods take no type parameters.)
+func check[T string | []byte](c *guard, query T, operationName string) *upstream.Error {
+	k := passKeyOf(query, operationName)
+	if c.passed.has(k) {
+		return nil
+	}
+	e := c.Check(string(query), operationName)
+	if e == nil {
+		c.passed.add(k)
+	}
+	return e
+}
+
+func (c *guard) checkQueryString(raw string) *upstream.Error {
 	q, op, ok := readQueryString(raw)
 	if !ok {
 		return nil
@@ -101,11 +124,11 @@ func (c Config) checkQueryString(raw string) *upstream.Error {
 	if err != nil {
 		return nil
 	}
-	return c.Check(query, operationName)
+	return check(c, query, operationName)
 }
 
 // checkBody checks a POST body: a request object, or a batch of them.
-func (c Config) checkBody(b []byte) *upstream.Error {
+func (c *guard) checkBody(b []byte) *upstream.Error {
 	i := skipSpace(b, 0)
 	if i == len(b) {
 		return nil
@@ -120,7 +143,7 @@ func (c Config) checkBody(b []byte) *upstream.Error {
 }
 
 // checkObject checks the request object at the start of b.
-func (c Config) checkObject(b []byte) *upstream.Error {
+func (c *guard) checkObject(b []byte) *upstream.Error {
 	p, _, large, ok := readObject(b, 0, c.MaxQueryBytes)
 	switch {
 	case large:
@@ -130,26 +153,33 @@ func (c Config) checkObject(b []byte) *upstream.Error {
 	case p.query == nil:
 		return nil
 	}
-	query, ok := unquote(p.query)
-	if !ok {
-		return c.checkDecoded(b)
-	}
 	var operationName string
 	if p.operationName != nil {
 		if operationName, ok = unquote(p.operationName); !ok {
 			return c.checkDecoded(b)
 		}
 	}
+	if raw := p.query[1 : len(p.query)-1]; plain(raw) {
+		// The query is the JSON string as it is: no need to copy it.
+		if len(raw) == 0 {
+			return nil
+		}
+		return check(c, raw, operationName)
+	}
+	query, ok := unquote(p.query)
+	if !ok {
+		return c.checkDecoded(b)
+	}
 	if query == "" {
 		return nil
 	}
-	return c.Check(query, operationName)
+	return check(c, query, operationName)
 }
 
 // checkDecoded decodes the request object at the start of b exactly as
 // gqlgen's POST transport does, and checks it. A body it cannot decode is
 // gqlgen's to refuse.
-func (c Config) checkDecoded(b []byte) *upstream.Error {
+func (c *guard) checkDecoded(b []byte) *upstream.Error {
 	var p struct {
 		Query         string `json:"query"`
 		OperationName string `json:"operationName"`
@@ -159,12 +189,12 @@ func (c Config) checkDecoded(b []byte) *upstream.Error {
 	if err := dec.Decode(&p); err != nil || p.Query == "" {
 		return nil
 	}
-	return c.Check(p.Query, p.OperationName)
+	return check(c, p.Query, p.OperationName)
 }
 
 // checkBatch checks a JSON array of request objects: its length first,
 // without reading past MaxBatch+1 elements, then each object.
-func (c Config) checkBatch(b []byte) *upstream.Error {
+func (c *guard) checkBatch(b []byte) *upstream.Error {
 	if c.MaxBatch <= 0 {
 		return &upstream.Error{Code: upstream.CodeBatchingDisabled,
 			Message: "Batched requests are not accepted: send one operation per request."}
@@ -206,7 +236,7 @@ func (c Config) checkBatch(b []byte) *upstream.Error {
 
 // checkBatchDecoded checks a batch the fast reader was unsure of, decoded
 // with encoding/json.
-func (c Config) checkBatchDecoded(b []byte) *upstream.Error {
+func (c *guard) checkBatchDecoded(b []byte) *upstream.Error {
 	var elems []json.RawMessage
 	if err := json.NewDecoder(bytes.NewReader(b)).Decode(&elems); err != nil {
 		return nil

@@ -285,10 +285,14 @@ func readObject(b []byte, i, maxQuery int) (p params, end int, tooLarge, ok bool
 	}
 }
 
+// plain reports whether the inside of a JSON string decodes to itself, as
+// unquote reads it.
+func plain(s []byte) bool { return bytes.IndexByte(s, '\\') < 0 && utf8.Valid(s) }
+
 // unquote decodes the JSON string tok as encoding/json does.
 func unquote(tok []byte) (string, bool) {
 	s := tok[1 : len(tok)-1]
-	if bytes.IndexByte(s, '\\') < 0 && utf8.Valid(s) {
+	if plain(s) {
 		return string(s), true
 	}
 	var v string

@@ -15,7 +15,11 @@ import (
 // MarshalDateTime writes t as an RFC 3339 string in UTC.
 func MarshalDateTime(t time.Time) graphql.Marshaler {
 	return graphql.WriterFunc(func(w io.Writer) {
-		io.WriteString(w, strconv.Quote(t.UTC().Format(time.RFC3339Nano)))
+		// RFC 3339 has nothing to escape: the quoted time in one write.
+		b := make([]byte, 0, len(time.RFC3339Nano)+2)
+		b = append(b, '"')
+		b = t.UTC().AppendFormat(b, time.RFC3339Nano)
+		w.Write(append(b, '"'))
 	})
 }
 
@@ -31,8 +35,28 @@ func UnmarshalDateTime(v any) (time.Time, error) {
 // MarshalDecimal writes the upstream's digits as a JSON string.
 func MarshalDecimal(s string) graphql.Marshaler {
 	return graphql.WriterFunc(func(w io.Writer) {
-		io.WriteString(w, strconv.Quote(s))
+		if !plainDigits(s) {
+			io.WriteString(w, strconv.Quote(s))
+			return
+		}
+		b := make([]byte, 0, len(s)+2)
+		b = append(b, '"')
+		b = append(b, s...)
+		w.Write(append(b, '"'))
 	})
+}
+
+// plainDigits reports whether s is made of the characters of a JSON number
+// only, which need no escaping (what a Decimal holds).
+func plainDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c >= '0' && c <= '9', c == '.', c == '-', c == '+', c == 'e', c == 'E':
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // UnmarshalDecimal reads a decimal given as a string (or an integer).
