@@ -110,7 +110,11 @@ func Open(ctx context.Context, cfg Config) (*Client, error) {
 	opts.WriteTimeout = cfg.Timeout
 	opts.PoolTimeout = cfg.Timeout
 	opts.ContextTimeoutEnabled = true
-	opts.MaxRetries = 0 // the fallback is the retry
+	// The fallback is the retry: a command sent again after a lost reply
+	// could take a lock or a budget slot twice. (0 means go-redis's default
+	// of 3; -1 is none.) A refused dial fails at once.
+	opts.MaxRetries = -1
+	opts.DialerRetries = 1
 	opts.DisableIdentity = true
 	c := &Client{
 		rdb:      redis.NewClient(opts),
@@ -127,9 +131,10 @@ func Open(ctx context.Context, cfg Config) (*Client, error) {
 		MaxRequests: 1,
 		Timeout:     breakerCooldown,
 		ReadyToTrip: func(n gobreaker.Counts) bool { return n.ConsecutiveFailures >= breakerFailures },
-		// A canceled caller says nothing about Redis.
-		IsExcluded: func(err error) bool { return errors.Is(err, context.Canceled) },
+		// A caller that left or ran out of time says nothing about Redis.
+		IsExcluded: func(err error) bool { return errors.Is(err, errCallerGone) },
 	})
+	redisLogOnce.Do(func() { redis.SetLogger(quietLogger{}) })
 	pctx, cancel := context.WithTimeout(ctx, 4*cfg.Timeout)
 	defer cancel()
 	if err := c.rdb.Ping(pctx).Err(); err != nil {
@@ -154,19 +159,36 @@ func (c *Client) key(kind, name string) string { return c.prefix + kind + ":" + 
 // (at most every warnEvery per op) logged. fn must not report a miss
 // (redis.Nil) as an error.
 func (c *Client) do(ctx context.Context, op string, fn func(ctx context.Context) error) error {
+	if ctx.Err() != nil {
+		return errCallerGone
+	}
 	_, err := c.breaker.Execute(func() (any, error) {
-		ctx, cancel := context.WithTimeout(ctx, c.timeout)
+		octx, cancel := context.WithTimeout(ctx, c.timeout)
 		defer cancel()
-		return nil, fn(ctx)
-	})
-	if err != nil {
-		if errors.Is(err, context.Canceled) && ctx.Err() != nil {
-			return err // the caller left: nothing to report
+		err := fn(octx)
+		if err != nil && ctx.Err() != nil {
+			// The caller's own deadline or cancellation, not Redis's.
+			return nil, fmt.Errorf("%w: %w", errCallerGone, err)
 		}
+		return nil, err
+	})
+	if err != nil && !errors.Is(err, errCallerGone) {
 		c.failed(op, err)
 	}
 	return err
 }
+
+// errCallerGone marks an operation cut short by its caller's context: not
+// reported, not held against Redis by the breaker.
+var errCallerGone = errors.New("redisstore: the caller's context ended")
+
+// quietLogger silences go-redis's own logging (each failed dial, printed
+// to stderr): failures are reported through Config.Log, throttled.
+type quietLogger struct{}
+
+func (quietLogger) Printf(context.Context, string, ...any) {}
+
+var redisLogOnce sync.Once
 
 // failed counts and, when this op has not warned lately, logs a fallback.
 func (c *Client) failed(op string, err error) {

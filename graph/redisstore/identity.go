@@ -36,15 +36,17 @@ const sealVersion = 1
 // (credentials namespace and link id), so Redis never sees a link id.
 // Redis expires each value when it can no longer be served even stale.
 type Identities struct {
-	c     *Client
-	seal  sealer   // the first key: seals and opens
-	open  []sealer // every key, the first first: opens (rotation)
-	macer []byte   // HMAC key for key names, derived from the first key
+	c    *Client
+	keys []sealer // every key, the first first: the first seals, all open (rotation)
 }
 
+// sealer is one encryption key: its AEAD, its id in sealed values, and the
+// HMAC key that names Redis keys sealed with it (so that a value and its
+// name change together when the key does).
 type sealer struct {
-	id   [4]byte
-	aead cipher.AEAD
+	id    [4]byte
+	aead  cipher.AEAD
+	namer []byte
 }
 
 var _ cache.Shared = (*Identities)(nil)
@@ -71,14 +73,12 @@ func NewIdentities(c *Client, keys [][]byte) (*Identities, error) {
 			return nil, err
 		}
 		sum := sha256.Sum256(append([]byte("mkgraph key id\x00"), k...))
-		s.open = append(s.open, sealer{id: [4]byte(sum[:4]), aead: aead})
+		namer, err := hkdf.Key(sha256.New, k, nil, "mkgraph identity cache key names", 32)
+		if err != nil {
+			return nil, err
+		}
+		s.keys = append(s.keys, sealer{id: [4]byte(sum[:4]), aead: aead, namer: namer})
 	}
-	s.seal = s.open[0]
-	mac, err := hkdf.Key(sha256.New, keys[0], nil, "mkgraph identity cache key names", 32)
-	if err != nil {
-		return nil, err
-	}
-	s.macer = mac
 	return s, nil
 }
 
@@ -131,11 +131,26 @@ func DeriveKey(clientSecret, clientID string) []byte {
 	return k
 }
 
-// redisKey returns the Redis key of a cache key, in namespace kind.
-func (s *Identities) redisKey(kind, key string) string {
-	m := hmac.New(sha256.New, s.macer)
+// redisKey returns the Redis key of a cache key under the sealing key, in
+// namespace kind.
+func (s *Identities) redisKey(kind, key string) string { return s.keyUnder(s.keys[0], kind, key) }
+
+// keyUnder returns the Redis key of a cache key under encryption key k, in
+// namespace kind.
+func (s *Identities) keyUnder(k sealer, kind, key string) string {
+	m := hmac.New(sha256.New, k.namer)
 	m.Write([]byte(key))
 	return s.c.key(kind, hex.EncodeToString(m.Sum(nil)))
+}
+
+// redisKeys returns the Redis keys of a cache key under every encryption
+// key, the sealing key's first.
+func (s *Identities) redisKeys(kind, key string) []string {
+	out := make([]string, len(s.keys))
+	for i, k := range s.keys {
+		out[i] = s.keyUnder(k, kind, key)
+	}
+	return out
 }
 
 // payload is what a sealed value holds.
@@ -144,23 +159,43 @@ type payload struct {
 	Identity  json.RawMessage `json:"identity"`   // MoneyKit's own encoding
 }
 
-// Get implements cache.Shared. A value that does not open (another key, a
-// corrupt or foreign value) or does not decode is a miss, and reported.
+// Get implements cache.Shared. It looks the key up under each encryption
+// key's name at once (one MGET), and opens the first value found. A value
+// that does not open (another key, a corrupt or foreign value) or does not
+// decode is a miss, and reported.
 func (s *Identities) Get(ctx context.Context, key string) (cache.SharedEntry, bool) {
-	rk := s.redisKey("identity", key)
+	rks := s.redisKeys("identity", key)
 	var b []byte
+	var k sealer
+	var rk string
 	err := s.c.do(ctx, OpCacheGet, func(ctx context.Context) error {
+		var vals []any
 		var err error
-		b, err = s.c.rdb.Get(ctx, rk).Bytes()
-		if errors.Is(err, redis.Nil) {
-			b, err = nil, nil
+		if len(rks) == 1 {
+			var v string
+			v, err = s.c.rdb.Get(ctx, rks[0]).Result()
+			vals = []any{v}
+			if errors.Is(err, redis.Nil) {
+				vals, err = []any{nil}, nil
+			}
+		} else {
+			vals, err = s.c.rdb.MGet(ctx, rks...).Result()
 		}
-		return err
+		if err != nil {
+			return err
+		}
+		for i, v := range vals {
+			if v, ok := v.(string); ok {
+				b, k, rk = []byte(v), s.keys[i], rks[i]
+				break
+			}
+		}
+		return nil
 	})
 	if err != nil || b == nil {
 		return cache.SharedEntry{}, false
 	}
-	e, err := s.unseal(rk, b)
+	e, err := s.unseal(k, rk, b)
 	if err != nil {
 		s.c.failed(OpCacheGet, err)
 		return cache.SharedEntry{}, false
@@ -184,11 +219,11 @@ func (s *Identities) Set(ctx context.Context, key string, e cache.SharedEntry, t
 	})
 }
 
-// Delete implements cache.Shared.
+// Delete implements cache.Shared: under every key's name.
 func (s *Identities) Delete(ctx context.Context, key string) {
-	rk := s.redisKey("identity", key)
+	rks := s.redisKeys("identity", key)
 	s.c.do(ctx, OpCacheSet, func(ctx context.Context) error {
-		return s.c.rdb.Del(ctx, rk).Err()
+		return s.c.rdb.Del(ctx, rks...).Err()
 	})
 }
 
@@ -236,31 +271,30 @@ func (s *Identities) sealEntry(rk string, e cache.SharedEntry) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	nonceSize := s.seal.aead.NonceSize()
-	out := make([]byte, 1+4+nonceSize, 1+4+nonceSize+len(plain)+s.seal.aead.Overhead())
+	k := s.keys[0]
+	nonceSize := k.aead.NonceSize()
+	out := make([]byte, 1+4+nonceSize, 1+4+nonceSize+len(plain)+k.aead.Overhead())
 	out[0] = sealVersion
-	copy(out[1:5], s.seal.id[:])
+	copy(out[1:5], k.id[:])
 	rand.Read(out[5 : 5+nonceSize])
-	return s.seal.aead.Seal(out, out[5:5+nonceSize], plain, []byte(rk)), nil
+	return k.aead.Seal(out, out[5:5+nonceSize], plain, []byte(rk)), nil
 }
 
 var errUnseal = errors.New("a shared identity cache value did not open with the configured keys (replicas with different MKGRAPH_REDIS_ENCRYPTION_KEY, or a foreign value)")
 
-func (s *Identities) unseal(rk string, b []byte) (cache.SharedEntry, error) {
-	if len(b) < 5 || b[0] != sealVersion {
+// unseal opens b, found under rk, the name of key o.
+func (s *Identities) unseal(o sealer, rk string, b []byte) (cache.SharedEntry, error) {
+	if len(b) < 5 || b[0] != sealVersion || [4]byte(b[1:5]) != o.id {
 		return cache.SharedEntry{}, errUnseal
 	}
-	for _, o := range s.open {
-		if [4]byte(b[1:5]) != o.id {
-			continue
-		}
+	{
 		n := o.aead.NonceSize()
 		if len(b) < 5+n {
-			break
+			return cache.SharedEntry{}, errUnseal
 		}
 		plain, err := o.aead.Open(nil, b[5:5+n], b[5+n:], []byte(rk))
 		if err != nil {
-			break
+			return cache.SharedEntry{}, errUnseal
 		}
 		var p payload
 		if err := json.Unmarshal(plain, &p); err != nil {
@@ -272,5 +306,4 @@ func (s *Identities) unseal(rk string, b []byte) (cache.SharedEntry, error) {
 		}
 		return cache.SharedEntry{Identity: id, FetchedAt: time.Unix(0, p.FetchedAt)}, nil
 	}
-	return cache.SharedEntry{}, errUnseal
 }
