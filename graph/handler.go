@@ -79,7 +79,7 @@ func NewHandler(cfg HandlerConfig) *handler.Server {
 	}))
 	srv.AddTransport(transport.Options{})
 	srv.AddTransport(transport.GET{})
-	srv.AddTransport(transport.POST{})
+	srv.AddTransport(postTransport{})
 	// Parsed documents are far larger than their text and the cache is
 	// bounded by entries: keep it small (a frontend has few operations).
 	srv.SetQueryCache(lru.New[*ast.QueryDocument](256))

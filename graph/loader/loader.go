@@ -15,6 +15,7 @@ import (
 
 	"github.com/graph-gophers/dataloader/v7"
 	"github.com/rs/zerolog"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/mkgraph/mkgraph/graph/model"
 	"github.com/mkgraph/mkgraph/upstream"
@@ -44,6 +45,12 @@ const (
 	// about a millisecond on a busy host (measured: 50µs wait → +0.9 ms per
 	// request), so a request does not wait to gather keys.
 	DefaultWait time.Duration = 0
+	// DefaultMaxAccountsInFlight bounds the accounts of large answers being
+	// built at once, over all requests (see Config.MaxAccountsInFlight).
+	DefaultMaxAccountsInFlight = 2000
+	// LargeAnswer is the account count from which a link's accounts pass
+	// through the in-flight gate: smaller answers never wait.
+	LargeAnswer = 100
 )
 
 // Config configures the loaders of every request.
@@ -54,12 +61,20 @@ type Config struct {
 	MaxLinks    int            // distinct links per request; 0: DefaultMaxLinks
 	MaxAccounts int            // accounts returned per request; 0: DefaultMaxAccounts
 	OnBatch     func(size int) // told the size of each batch, for metrics; nil: nothing
+	// MaxAccountsInFlight bounds memory: answers of LargeAnswer accounts or
+	// more (each costs ~30 KB of memory per account while gqlgen builds it)
+	// wait until the accounts being built by other requests leave room, so
+	// that 32 clients reading a 500-account link at once hold a few answers'
+	// memory, not 32. A request holds its share until its response is
+	// written. 0: DefaultMaxAccountsInFlight; negative: no bound.
+	MaxAccountsInFlight int
 }
 
 // Factory makes a fresh set of Loaders for each request.
 type Factory struct {
 	cfg    Config
-	warned *onceSet // unknown upstream values already logged; the server builds one Factory, so once per process
+	warned *onceSet            // unknown upstream values already logged; the server builds one Factory, so once per process
+	gate   *semaphore.Weighted // accounts of large answers in flight; nil: no bound
 }
 
 // NewFactory returns a Factory.
@@ -73,20 +88,30 @@ func NewFactory(cfg Config) *Factory {
 	if cfg.MaxAccounts <= 0 {
 		cfg.MaxAccounts = DefaultMaxAccounts
 	}
-	return &Factory{cfg: cfg, warned: &onceSet{seen: map[string]struct{}{}}}
+	if cfg.MaxAccountsInFlight == 0 {
+		cfg.MaxAccountsInFlight = DefaultMaxAccountsInFlight
+	}
+	f := &Factory{cfg: cfg, warned: &onceSet{seen: map[string]struct{}{}}}
+	if cfg.MaxAccountsInFlight > 0 {
+		f.gate = semaphore.NewWeighted(int64(cfg.MaxAccountsInFlight))
+	}
+	return f
 }
 
 // Middleware attaches a new set of Loaders to every request's context.
 func (f *Factory) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		next.ServeHTTP(w, r.WithContext(NewContext(r.Context(), f.New())))
+		l := f.New()
+		defer l.release()
+		next.ServeHTTP(w, r.WithContext(NewContext(r.Context(), l)))
 	})
 }
 
 // New returns a set of Loaders for one request.
 func (f *Factory) New() *Loaders {
 	l := &Loaders{fetcher: f.cfg.Fetcher, sem: make(chan struct{}, f.cfg.Concurrency), warned: f.warned, onBatch: f.cfg.OnBatch,
-		maxLinks: int64(f.cfg.MaxLinks), maxAccounts: int64(f.cfg.MaxAccounts)}
+		maxLinks: int64(f.cfg.MaxLinks), maxAccounts: int64(f.cfg.MaxAccounts),
+		gate: f.gate, gateCap: int64(f.cfg.MaxAccountsInFlight)}
 	l.links = dataloader.NewBatchedLoader(l.batch,
 		dataloader.WithWait[string, *model.Link](f.cfg.Wait),
 		dataloader.WithBatchCapacity[string, *model.Link](256),
@@ -105,6 +130,12 @@ type Loaders struct {
 	// Per-request budgets: distinct links fetched, accounts returned.
 	maxLinks, maxAccounts int64
 	fetched, accounts     atomic.Int64
+
+	// The process's gate on large answers, and what this request holds.
+	gate    *semaphore.Weighted
+	gateCap int64
+	gateMu  sync.Mutex
+	held    int64
 }
 
 type ctxKey struct{}
@@ -156,7 +187,41 @@ func SpendAccounts(ctx context.Context, n int) error {
 	if l.accounts.Add(int64(n)) > l.maxAccounts {
 		return upstream.TooComplex(fmt.Sprintf("A request may return at most %d accounts in all.", l.maxAccounts))
 	}
+	return l.admit(ctx, int64(n))
+}
+
+// admit passes a large answer of n accounts through the gate. The request's
+// first large answer waits for room (FIFO, until ctx ends); later ones take
+// room when there is some and otherwise go on, so that a request never waits
+// while holding room (two such requests could wait on each other).
+func (l *Loaders) admit(ctx context.Context, n int64) error {
+	if l.gate == nil || n < LargeAnswer {
+		return nil
+	}
+	n = min(n, l.gateCap)
+	l.gateMu.Lock()
+	defer l.gateMu.Unlock()
+	if l.held > 0 {
+		if l.gate.TryAcquire(n) {
+			l.held += n
+		}
+		return nil
+	}
+	if err := l.gate.Acquire(ctx, n); err != nil {
+		return upstream.AsError(context.Cause(ctx))
+	}
+	l.held = n
 	return nil
+}
+
+// release gives back what the request holds of the gate.
+func (l *Loaders) release() {
+	l.gateMu.Lock()
+	defer l.gateMu.Unlock()
+	if l.held > 0 {
+		l.gate.Release(l.held)
+		l.held = 0
+	}
 }
 
 // batch fetches distinct link ids concurrently, bounded by the request's
