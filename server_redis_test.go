@@ -192,8 +192,9 @@ func TestReplicasShareRedis(t *testing.T) {
 			"MKGRAPH_AUTH": "jwt", "MKGRAPH_API_KEYS_FILE": keys,
 			"MKGRAPH_JWT_HS256_SECRET":   strings.Repeat("k", 32),
 			"MKGRAPH_BACKEND_RATE_LIMIT": "12", // burst 2
+			"MKGRAPH_ADMIN_ADDR":         "127.0.0.1:0",
 		})
-		urls, _ := startReplicas(t, 2, limited)
+		urls, logs := startReplicas(t, 2, limited)
 		c := newClient(t)
 		q := gqlRequest{Query: `{ link(id: "` + sandbox.LinkSeed + `") { id } }`}
 		statuses := []int{}
@@ -204,6 +205,12 @@ func TestReplicasShareRedis(t *testing.T) {
 		want := []int{200, 200, 429, 429}
 		if !slices.Equal(statuses, want) {
 			t.Errorf("statuses over two replicas = %v, want %v (burst 2 shared)", statuses, want)
+		}
+		for i := range 2 {
+			metrics := string(get(t, c, "http://"+adminAddrOf(t, logs[i])+"/metrics").body)
+			if want := `mkgraph_rate_budget_refusals_total{scope="caller"} 1`; !strings.Contains(metrics, want) {
+				t.Errorf("/metrics of replica %d lacks %q", i, want)
+			}
 		}
 	})
 }
