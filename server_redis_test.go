@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -262,21 +261,6 @@ func TestRedisDownDegrades(t *testing.T) {
 func sha256Hex(s string) string {
 	sum := sha256.Sum256([]byte(s))
 	return hex.EncodeToString(sum[:])
-}
-
-// postJSON POSTs any JSON body to /graphql.
-func postJSON(t *testing.T, c *http.Client, baseURL string, body any) result {
-	t.Helper()
-	b, err := json.Marshal(body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req, err := http.NewRequest(http.MethodPost, baseURL+"/graphql", bytes.NewReader(b))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	return do(t, c, req)
 }
 
 // writeAPIKeys writes a keys file holding name's key, and returns its path.

@@ -249,11 +249,17 @@ type gqlRequest struct {
 // postGraphQL POSTs q to /graphql with the given header pairs.
 func postGraphQL(t *testing.T, c *http.Client, baseURL string, q gqlRequest, header ...string) result {
 	t.Helper()
-	body, err := json.Marshal(q)
+	return postJSON(t, c, baseURL, q, header...)
+}
+
+// postJSON POSTs any JSON body to /graphql with the given header pairs.
+func postJSON(t *testing.T, c *http.Client, baseURL string, body any, header ...string) result {
+	t.Helper()
+	b, err := json.Marshal(body)
 	if err != nil {
 		t.Fatal(err)
 	}
-	req, err := http.NewRequest(http.MethodPost, baseURL+"/graphql", bytes.NewReader(body))
+	req, err := http.NewRequest(http.MethodPost, baseURL+"/graphql", bytes.NewReader(b))
 	if err != nil {
 		t.Fatal(err)
 	}
