@@ -601,6 +601,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 			TTL:       c.CacheTTL,
 			MaxStale:  c.CacheMaxStale,
 			OnResult:  m.Cache,
+			// A shared call nobody waits for any more is cancelled; none
+			// outlives the longest request.
+			FetchTimeout: c.RequestTimeout,
 		}
 		if rs != nil {
 			keys := c.RedisKeys
@@ -611,8 +614,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 				return &configError{fmt.Errorf("MKGRAPH_REDIS_ENCRYPTION_KEY: %w", err)}
 			}
 			// One replica calls MoneyKit per link while the others wait;
-			// should it die, another takes over after this.
-			cc.SharedLockTTL = 2 * c.UpstreamTimeout
+			// should it die, another takes over after the lock's TTL: the
+			// shared call's own bound (FetchTimeout).
+			cc.SharedLockTTL = cc.FetchTimeout
 		}
 		ic, err := cache.New(cc)
 		if err != nil {

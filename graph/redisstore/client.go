@@ -209,6 +209,15 @@ func (c *Client) failed(op string, err error) {
 		Msg("Redis failed; using this replica's in-memory state instead")
 }
 
+// maybeApplied reports whether a failed command may still have been run by
+// Redis: its reply timed out or its caller left while it was in flight. A
+// refused connection or an open breaker sent nothing.
+func maybeApplied(err error) bool {
+	var ne net.Error
+	return errors.Is(err, errCallerGone) || errors.Is(err, context.DeadlineExceeded) ||
+		errors.As(err, &ne) && ne.Timeout()
+}
+
 // describe returns a short, secret-free description of a Redis error.
 func describe(err error) string {
 	var ne net.Error

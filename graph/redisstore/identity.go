@@ -237,7 +237,10 @@ return 0`)
 
 // Lock implements cache.Shared with SET NX PX and a random token. When
 // Redis fails the lock is granted: each replica then calls for itself, as
-// without Redis.
+// without Redis. The unlock always runs (the SET may have taken effect
+// though its reply was lost), deletes the lock only while it holds this
+// token, and does not go through the breaker: a lock left behind would stall
+// every replica's misses for the link until it expires.
 func (s *Identities) Lock(ctx context.Context, key string, ttl time.Duration) (func(), bool) {
 	rk := s.redisKey("lock", key)
 	token := rand.Text()
@@ -247,18 +250,19 @@ func (s *Identities) Lock(ctx context.Context, key string, ttl time.Duration) (f
 		ok, err = s.c.rdb.SetNX(ctx, rk, token, ttl).Result()
 		return err
 	})
-	if err != nil {
-		return func() {}, true
-	}
-	if !ok {
+	switch {
+	case err == nil && !ok:
 		return nil, false
+	case err != nil && !maybeApplied(err):
+		return func() {}, true // never reached Redis: nothing to release
 	}
 	return func() {
 		// The caller's context may be over; the release must still happen.
-		uctx := context.WithoutCancel(ctx)
-		s.c.do(uctx, OpLock, func(ctx context.Context) error {
-			return unlockScript.Run(ctx, s.c.rdb, []string{rk}, token).Err()
-		})
+		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.c.timeout)
+		defer cancel()
+		if err := unlockScript.Run(uctx, s.c.rdb, []string{rk}, token).Err(); err != nil {
+			s.c.failed(OpLock, err)
+		}
 	}, true
 }
 

@@ -309,8 +309,10 @@ func (c *Cache) GetIdentity(ctx context.Context, linkID string) (*upstream.Ident
 		servedFrom(ctx).record(linkID, Info{FromCache: cl.val.fromCache, Age: c.age(cl.val.entry)})
 		return cl.val.entry.identity, nil
 	case <-ctx.Done():
+		// The caller's deadline passed first (a slow upstream, or another
+		// replica's call): a stale entry beats a timeout.
 		c.leave(cl)
-		return nil, upstream.AsError(context.Cause(ctx))
+		return c.serveStale(ctx, key, linkID, upstream.AsError(context.Cause(ctx)))
 	}
 }
 
@@ -459,6 +461,13 @@ func (c *Cache) viaShared(ctx context.Context, key string) (f fetched, unlock fu
 					unlock()
 					return f, nil, true, nil
 				}
+				// It let go without an answer: the upstream failed it (or its
+				// replica died). With a stale entry at hand, serve that rather
+				// than ask a failing upstream again, one replica after another.
+				if e, ok := c.store.GetIfPresent(key); ok && c.age(e) < c.staleWindow {
+					unlock()
+					return fetched{}, nil, false, errHolderFailed
+				}
 			}
 			return fetched{}, unlock, false, nil
 		}
@@ -603,6 +612,15 @@ func temporary(err error) bool {
 
 func internalError(cause error) *upstream.Error {
 	return &upstream.Error{Code: upstream.CodeInternal, Message: "Internal error.", Err: cause}
+}
+
+// errHolderFailed answers the callers of a replica that waited for another
+// replica's upstream call, which ended without an answer: temporary, so a
+// stale entry is served.
+var errHolderFailed = &upstream.Error{
+	Code:    upstream.CodeUpstreamUnavailable,
+	Message: "The MoneyKit API is unavailable; try again later.",
+	Err:     errors.New("cache: another replica's upstream call for this link ended without an answer"),
 }
 
 var errClosed = &upstream.Error{

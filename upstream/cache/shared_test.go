@@ -214,3 +214,75 @@ func TestSharedOlderRefreshKept(t *testing.T) {
 		t.Errorf("served the shared answer of an older refresh over the local newer one")
 	}
 }
+
+// TestSharedWaitServesStale: a replica holding a stale entry does not turn
+// another replica's slow or failed upstream call into an error: at its
+// deadline, or when the holder lets go without an answer, it serves the
+// stale entry (marked so) without calling the upstream itself.
+func TestSharedWaitServesStale(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		release bool // the holder lets go without an answer (else it keeps the lock past the deadline)
+	}{
+		{"deadline while another replica holds the lock", false},
+		{"holder lets go empty-handed", true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			clock := newFakeClock()
+			shared := newMemShared()
+			up := &fakeFetcher{answer: script(ok("v1", t0), ok("v2", t0))}
+			r := replica(t, up, shared, clock)
+			if _, err := r.GetIdentity(t.Context(), "link"); err != nil {
+				t.Fatal(err)
+			}
+			clock.Advance(2 * time.Minute) // past the TTL, within max-stale
+			shared.Delete(t.Context(), r.Key("link"))
+			unlock, _ := shared.Lock(t.Context(), r.Key("link"), time.Hour)
+			if tt.release {
+				go func() { time.Sleep(20 * time.Millisecond); unlock() }()
+			}
+			ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+			defer cancel()
+			ctx, served := cache.WithServed(ctx)
+			id, err := r.GetIdentity(ctx, "link")
+			if err != nil || version(id) != "v1" || !mustServed(t, served, "link").Stale {
+				t.Fatalf("read = %q, %v, %+v; want v1 served stale", version(id), err, mustServed(t, served, "link"))
+			}
+			if up.Calls() != 1 {
+				t.Errorf("%d upstream calls, want 1 (the first read only)", up.Calls())
+			}
+		})
+	}
+}
+
+// TestDeadlineServesStale: without any shared level, an upstream slower
+// than the caller's deadline is answered from a stale entry, not with a
+// timeout.
+func TestDeadlineServesStale(t *testing.T) {
+	clock := newFakeClock()
+	first := true
+	up := &fakeFetcher{answer: func(ctx context.Context, linkID string, n int) (*upstream.Identity, error) {
+		if first {
+			first = false
+			return identity(linkID, "v1", t0), nil
+		}
+		<-ctx.Done() // hangs until cancelled
+		return nil, ctx.Err()
+	}}
+	c, err := cache.New(cache.Config{Next: up, Namespace: "ns", TTL: time.Minute, Now: clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.GetIdentity(t.Context(), "link"); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(2 * time.Minute)
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancel()
+	ctx, served := cache.WithServed(ctx)
+	id, err := c.GetIdentity(ctx, "link")
+	if err != nil || version(id) != "v1" || !mustServed(t, served, "link").Stale {
+		t.Fatalf("read past the deadline = %q, %v; want v1 served stale", version(id), err)
+	}
+}
