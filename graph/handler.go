@@ -129,6 +129,14 @@ func NewHandler(cfg HandlerConfig) *handler.Server {
 			return resp
 		})
 	}
+	// The answer is built: what remains is writing its bytes, which a slow
+	// reader may stretch to the write timeout. Room for large answers is
+	// given back now, so that such a reader holds no other request back.
+	srv.AroundResponses(func(ctx context.Context, next graphql.ResponseHandler) *graphql.Response {
+		resp := next(ctx)
+		loader.ReleaseLarge(ctx)
+		return resp
+	})
 	srv.SetErrorPresenter(presentError)
 	srv.SetRecoverFunc(recoverPanic)
 	return srv

@@ -94,3 +94,27 @@ func TestAccountsInFlightUnbounded(t *testing.T) {
 		}
 	}
 }
+
+// TestReleaseLarge: a built answer gives its room back before the request
+// ends (a slow reader holds nothing), and the request's end does not give
+// it back twice.
+func TestReleaseLarge(t *testing.T) {
+	f := loader.NewFactory(loader.Config{MaxAccountsInFlight: 500})
+	a, endA := request(t, f)
+	defer endA()
+	if err := loader.SpendAccounts(a, 500); err != nil {
+		t.Fatal(err)
+	}
+	loader.ReleaseLarge(a)
+	loader.ReleaseLarge(a) // idempotent
+	for i := range 2 {
+		b, endB := request(t, f)
+		ctx, cancel := context.WithTimeout(b, time.Second)
+		if err := loader.SpendAccounts(ctx, 500); err != nil {
+			t.Fatalf("request %d after A's answer was built: %v", i+1, err)
+		}
+		cancel()
+		endB()
+		time.Sleep(10 * time.Millisecond) // B's middleware returns after endB
+	}
+}

@@ -65,8 +65,9 @@ type Config struct {
 	// more (each costs ~30 KB of memory per account while gqlgen builds it)
 	// wait until the accounts being built by other requests leave room, so
 	// that 32 clients reading a 500-account link at once hold a few answers'
-	// memory, not 32. A request holds its share until its response is
-	// written. 0: DefaultMaxAccountsInFlight; negative: no bound.
+	// memory, not 32. A request holds its share until its answer is built
+	// (ReleaseLarge) or ends. 0: DefaultMaxAccountsInFlight; negative: no
+	// bound.
 	MaxAccountsInFlight int
 }
 
@@ -212,6 +213,16 @@ func (l *Loaders) admit(ctx context.Context, n int64) error {
 	}
 	l.held = n
 	return nil
+}
+
+// ReleaseLarge gives back the room the request of ctx holds for large
+// answers, once its answer is built (before it is written): a client that
+// reads slowly then holds no other request back. It may be called more than
+// once; the loaders' Middleware calls it again when the request ends.
+func ReleaseLarge(ctx context.Context) {
+	if l := For(ctx); l != nil {
+		l.release()
+	}
 }
 
 // release gives back what the request holds of the gate.
