@@ -573,10 +573,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	m := metrics.New()
 	namespace := cache.NamespaceFor(baseURL, clientID)
 	var rs *redisstore.Client
+	redisKeys := c.RedisKeys
+	if redisKeys == nil {
+		redisKeys = [][]byte{redisstore.DeriveKey(clientSecret, clientID)}
+	}
 	if c.RedisURL != "" {
 		rs, err = redisstore.Open(ctx, redisstore.Config{
 			URL: c.RedisURL, Prefix: c.RedisPrefix, Timeout: c.RedisTimeout,
-			Log: log, OnError: m.RedisError,
+			Log: log, OnError: m.RedisError, NameKey: redisstore.NameKey(redisKeys[0]),
 		})
 		if err != nil {
 			return &configError{fmt.Errorf("MKGRAPH_REDIS_URL: %w", err)}
@@ -619,11 +623,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 			FetchTimeout: c.RequestTimeout,
 		}
 		if rs != nil {
-			keys := c.RedisKeys
-			if keys == nil {
-				keys = [][]byte{redisstore.DeriveKey(clientSecret, clientID)}
-			}
-			if cc.Shared, err = redisstore.NewIdentities(rs, keys); err != nil {
+			if cc.Shared, err = redisstore.NewIdentities(rs, redisKeys); err != nil {
 				return &configError{fmt.Errorf("MKGRAPH_REDIS_ENCRYPTION_KEY: %w", err)}
 			}
 			// One replica calls MoneyKit per link while the others wait;

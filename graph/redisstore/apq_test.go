@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -222,5 +223,26 @@ func TestAPQRedisDown(t *testing.T) {
 	}
 	if s := d.log.String(); strings.Contains(s, "pw-apq") || strings.Contains(s, sha(q)) || strings.Contains(s, "mk_apq_link") {
 		t.Errorf("the log holds the password, a hash or a query: %s", s)
+	}
+}
+
+// TestAPQWritesBounded: one replica writes at most a burst of registrations
+// to Redis at once (any caller can register texts); the rest stay local.
+func TestAPQWritesBounded(t *testing.T) {
+	e := newEnv(t)
+	a := NewAPQ(e.open(t), 1000, time.Minute)
+	ctx := context.Background()
+	for i := range apqBurst + 50 {
+		q := "{ a" + strconv.Itoa(i) + " }"
+		a.Add(ctx, sha(q), q)
+		if got, ok := a.Get(ctx, sha(q)); !ok || got != q {
+			t.Fatalf("registration %d not served locally", i)
+		}
+	}
+	if n := len(e.keys(t)); n < apqBurst || n > apqBurst+5 {
+		t.Errorf("%d registrations in Redis, want about the burst of %d", n, apqBurst)
+	}
+	if r := e.errs.all(); len(r) != 0 {
+		t.Errorf("refused writes reported as Redis errors: %v", r)
 	}
 }

@@ -34,7 +34,7 @@ var _ upstream.RateBudget = (*Budget)(nil)
 func NewBudget(c *Client, namespace string, perLink, perApp int, window time.Duration) *Budget {
 	return &Budget{
 		c: c, perLink: perLink, perApp: perApp, window: window, namespace: namespace,
-		appKey: c.key("budget", "app:"+hashName(namespace)),
+		appKey: c.key("budget", "app:"+c.name(namespace)),
 		local:  upstream.NewSlidingWindow(perLink, perApp, window, nil),
 	}
 }
@@ -76,7 +76,7 @@ func (b *Budget) Reserve(ctx context.Context, linkID string) (time.Duration, str
 	if b.perLink <= 0 && b.perApp <= 0 {
 		return 0, "", nil
 	}
-	linkKey := b.c.key("budget", "link:"+hashName(b.namespace, linkID))
+	linkKey := b.c.key("budget", "link:"+b.c.name(b.namespace, linkID))
 	var wait time.Duration
 	var scope string
 	err := b.c.do(ctx, OpBudget, func(ctx context.Context) error {

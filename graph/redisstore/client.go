@@ -18,10 +18,12 @@ package redisstore
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"net"
 	"sync"
 	"time"
@@ -72,6 +74,11 @@ type Config struct {
 	Log zerolog.Logger
 	// OnError, when set, is told each fallback by operation (Op…).
 	OnError func(op string)
+	// NameKey, when set, keys an HMAC-SHA256 of the link ids and caller keys
+	// in Redis key names (budgets, caller limits), so that reading Redis
+	// does not tell which user or link was active by a dictionary of
+	// SHA-256s. nil: plain SHA-256.
+	NameKey []byte
 }
 
 // Client is a Redis connection pool shared by the stores of this package,
@@ -84,6 +91,7 @@ type Client struct {
 	onError func(string)
 	breaker *gobreaker.CircuitBreaker[any]
 	addr    string // host:port, for logs (never the URL: it may hold a password)
+	nameKey []byte
 
 	warnMu   sync.Mutex
 	lastWarn map[string]time.Time
@@ -123,6 +131,7 @@ func Open(ctx context.Context, cfg Config) (*Client, error) {
 		log:      cfg.Log,
 		onError:  cfg.OnError,
 		addr:     opts.Addr,
+		nameKey:  cfg.NameKey,
 		lastWarn: map[string]time.Time{},
 		muted:    map[string]int{},
 	}
@@ -235,10 +244,21 @@ func describe(err error) string {
 	return err.Error()
 }
 
+// name returns a key component for parts: an HMAC with Config.NameKey, or
+// hashName without one.
+func (c *Client) name(parts ...string) string {
+	if c.nameKey == nil {
+		return hashName(parts...)
+	}
+	return hexSum(hmac.New(sha256.New, c.nameKey), parts)
+}
+
 // hashName returns a hex SHA-256 of parts joined by NUL: a key component
 // that does not reveal a user id or an API key name.
-func hashName(parts ...string) string {
-	h := sha256.New()
+func hashName(parts ...string) string { return hexSum(sha256.New(), parts) }
+
+// hexSum writes parts joined by NUL to h and returns its sum in hex.
+func hexSum(h hash.Hash, parts []string) string {
 	for i, p := range parts {
 		if i > 0 {
 			h.Write([]byte{0})

@@ -131,6 +131,18 @@ func DeriveKey(clientSecret, clientID string) []byte {
 	return k
 }
 
+// NameKey derives, from an encryption key, the Config.NameKey that hides
+// link ids and callers in the names of budget and limit keys. (Rotating the
+// key renames them: budgets and limits then start afresh, for at most a
+// minute's worth.)
+func NameKey(key []byte) []byte {
+	k, err := hkdf.Key(sha256.New, key, nil, "mkgraph redis key names v1", 32)
+	if err != nil {
+		panic(err) // only for lengths hkdf refuses
+	}
+	return k
+}
+
 // redisKey returns the Redis key of a cache key under the sealing key, in
 // namespace kind.
 func (s *Identities) redisKey(kind, key string) string { return s.keyUnder(s.keys[0], kind, key) }

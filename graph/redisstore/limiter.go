@@ -46,7 +46,7 @@ func (l *Limiter) Allow(ctx context.Context, key string) (time.Duration, bool, e
 	var res *redis_rate.Result
 	err := l.c.do(ctx, OpRateLimit, func(ctx context.Context) error {
 		var err error
-		res, err = l.rl.Allow(ctx, l.c.prefix+"caller:"+l.kind+":"+hashName(key), l.limit)
+		res, err = l.rl.Allow(ctx, l.c.prefix+"caller:"+l.kind+":"+l.c.name(key), l.limit)
 		return err
 	})
 	if err != nil {
