@@ -27,12 +27,19 @@ const KeySize = 32
 
 // sealVersion starts every sealed value: the format below, so that a later
 // format can be told apart.
-const sealVersion = 1
+const sealVersion = 2
+
+// refreshedSize is the size of the refreshed_at trailer: Unix milliseconds,
+// big-endian, 48 bits (exact in Lua's doubles, good until the year 10889).
+const refreshedSize = 6
 
 // Identities is the identity cache's Shared store in Redis. Values are
 // sealed with AES-256-GCM: version (1 byte) | key id (4) | nonce (12) |
-// ciphertext, with the Redis key as additional data, so that a value copied
-// under another link's key does not open. Keys are an HMAC of the cache key
+// ciphertext | refreshed_at (6), with the Redis key and refreshed_at as
+// additional data, so that a value copied under another link's key does not
+// open. refreshed_at (the link's identity refresh time, not personal data)
+// is in the clear so that a write never replaces an answer of a newer
+// refresh, decided in Redis by one script. Keys are an HMAC of the cache key
 // (credentials namespace and link id), so Redis never sees a link id.
 // Redis expires each value when it can no longer be served even stale.
 type Identities struct {
@@ -167,38 +174,41 @@ func (s *Identities) redisKeys(kind, key string) []string {
 
 // payload is what a sealed value holds.
 type payload struct {
-	FetchedAt int64           `json:"fetched_at"` // Unix nanoseconds
-	Identity  json.RawMessage `json:"identity"`   // MoneyKit's own encoding
+	FetchedAt int64           `json:"fetched_at"`       // Unix nanoseconds, the writer's clock
+	TTL       int64           `json:"ttl_ms,omitempty"` // the PX it was written with: its age is TTL − PTTL on Redis's clock
+	AgeAtSet  int64           `json:"age_ms,omitempty"` // its age when written, on the writer's clock
+	Identity  json.RawMessage `json:"identity"`         // MoneyKit's own encoding
 }
 
 // Get implements cache.Shared. It looks the key up under each encryption
-// key's name at once (one MGET), and opens the first value found. A value
-// that does not open (another key, a corrupt or foreign value) or does not
-// decode is a miss, and reported.
+// key's name at once (one pipeline of GET and PTTL), and opens the first
+// value found. Its age is measured on Redis's clock (the TTL it was written
+// with less what remains), so a replica whose clock runs ahead or behind
+// does not make it look younger or older. A value that does not open
+// (another key, a corrupt or foreign value) or does not decode is a miss,
+// and reported.
 func (s *Identities) Get(ctx context.Context, key string) (cache.SharedEntry, bool) {
 	rks := s.redisKeys("identity", key)
 	var b []byte
 	var k sealer
 	var rk string
+	var pttl time.Duration
+	var answered time.Time // when Redis answered, before any decoding
 	err := s.c.do(ctx, OpCacheGet, func(ctx context.Context) error {
-		var vals []any
-		var err error
-		if len(rks) == 1 {
-			var v string
-			v, err = s.c.rdb.Get(ctx, rks[0]).Result()
-			vals = []any{v}
-			if errors.Is(err, redis.Nil) {
-				vals, err = []any{nil}, nil
-			}
-		} else {
-			vals, err = s.c.rdb.MGet(ctx, rks...).Result()
+		pipe := s.c.rdb.Pipeline()
+		gets := make([]*redis.StringCmd, len(rks))
+		ttls := make([]*redis.DurationCmd, len(rks))
+		for i, rk := range rks {
+			gets[i] = pipe.Get(ctx, rk)
+			ttls[i] = pipe.PTTL(ctx, rk)
 		}
-		if err != nil {
+		if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 			return err
 		}
-		for i, v := range vals {
-			if v, ok := v.(string); ok {
-				b, k, rk = []byte(v), s.keys[i], rks[i]
+		answered = time.Now()
+		for i, g := range gets {
+			if v, err := g.Bytes(); err == nil {
+				b, k, rk, pttl = v, s.keys[i], rks[i], ttls[i].Val()
 				break
 			}
 		}
@@ -207,27 +217,50 @@ func (s *Identities) Get(ctx context.Context, key string) (cache.SharedEntry, bo
 	if err != nil || b == nil {
 		return cache.SharedEntry{}, false
 	}
-	e, err := s.unseal(k, rk, b)
+	e, ttl, ageAtSet, err := s.unseal(k, rk, b)
 	if err != nil {
 		s.c.failed(OpCacheGet, err)
 		return cache.SharedEntry{}, false
 	}
+	if ttl > 0 && pttl > 0 && pttl <= ttl {
+		// Age at the write (the writer's clock) plus time in Redis (its
+		// clock): no two clocks compared.
+		e.FetchedAt = answered.Add(-(ageAtSet + ttl - pttl))
+	}
 	return e, true
 }
 
-// Set implements cache.Shared.
+// setScript writes a sealed value unless the one in place holds a newer
+// refresh (both known): KEYS = the key; ARGV = value, PX. 1: written.
+var setScript = redis.NewScript(`
+local function ms(s, from)
+	local v = 0
+	for i = from, from + 5 do v = v * 256 + string.byte(s, i) end
+	return v
+end
+local new = ARGV[1]
+local old = redis.call("GET", KEYS[1])
+if old and #old > 6 and string.byte(old, 1) == string.byte(new, 1) then
+	local o, n = ms(old, #old - 5), ms(new, #new - 5)
+	if o > 0 and n > 0 and o > n then return 0 end
+end
+redis.call("SET", KEYS[1], new, "PX", ARGV[2])
+return 1`)
+
+// Set implements cache.Shared: unless Redis holds an answer of a newer
+// refresh for the link (another replica's), which it keeps.
 func (s *Identities) Set(ctx context.Context, key string, e cache.SharedEntry, ttl time.Duration) {
 	if ttl <= 0 || e.Identity == nil {
 		return
 	}
 	rk := s.redisKey("identity", key)
-	b, err := s.sealEntry(rk, e)
+	b, err := s.sealEntry(rk, e, ttl)
 	if err != nil {
 		s.c.failed(OpCacheSet, err)
 		return
 	}
 	s.c.do(ctx, OpCacheSet, func(ctx context.Context) error {
-		return s.c.rdb.Set(ctx, rk, b, ttl).Err()
+		return setScript.Run(ctx, s.c.rdb, []string{rk}, b, ttl.Milliseconds()).Err()
 	})
 }
 
@@ -278,48 +311,72 @@ func (s *Identities) Lock(ctx context.Context, key string, ttl time.Duration) (f
 	}, true
 }
 
-func (s *Identities) sealEntry(rk string, e cache.SharedEntry) ([]byte, error) {
+func (s *Identities) sealEntry(rk string, e cache.SharedEntry, ttl time.Duration) ([]byte, error) {
 	id, err := json.Marshal(e.Identity)
 	if err != nil {
 		return nil, fmt.Errorf("encoding an identity for the shared cache: %w", err)
 	}
-	plain, err := json.Marshal(payload{FetchedAt: e.FetchedAt.UnixNano(), Identity: id})
+	age := max(time.Since(e.FetchedAt), 0) // after the costly encoding: as of the write
+	plain, err := json.Marshal(payload{FetchedAt: e.FetchedAt.UnixNano(), TTL: ttl.Milliseconds(), AgeAtSet: age.Milliseconds(), Identity: id})
 	if err != nil {
 		return nil, err
 	}
-	k := s.keys[0]
+	return s.seal(s.keys[0], rk, refreshedTrailer(cache.RefreshedAt(e.Identity)), plain), nil
+}
+
+// seal returns version | key id | nonce | AES-GCM(plain) | trailer, with rk
+// and the trailer as additional data.
+func (s *Identities) seal(k sealer, rk string, trailer [refreshedSize]byte, plain []byte) []byte {
 	nonceSize := k.aead.NonceSize()
-	out := make([]byte, 1+4+nonceSize, 1+4+nonceSize+len(plain)+k.aead.Overhead())
+	out := make([]byte, 1+4+nonceSize, 1+4+nonceSize+len(plain)+k.aead.Overhead()+refreshedSize)
 	out[0] = sealVersion
 	copy(out[1:5], k.id[:])
 	rand.Read(out[5 : 5+nonceSize])
-	return k.aead.Seal(out, out[5:5+nonceSize], plain, []byte(rk)), nil
+	out = k.aead.Seal(out, out[5:5+nonceSize], plain, additionalData(rk, trailer))
+	return append(out, trailer[:]...)
+}
+
+func additionalData(rk string, trailer [refreshedSize]byte) []byte {
+	return append([]byte(rk), trailer[:]...)
+}
+
+// refreshedTrailer encodes t as Unix milliseconds in 48 bits; zero (and
+// anything before 1970) is 0, "unknown".
+func refreshedTrailer(t time.Time) [refreshedSize]byte {
+	var out [refreshedSize]byte
+	if t.IsZero() || t.UnixMilli() <= 0 {
+		return out
+	}
+	ms := uint64(t.UnixMilli())
+	for i := refreshedSize - 1; i >= 0; i-- {
+		out[i] = byte(ms)
+		ms >>= 8
+	}
+	return out
 }
 
 var errUnseal = errors.New("a shared identity cache value did not open with the configured keys (replicas with different MKGRAPH_REDIS_ENCRYPTION_KEY, or a foreign value)")
 
-// unseal opens b, found under rk, the name of key o.
-func (s *Identities) unseal(o sealer, rk string, b []byte) (cache.SharedEntry, error) {
-	if len(b) < 5 || b[0] != sealVersion || [4]byte(b[1:5]) != o.id {
-		return cache.SharedEntry{}, errUnseal
+// unseal opens b, found under rk, the name of key o, and returns the PX
+// it was written with (0 if unknown) and its age then.
+func (s *Identities) unseal(o sealer, rk string, b []byte) (e cache.SharedEntry, ttl, ageAtSet time.Duration, err error) {
+	n := o.aead.NonceSize()
+	if len(b) < 1+4+n+refreshedSize || b[0] != sealVersion || [4]byte(b[1:5]) != o.id {
+		return cache.SharedEntry{}, 0, 0, errUnseal
 	}
-	{
-		n := o.aead.NonceSize()
-		if len(b) < 5+n {
-			return cache.SharedEntry{}, errUnseal
-		}
-		plain, err := o.aead.Open(nil, b[5:5+n], b[5+n:], []byte(rk))
-		if err != nil {
-			return cache.SharedEntry{}, errUnseal
-		}
-		var p payload
-		if err := json.Unmarshal(plain, &p); err != nil {
-			return cache.SharedEntry{}, errors.New("a shared identity cache value did not decode")
-		}
-		id, err := upstream.DecodeIdentity(p.Identity)
-		if err != nil {
-			return cache.SharedEntry{}, errors.New("a shared identity cache value is not a valid identity answer")
-		}
-		return cache.SharedEntry{Identity: id, FetchedAt: time.Unix(0, p.FetchedAt)}, nil
+	trailer := [refreshedSize]byte(b[len(b)-refreshedSize:])
+	plain, err := o.aead.Open(nil, b[5:5+n], b[5+n:len(b)-refreshedSize], additionalData(rk, trailer))
+	if err != nil {
+		return cache.SharedEntry{}, 0, 0, errUnseal
 	}
+	var p payload
+	if err := json.Unmarshal(plain, &p); err != nil {
+		return cache.SharedEntry{}, 0, 0, errors.New("a shared identity cache value did not decode")
+	}
+	id, err := upstream.DecodeIdentity(p.Identity)
+	if err != nil {
+		return cache.SharedEntry{}, 0, 0, errors.New("a shared identity cache value is not a valid identity answer")
+	}
+	return cache.SharedEntry{Identity: id, FetchedAt: time.Unix(0, p.FetchedAt)},
+		time.Duration(p.TTL) * time.Millisecond, time.Duration(p.AgeAtSet) * time.Millisecond, nil
 }

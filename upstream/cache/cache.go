@@ -590,6 +590,10 @@ func weigh(key string, id *upstream.Identity) (int64, bool) {
 	return n, n <= math.MaxUint32
 }
 
+// RefreshedAt returns link.products.identity.refreshed_at, or zero: what
+// orders two answers for one link.
+func RefreshedAt(id *upstream.Identity) time.Time { return identityRefreshedAt(id) }
+
 // identityRefreshedAt returns link.products.identity.refreshed_at, or zero.
 func identityRefreshedAt(id *upstream.Identity) time.Time {
 	if p := id.Link.Products["identity"]; p != nil && p.RefreshedAt.Valid() {
