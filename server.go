@@ -256,10 +256,10 @@ func (c *config) settings() []setting {
 		{"shutdown-timeout", "MKGRAPH_SHUTDOWN_TIMEOUT", "10s", "how long in-flight requests may finish on SIGTERM", duration(&c.ShutdownTimeout, true)},
 		{"admin-addr", "MKGRAPH_ADMIN_ADDR", "", "listen address of the admin endpoints (unset: none); keep it off the public network", str(&c.AdminAddr)},
 		{"pprof", "MKGRAPH_PPROF", "false", "serve /debug/pprof/ on the admin listener", boolean(&c.Pprof)},
-		{"redis-url", "MKGRAPH_REDIS_URL", "", "Redis shared by replicas (redis:// or rediss://): identity cache (encrypted), APQ, rate budgets, caller limits; unset: all in memory", str(&c.RedisURL)},
+		{"redis-url", "MKGRAPH_REDIS_URL", "", "Redis shared by replicas (redis:// or rediss://): identity cache (encrypted), APQ, rate budgets, caller limits; unset: all in memory (prefer the environment when it holds a password: flags show in ps)", str(&c.RedisURL)},
 		{"redis-prefix", "MKGRAPH_REDIS_PREFIX", redisstore.DefaultPrefix, "prefix of every Redis key (deployments sharing one Redis need different ones)", str(&c.RedisPrefix)},
 		{"redis-timeout", "MKGRAPH_REDIS_TIMEOUT", redisstore.DefaultTimeout.String(), "deadline of one Redis operation; past it the replica's in-memory state answers", duration(&c.RedisTimeout, true)},
-		{"redis-encryption-key", "MKGRAPH_REDIS_ENCRYPTION_KEY", "", "AES-256 key(s) of identity data in Redis: 32 bytes in base64 or hex (openssl rand -base64 32), comma-separated for rotation (the first encrypts); unset: derived from MONEYKIT_CLIENT_SECRET", binding{
+		{"redis-encryption-key", "MKGRAPH_REDIS_ENCRYPTION_KEY", "", "AES-256 key(s) of identity data in Redis: 32 bytes in base64 or hex (openssl rand -base64 32), comma-separated for rotation (the first encrypts); unset: derived from MONEYKIT_CLIENT_SECRET (prefer the environment: flags show in ps)", binding{
 			set: func(v string) error {
 				c.redisKeysText, c.RedisKeys = v, nil
 				if v == "" {

@@ -206,7 +206,11 @@ func RedactURL(raw string) string {
 	if err != nil {
 		return "[unparseable URL]"
 	}
-	return u.Redacted()
+	if u.User != nil {
+		// A user name alone may be the secret (redis://token@host).
+		u.User = url.UserPassword("xxxxx", "xxxxx")
+	}
+	return u.String()
 }
 
 // ValidateLinkID refuses ids that cannot be MoneyKit link ids before any call:
