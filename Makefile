@@ -55,5 +55,5 @@ soak: ## 30 s fault soak on loopback (writes docs/resilience.md)
 	SOAK_WRITE=1 $(GO) test -tags soak -run TestSoak -count=1 -v -timeout 10m .
 
 .PHONY: load
-load: ## load benchmarks over loopback (writes docs/performance.md)
+load: redis ## load benchmarks over loopback (writes docs/performance.md)
 	LOAD_WRITE=1 $(GO) test -tags load -run TestLoad -count=1 -v -timeout 15m .

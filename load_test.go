@@ -35,6 +35,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/mkgraph/mkgraph/graph/redisstore/redistest"
 )
 
 // Settings of the load run; the environment overrides the first three.
@@ -75,6 +77,9 @@ type loadShape struct {
 	key, title string
 	cache      bool // the facade runs with its identity cache on (default TTL)
 	accounts   int  // accounts of each link in the answer
+	// replicas > 1: that many facades share one Redis (MKGRAPH_REDIS_URL),
+	// the n-th request going to replica n mod replicas.
+	replicas int
 	// ids are the link ids the n-th request reads, one per alias (n is
 	// unique over the whole run, so fresh ids never repeat).
 	ids func(n int64) []string
@@ -110,6 +115,12 @@ var loadShapes = []loadShape{
 		directIDs: func(ids []string) []string { return ids }},
 	{key: "e", title: "the 500-account link, all fields", accounts: 500,
 		ids:       func(int64) []string { return []string{loadLargeLink} },
+		directIDs: func(ids []string) []string { return ids }},
+	{key: "f", title: "3 replicas sharing Redis: same link re-read by every client, cache on", cache: true, accounts: 1, replicas: 3,
+		ids:       func(int64) []string { return []string{loadSeedLink} },
+		directIDs: func(ids []string) []string { return ids }},
+	{key: "g", title: "3 replicas sharing Redis: fresh link per request, cache on (every read a miss through Redis)", cache: true, accounts: 3, replicas: 3,
+		ids:       func(n int64) []string { return []string{loadCopyLink + "r" + strconv.FormatInt(n, 10)} },
 		directIDs: func(ids []string) []string { return ids }},
 }
 
@@ -210,9 +221,8 @@ func TestLoad(t *testing.T) {
 		direct := loadMeasure(t, client, clients, duration, maxRequests, &seq, sandboxURL, sbx, nil, func(n int64) error {
 			return loadDirect(client, sandboxURL, s.directIDs(s.ids(n)))
 		})
-		// 2. Through a fresh facade.
+		// 2. Through a fresh facade (or several sharing Redis).
 		env := []string{
-			"MKGRAPH_ADDR=" + freeAddr(t),
 			"MONEYKIT_BASE_URL=" + sandboxURL,
 			"MONEYKIT_CLIENT_ID=" + loadSandboxID,
 			"MONEYKIT_CLIENT_SECRET=" + loadSandboxKey,
@@ -226,18 +236,29 @@ func TestLoad(t *testing.T) {
 		if !s.cache {
 			env = append(env, "MKGRAPH_CACHE_TTL=0s")
 		}
-		facadeURL := "http://" + strings.TrimPrefix(env[0], "MKGRAPH_ADDR=")
-		facade := startProcess(t, dir, "facade-"+s.key, bin, nil, env)
-		waitFor(t, facade, facadeURL+"/readyz")
-		// The facade's token and first upstream connection, on a link no
-		// scenario reads, before the sandbox counters are taken.
-		if err := loadGraphQL(client, facadeURL, []string{loadCopyLink + "warmup_" + s.key}, 3, true); err != nil {
-			t.Fatalf("(%s) warm-up request: %v", s.key, err)
+		if s.replicas > 1 {
+			redisURL := redistest.URL(t)
+			env = append(env, "MKGRAPH_REDIS_URL="+redisURL, "MKGRAPH_REDIS_PREFIX="+redistest.Prefix(t, redisURL))
 		}
-		fac := loadMeasure(t, client, clients, duration, maxRequests, &seq, sandboxURL, sbx, facade, func(n int64) error {
-			return loadGraphQL(client, facadeURL, s.ids(n), s.accounts, n%loadCheckEvery == 0)
+		var facades []*process
+		var facadeURLs []string
+		for i := range max(s.replicas, 1) {
+			addr := freeAddr(t)
+			facadeURLs = append(facadeURLs, "http://"+addr)
+			facades = append(facades, startProcess(t, dir, fmt.Sprintf("facade-%s%d", s.key, i), bin, nil, append([]string{"MKGRAPH_ADDR=" + addr}, env...)))
+			waitFor(t, facades[i], facadeURLs[i]+"/readyz")
+			// Each facade's token and first upstream connection, on a link
+			// no scenario reads, before the sandbox counters are taken.
+			if err := loadGraphQL(client, facadeURLs[i], []string{fmt.Sprintf("%swarmup_%s%d", loadCopyLink, s.key, i)}, 3, true); err != nil {
+				t.Fatalf("(%s) warm-up request: %v", s.key, err)
+			}
+		}
+		fac := loadMeasure(t, client, clients, duration, maxRequests, &seq, sandboxURL, sbx, facades, func(n int64) error {
+			return loadGraphQL(client, facadeURLs[n%int64(len(facadeURLs))], s.ids(n), s.accounts, n%loadCheckEvery == 0)
 		})
-		facade.stop()
+		for _, f := range facades {
+			f.stop()
+		}
 		results = append(results, result{s, direct, fac})
 		t.Logf("(%s) %s: direct %.0f req/s p50 %s p99 %s; facade %.0f req/s p50 %s p99 %s, %d errors, %.3f upstream calls/request, peak RSS %.1f MiB, %d token calls",
 			s.key, s.title, direct.rps(), loadMS(direct.p(50)), loadMS(direct.p(99)),
@@ -253,7 +274,8 @@ func TestLoad(t *testing.T) {
 		"a fresh facade per scenario with `MKGRAPH_AUTH=none`, `MKGRAPH_LOG_LEVEL=warn`, identity budgets raised to %s per link and per app, "+
 		"`MKGRAPH_CACHE_TTL=0s` except for (d) (default TTL), every other setting at its default (e.g. `MKGRAPH_UPSTREAM_MAX_IN_FLIGHT` 64, `MKGRAPH_UPSTREAM_CONCURRENCY` 10). "+
 		"Every query selects all fields (`allFields` of `server_bench_test.go`), with the link ids as variables (one query text per scenario, as a real client sends it). (a)–(c) read a fresh `mk_sandbox_copy_<n>` link per request (3 accounts each), so neither the cache nor the budgets are in the way; "+
-		"(d) reads the seed link (1 account), (e) `mk_sandbox_large` (500 accounts), with the cache off.\n\n",
+		"(d) reads the seed link (1 account), (e) `mk_sandbox_large` (500 accounts), with the cache off. "+
+		"(f) and (g) run three facades sharing one Redis (`MKGRAPH_REDIS_URL`, the redis-server of `make test` on loopback), the n-th request going to facade n mod 3, with the cache on: (f) re-reads the seed link, (g) reads a fresh link per request, so every read misses both cache levels and goes through Redis (GET, lock, upstream call, SET, unlock); their CPU is the three facades' together and their RSS the largest.\n\n",
 		time.Now().UTC().Format("2006-01-02 15:04 MST"), runtime.NumCPU(), loadCPUModel(), runtime.Version(), runtime.GOOS, runtime.GOARCH,
 		clients, duration, maxRequests, loadSandboxLatency, loadBudget)
 	fmt.Fprintf(&b, "**The load generator, the sandbox and the facade share the same %d CPUs**, so every figure includes their contention (machine load average, 1/5/15 min, before → after: %s → %s).\n\n",
@@ -278,10 +300,14 @@ func TestLoad(t *testing.T) {
 	}
 
 	byKey := map[string]result{}
-	peakRSS, errorsTotal := 0, 0
+	peakRSS, replicasRSS, errorsTotal := 0, 0, 0
 	for _, r := range results {
 		byKey[r.shape.key] = r
-		peakRSS = max(peakRSS, r.facade.peakRSSKiB)
+		if r.shape.replicas > 1 {
+			replicasRSS = max(replicasRSS, r.facade.peakRSSKiB)
+		} else {
+			peakRSS = max(peakRSS, r.facade.peakRSSKiB)
+		}
 		errorsTotal += r.facade.errs + r.direct.errs
 	}
 	a, d, e := byKey["a"], byKey["d"], byKey["e"]
@@ -297,8 +323,14 @@ func TestLoad(t *testing.T) {
 	fmt.Fprintf(&b, "| (d) ≥ 5,000 requests/s from the cache | %.0f requests/s | %s |\n", d.facade.rps(), loadVerdict(d.facade.rps() >= loadTargetCachedRPS))
 	fmt.Fprintf(&b, "| (d) no upstream call after the first (the test fails above 1 in all) | %d identity call(s) for %d requests | %s |\n",
 		d.facade.identityCalls, d.facade.requests+clients, loadVerdict(d.facade.identityCalls <= loadMaxCachedCalls))
-	fmt.Fprintf(&b, "| facade RSS < 100 MiB | peak %.1f MiB (largest VmHWM of the five facades) | %s |\n",
+	fmt.Fprintf(&b, "| facade RSS < 100 MiB, (a)–(e) | peak %.1f MiB (largest VmHWM of the five facades) | %s |\n",
 		float64(peakRSS)/1024, loadVerdict(peakRSS < loadTargetRSSMiB*1024))
+	if f, ok := byKey["f"]; ok {
+		fmt.Fprintf(&b, "| (f) three replicas sharing Redis: one upstream call in all | %d identity call(s) for %d requests | %s |\n",
+			f.facade.identityCalls, f.facade.requests+clients, loadVerdict(f.facade.identityCalls <= loadMaxCachedCalls))
+		fmt.Fprintf(&b, "| (f), (g) replica RSS (not a target: in (g) each replica's cache fills with the run's fresh links, up to the soft memory limit) | peak %.1f MiB | — |\n",
+			float64(replicasRSS)/1024)
+	}
 	fmt.Fprintf(&b, "| cost linear with accounts per link: facade CPU per account, (e) ≤ (a) | (a) %s / 3 accounts = %s per account; (e) %s / 500 = %s per account | %s |\n",
 		loadMS(a.facade.perReq(a.facade.cpuFacade)), loadUS(perAccount(a)), loadMS(e.facade.perReq(e.facade.cpuFacade)), loadUS(perAccount(e)),
 		loadVerdict(perAccount(e) <= perAccount(a)))
@@ -331,13 +363,17 @@ func TestLoad(t *testing.T) {
 	if d.facade.identityCalls > loadMaxCachedCalls {
 		t.Errorf("(d) cost %d upstream identity calls, want at most %d", d.facade.identityCalls, loadMaxCachedCalls)
 	}
+	if f, ok := byKey["f"]; ok && f.facade.identityCalls > loadMaxCachedCalls {
+		t.Errorf("(f) three replicas cost %d upstream identity calls, want at most %d (shared through Redis)", f.facade.identityCalls, loadMaxCachedCalls)
+	}
 }
 
 // loadMeasure runs one closed-loop run of do and returns its figures; the
 // sandbox's counters and the processes' CPU are read around it. facade is
-// nil for a direct run.
+// nil for a direct run; with several, their CPU is summed and the largest
+// peak RSS kept.
 func loadMeasure(t *testing.T, c *http.Client, clients int, d time.Duration, maxRequests int, seq *atomic.Int64,
-	sandboxURL string, sbx, facade *process, do func(n int64) error) loadFigures {
+	sandboxURL string, sbx *process, facades []*process, do func(n int64) error) loadFigures {
 	t.Helper()
 	statsBefore := loadSandboxStats(t, sandboxURL)
 	var f loadFigures
@@ -387,8 +423,8 @@ func loadMeasure(t *testing.T, c *http.Client, clients int, d time.Duration, max
 	}
 	warm.Wait()
 	cpuSandbox = loadProcCPU(sbx.cmd.Process.Pid)
-	if facade != nil {
-		cpuFacade = loadProcCPU(facade.cmd.Process.Pid)
+	for _, facade := range facades {
+		cpuFacade += loadProcCPU(facade.cmd.Process.Pid)
 	}
 	cpuSelf = loadSelfCPU()
 	started = time.Now()
@@ -397,10 +433,11 @@ func loadMeasure(t *testing.T, c *http.Client, clients int, d time.Duration, max
 	f.elapsed = time.Since(started)
 	f.cpuSandbox = loadProcCPU(sbx.cmd.Process.Pid) - cpuSandbox
 	f.cpuGenerator = loadSelfCPU() - cpuSelf
-	if facade != nil {
-		f.cpuFacade = loadProcCPU(facade.cmd.Process.Pid) - cpuFacade
-		f.peakRSSKiB = loadProcStatus(facade.cmd.Process.Pid, "VmHWM:")
+	for _, facade := range facades {
+		f.cpuFacade += loadProcCPU(facade.cmd.Process.Pid)
+		f.peakRSSKiB = max(f.peakRSSKiB, loadProcStatus(facade.cmd.Process.Pid, "VmHWM:"))
 	}
+	f.cpuFacade -= cpuFacade
 	statsAfter := loadSandboxStats(t, sandboxURL)
 	f.identityCalls = statsAfter.IdentityCalls - statsBefore.IdentityCalls
 	f.tokenCalls = statsAfter.TokenCalls - statsBefore.TokenCalls
