@@ -537,10 +537,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	log := newLogger(c, stdout)
 	logConfig(log, c)
+	// Process-wide settings, put back when run returns (tests run several).
 	if getenv("GOMEMLIMIT") == "" && c.CacheMaxBytes > 0 {
-		debug.SetMemoryLimit(memoryLimit(c))
+		defer debug.SetMemoryLimit(debug.SetMemoryLimit(memoryLimit(c)))
 	}
 	if getenv("GOGC") == "" {
+		gogc := debug.SetGCPercent(-1)
+		debug.SetGCPercent(gogc)
+		defer debug.SetGCPercent(gogc)
 		tctx, stopTuning := context.WithCancel(ctx)
 		defer gctune.Start(tctx, gcHeadroom, 250*time.Millisecond)()
 		defer stopTuning()

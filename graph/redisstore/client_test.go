@@ -285,9 +285,9 @@ func TestBreakerOpens(t *testing.T) {
 	for range 10 {
 		ids.Get(context.Background(), cacheKey(sandbox.LinkSeed))
 	}
-	// Each Get is one pipeline of GET and PTTL.
-	if n := len(hook.all()); n != 2*breakerFailures {
-		t.Errorf("Redis was sent %d commands for 10 Gets, want %d (then the breaker opens)", n, 2*breakerFailures)
+	// Each Get is one MULTI, GET, PTTL, EXEC.
+	if n := len(hook.all()); n != 4*breakerFailures {
+		t.Errorf("Redis was sent %d commands for 10 Gets, want %d (then the breaker opens)", n, 4*breakerFailures)
 	}
 	if st := d.c.breaker.State(); st != gobreaker.StateOpen {
 		t.Errorf("breaker %v, want open", st)

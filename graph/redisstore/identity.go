@@ -195,7 +195,9 @@ func (s *Identities) Get(ctx context.Context, key string) (cache.SharedEntry, bo
 	var pttl time.Duration
 	var answered time.Time // when Redis answered, before any decoding
 	err := s.c.do(ctx, OpCacheGet, func(ctx context.Context) error {
-		pipe := s.c.rdb.Pipeline()
+		// MULTI/EXEC: the value and its TTL read at one instant, so that
+		// another replica's write cannot fall between them.
+		pipe := s.c.rdb.TxPipeline()
 		gets := make([]*redis.StringCmd, len(rks))
 		ttls := make([]*redis.DurationCmd, len(rks))
 		for i, rk := range rks {
@@ -206,6 +208,15 @@ func (s *Identities) Get(ctx context.Context, key string) (cache.SharedEntry, bo
 			return err
 		}
 		answered = time.Now()
+		// Exec reports only the first command's error: a miss there must
+		// not hide a failure further on.
+		for i := range gets {
+			for _, err := range []error{gets[i].Err(), ttls[i].Err()} {
+				if err != nil && !errors.Is(err, redis.Nil) {
+					return err
+				}
+			}
+		}
 		for i, g := range gets {
 			if v, err := g.Bytes(); err == nil {
 				b, k, rk, pttl = v, s.keys[i], rks[i], ttls[i].Val()
@@ -228,6 +239,30 @@ func (s *Identities) Get(ctx context.Context, key string) (cache.SharedEntry, bo
 		e.FetchedAt = answered.Add(-(ageAtSet + ttl - pttl))
 	}
 	return e, true
+}
+
+// MarkFailed implements cache.Shared: a short-lived marker (no data) that
+// the upstream failed the link's call for a while.
+func (s *Identities) MarkFailed(ctx context.Context, key string, ttl time.Duration) {
+	rk := s.redisKey("failed", key)
+	s.c.do(ctx, OpCacheSet, func(ctx context.Context) error {
+		return s.c.rdb.Set(ctx, rk, "1", ttl).Err()
+	})
+}
+
+// Failed implements cache.Shared. When Redis cannot say, it answers false:
+// the caller then asks the upstream itself.
+func (s *Identities) Failed(ctx context.Context, key string) bool {
+	rk := s.redisKey("failed", key)
+	var n int64
+	if err := s.c.do(ctx, OpCacheGet, func(ctx context.Context) error {
+		var err error
+		n, err = s.c.rdb.Exists(ctx, rk).Result()
+		return err
+	}); err != nil {
+		return false
+	}
+	return n == 1
 }
 
 // setScript writes a sealed value unless the one in place holds a newer

@@ -91,3 +91,23 @@ func TestAgeOnRedisClock(t *testing.T) {
 	got, _ = s.Get(ctx, "k2")
 	within(t, "age of a future FetchedAt", time.Since(got.FetchedAt), -time.Second, time.Second)
 }
+
+// TestFailedMarker: a temporary failure is visible to every replica for its
+// TTL, and nothing else is.
+func TestFailedMarker(t *testing.T) {
+	e := newEnv(t)
+	a := mustIdentities(t, e.open(t), testKey(5))
+	b := mustIdentities(t, e.open(t), testKey(5))
+	ctx := context.Background()
+	if b.Failed(ctx, "k") {
+		t.Fatal("failed before any mark")
+	}
+	a.MarkFailed(ctx, "k", 100*time.Millisecond)
+	if !b.Failed(ctx, "k") || b.Failed(ctx, "other") {
+		t.Fatal("the mark is not seen by the other replica, or seen for another key")
+	}
+	time.Sleep(150 * time.Millisecond)
+	if b.Failed(ctx, "k") {
+		t.Error("the mark outlived its TTL")
+	}
+}

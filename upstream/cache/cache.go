@@ -120,7 +120,16 @@ type Shared interface {
 	// Lock claims, for at most ttl, the right to call the upstream for
 	// key; ok is false while another replica holds it.
 	Lock(ctx context.Context, key string, ttl time.Duration) (unlock func(), ok bool)
+	// MarkFailed records, for ttl, that the upstream failed key with a
+	// temporary error; Failed reports whether it did. Replicas that waited
+	// for that call serve their stale copy instead of asking again.
+	MarkFailed(ctx context.Context, key string, ttl time.Duration)
+	Failed(ctx context.Context, key string) bool
 }
+
+// failedTTL is how long a replica's temporary upstream failure for a link
+// lets the replicas that waited for it serve stale without asking again.
+const failedTTL = 2 * time.Second
 
 // SharedEntry is what a Shared store holds for a key.
 type SharedEntry struct {
@@ -427,11 +436,15 @@ func (c *Cache) fetch(ctx context.Context, key, linkID string) (any, error) {
 	if err != nil {
 		// A call cancelled because its callers left says nothing of the
 		// link: keep the entry.
-		if !temporary(err) && ctx.Err() == nil {
+		switch {
+		case ctx.Err() != nil:
+		case !temporary(err):
 			c.store.Invalidate(key)
 			if c.cfg.Shared != nil {
 				c.cfg.Shared.Delete(ctx, key)
 			}
+		case c.cfg.Shared != nil:
+			c.cfg.Shared.MarkFailed(ctx, key, failedTTL)
 		}
 		return nil, err
 	}
@@ -461,10 +474,12 @@ func (c *Cache) viaShared(ctx context.Context, key string) (f fetched, unlock fu
 					unlock()
 					return f, nil, true, nil
 				}
-				// It let go without an answer: the upstream failed it (or its
-				// replica died). With a stale entry at hand, serve that rather
-				// than ask a failing upstream again, one replica after another.
-				if e, ok := c.store.GetIfPresent(key); ok && c.age(e) < c.staleWindow {
+				// It let go without an answer. If the upstream failed it for
+				// a while (429, 5xx, timeout) and a stale entry is at hand,
+				// serve that rather than ask a failing upstream again, one
+				// replica after another. Otherwise (a lasting error such as a
+				// 404, or a replica that died) ask it ourselves.
+				if e, ok := c.store.GetIfPresent(key); ok && c.age(e) < c.staleWindow && c.cfg.Shared.Failed(ctx, key) {
 					unlock()
 					return fetched{}, nil, false, errHolderFailed
 				}

@@ -17,12 +17,13 @@ type memShared struct {
 	entries map[string]cache.SharedEntry
 	ttls    map[string]time.Duration
 	locks   map[string]bool
+	failed  map[string]bool
 	gets    int
 	deletes int
 }
 
 func newMemShared() *memShared {
-	return &memShared{entries: map[string]cache.SharedEntry{}, ttls: map[string]time.Duration{}, locks: map[string]bool{}}
+	return &memShared{entries: map[string]cache.SharedEntry{}, ttls: map[string]time.Duration{}, locks: map[string]bool{}, failed: map[string]bool{}}
 }
 
 func (s *memShared) Get(_ context.Context, key string) (cache.SharedEntry, bool) {
@@ -54,6 +55,18 @@ func (s *memShared) Lock(_ context.Context, key string, _ time.Duration) (func()
 	}
 	s.locks[key] = true
 	return func() { s.unlock(key) }, true
+}
+
+func (s *memShared) MarkFailed(_ context.Context, key string, _ time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.failed[key] = true
+}
+
+func (s *memShared) Failed(_ context.Context, key string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.failed[key]
 }
 
 func (s *memShared) unlock(key string) {
@@ -216,21 +229,27 @@ func TestSharedOlderRefreshKept(t *testing.T) {
 }
 
 // TestSharedWaitServesStale: a replica holding a stale entry does not turn
-// another replica's slow or failed upstream call into an error: at its
-// deadline, or when the holder lets go without an answer, it serves the
-// stale entry (marked so) without calling the upstream itself.
+// another replica's slow or failing upstream call into an error: at its
+// deadline, or when the holder lets go after a temporary failure, it serves
+// the stale entry (marked so) without calling the upstream itself. After a
+// lasting error (the holder deleted the link everywhere) it asks the
+// upstream itself and serves nothing stale.
 func TestSharedWaitServesStale(t *testing.T) {
 	for _, tt := range []struct {
-		name    string
-		release bool // the holder lets go without an answer (else it keeps the lock past the deadline)
+		name      string
+		release   bool // the holder lets go (else it keeps the lock past the deadline)
+		marked    bool // the holder's call failed temporarily
+		wantStale bool
+		wantCalls int
 	}{
-		{"deadline while another replica holds the lock", false},
-		{"holder lets go empty-handed", true},
+		{"deadline while another replica holds the lock", false, false, true, 1},
+		{"holder failed temporarily", true, true, true, 1},
+		{"holder got a lasting error", true, false, false, 2},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			clock := newFakeClock()
 			shared := newMemShared()
-			up := &fakeFetcher{answer: script(ok("v1", t0), ok("v2", t0))}
+			up := &fakeFetcher{answer: script(ok("v1", t0), fail(errNotFound))}
 			r := replica(t, up, shared, clock)
 			if _, err := r.GetIdentity(t.Context(), "link"); err != nil {
 				t.Fatal(err)
@@ -239,19 +258,50 @@ func TestSharedWaitServesStale(t *testing.T) {
 			shared.Delete(t.Context(), r.Key("link"))
 			unlock, _ := shared.Lock(t.Context(), r.Key("link"), time.Hour)
 			if tt.release {
-				go func() { time.Sleep(20 * time.Millisecond); unlock() }()
+				go func() {
+					time.Sleep(20 * time.Millisecond)
+					if tt.marked {
+						shared.MarkFailed(t.Context(), r.Key("link"), time.Second)
+					}
+					unlock()
+				}()
 			}
 			ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
 			defer cancel()
 			ctx, served := cache.WithServed(ctx)
 			id, err := r.GetIdentity(ctx, "link")
-			if err != nil || version(id) != "v1" || !mustServed(t, served, "link").Stale {
-				t.Fatalf("read = %q, %v, %+v; want v1 served stale", version(id), err, mustServed(t, served, "link"))
+			if tt.wantStale {
+				if err != nil || version(id) != "v1" || !mustServed(t, served, "link").Stale {
+					t.Fatalf("read = %q, %v, %+v; want v1 served stale", version(id), err, mustServed(t, served, "link"))
+				}
+			} else if err == nil {
+				t.Fatalf("read = %q, want the upstream's lasting error, nothing stale", version(id))
 			}
-			if up.Calls() != 1 {
-				t.Errorf("%d upstream calls, want 1 (the first read only)", up.Calls())
+			if up.Calls() != tt.wantCalls {
+				t.Errorf("%d upstream calls, want %d", up.Calls(), tt.wantCalls)
 			}
 		})
+	}
+}
+
+// TestSharedMarksTemporaryFailures: a temporary upstream failure is marked
+// for the other replicas; a lasting one is not (it deletes the entry).
+func TestSharedMarksTemporaryFailures(t *testing.T) {
+	shared := newMemShared()
+	up := &fakeFetcher{answer: func(_ context.Context, linkID string, _ int) (*upstream.Identity, error) {
+		if linkID == "flaky" {
+			return nil, errUnavailable
+		}
+		return nil, errNotFound
+	}}
+	r := replica(t, up, shared, newFakeClock())
+	r.GetIdentity(t.Context(), "flaky")
+	r.GetIdentity(t.Context(), "gone")
+	if !shared.Failed(t.Context(), r.Key("flaky")) {
+		t.Error("a 503 was not marked for the other replicas")
+	}
+	if shared.Failed(t.Context(), r.Key("gone")) {
+		t.Error("a 404 was marked as a temporary failure")
 	}
 }
 
