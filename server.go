@@ -770,6 +770,19 @@ func newHandler(c *config, log zerolog.Logger, client loader.Fetcher, ready func
 		MaxAccountsInFlight: cmp.Or(c.MaxAccountsInFlight, -1),
 		OnBatch:             m.LoaderBatch,
 	})
+	m.Gauge("mkgraph_large_answer_accounts_in_flight", "Accounts of large answers (100+ per link) being built now (bounded by MKGRAPH_MAX_ACCOUNTS_IN_FLIGHT).",
+		func() float64 { a, _ := loaders.Gate(); return float64(a) })
+	m.Gauge("mkgraph_large_answers_waiting", "Requests waiting for room to build a large answer.",
+		func() float64 { _, w := loaders.Gate(); return float64(w) })
+	if rs != nil {
+		m.Gauge("mkgraph_redis_down", "1 while the Redis breaker is open (repeated failures): this replica is on its in-memory state.",
+			func() float64 {
+				if rs.Down() {
+					return 1
+				}
+				return 0
+			})
+	}
 	gql := graph.NewHandler(graph.HandlerConfig{
 		MaxLinkIDs:         c.MaxLinkIDs,
 		MaxComplexity:      c.MaxComplexity,

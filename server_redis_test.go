@@ -250,6 +250,9 @@ func TestRedisDownDegrades(t *testing.T) {
 		t.Errorf("logs hold the Redis password:\n%s", logs)
 	}
 	body := string(get(t, c, "http://"+adminAddrOf(t, logs)+"/metrics").body)
+	if !strings.Contains(body, "mkgraph_redis_down ") {
+		t.Error("/metrics lacks mkgraph_redis_down")
+	}
 	for _, op := range []string{"connect", "cache_get", "budget"} {
 		if !strings.Contains(body, `mkgraph_redis_errors_total{op="`+op+`"}`) {
 			t.Errorf("/metrics counts no Redis error for %s", op)

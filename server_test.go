@@ -1642,6 +1642,8 @@ func TestAdminMetrics(t *testing.T) {
 		`mkgraph_token_renewals_total{result="ok"} 1`,
 		`mkgraph_identity_cache_total{result="miss"} 2`,
 		`mkgraph_identity_cache_total{result="store"} 1`,
+		`mkgraph_large_answers_waiting 0`,
+		`mkgraph_large_answer_accounts_in_flight 0`,
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %q", want)

@@ -76,6 +76,12 @@ type Factory struct {
 	cfg    Config
 	warned *onceSet            // unknown upstream values already logged; the server builds one Factory, so once per process
 	gate   *semaphore.Weighted // accounts of large answers in flight; nil: no bound
+	gated  gateStats
+}
+
+// gateStats count what the gate holds and who waits, for metrics.
+type gateStats struct {
+	held, waiting atomic.Int64
 }
 
 // NewFactory returns a Factory.
@@ -99,6 +105,12 @@ func NewFactory(cfg Config) *Factory {
 	return f
 }
 
+// Gate reports the accounts of large answers being built now, and how many
+// requests wait for room (for metrics).
+func (f *Factory) Gate() (accounts, waiting int64) {
+	return f.gated.held.Load(), f.gated.waiting.Load()
+}
+
 // Middleware attaches a new set of Loaders to every request's context.
 func (f *Factory) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -112,7 +124,7 @@ func (f *Factory) Middleware(next http.Handler) http.Handler {
 func (f *Factory) New() *Loaders {
 	l := &Loaders{fetcher: f.cfg.Fetcher, sem: make(chan struct{}, f.cfg.Concurrency), warned: f.warned, onBatch: f.cfg.OnBatch,
 		maxLinks: int64(f.cfg.MaxLinks), maxAccounts: int64(f.cfg.MaxAccounts),
-		gate: f.gate, gateCap: int64(f.cfg.MaxAccountsInFlight)}
+		gate: f.gate, gateCap: int64(f.cfg.MaxAccountsInFlight), stats: &f.gated}
 	l.links = dataloader.NewBatchedLoader(l.batch,
 		dataloader.WithWait[string, *model.Link](f.cfg.Wait),
 		dataloader.WithBatchCapacity[string, *model.Link](256),
@@ -135,6 +147,7 @@ type Loaders struct {
 	// The process's gate on large answers, and what this request holds.
 	gate    *semaphore.Weighted
 	gateCap int64
+	stats   *gateStats
 	gateMu  sync.Mutex
 	held    int64
 }
@@ -205,13 +218,18 @@ func (l *Loaders) admit(ctx context.Context, n int64) error {
 	if l.held > 0 {
 		if l.gate.TryAcquire(n) {
 			l.held += n
+			l.stats.held.Add(n)
 		}
 		return nil
 	}
-	if err := l.gate.Acquire(ctx, n); err != nil {
+	l.stats.waiting.Add(1)
+	err := l.gate.Acquire(ctx, n)
+	l.stats.waiting.Add(-1)
+	if err != nil {
 		return upstream.AsError(context.Cause(ctx))
 	}
 	l.held = n
+	l.stats.held.Add(n)
 	return nil
 }
 
@@ -231,6 +249,7 @@ func (l *Loaders) release() {
 	defer l.gateMu.Unlock()
 	if l.held > 0 {
 		l.gate.Release(l.held)
+		l.stats.held.Add(-l.held)
 		l.held = 0
 	}
 }

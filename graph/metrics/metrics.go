@@ -137,7 +137,7 @@ func New() *Metrics {
 		}),
 		cache: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mkgraph_identity_cache_total",
-			Help: "Identity cache lookups and stores by result: hit, miss, stale (served stale), store.",
+			Help: "Identity cache lookups and stores by result: hit, miss, stale (served stale), store, shared_hit (from Redis).",
 		}, []string{"result"}),
 		budgetRefusals: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mkgraph_rate_budget_refusals_total",
@@ -169,6 +169,16 @@ func New() *Metrics {
 		EnableOpenMetrics: true,
 	}))
 	return m
+}
+
+// Gauge registers a gauge read from value at each scrape (a state held
+// elsewhere: the Redis breaker, the large-answer gate). Names must be
+// unique; labels are not supported, so no value can carry data.
+func (m *Metrics) Gauge(name, help string, value func() float64) {
+	if m == nil {
+		return
+	}
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, value))
 }
 
 // Handler serves the metrics in the Prometheus exposition formats, for the

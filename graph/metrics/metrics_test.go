@@ -291,7 +291,7 @@ func TestCounters(t *testing.T) {
 	}
 
 	const want = `
-# HELP mkgraph_identity_cache_total Identity cache lookups and stores by result: hit, miss, stale (served stale), store.
+# HELP mkgraph_identity_cache_total Identity cache lookups and stores by result: hit, miss, stale (served stale), store, shared_hit (from Redis).
 # TYPE mkgraph_identity_cache_total counter
 mkgraph_identity_cache_total{result="hit"} 2
 mkgraph_identity_cache_total{result="miss"} 1
@@ -522,4 +522,19 @@ func TestLabelShapes(t *testing.T) {
 			t.Errorf("isCode(%q) = %v, want %v", tc.s, got, tc.cd)
 		}
 	}
+}
+
+// TestGauge: a gauge reads its value at each scrape; nil Metrics ignore it.
+func TestGauge(t *testing.T) {
+	m := New()
+	v := 1.0
+	m.Gauge("mkgraph_test_gauge", "A test gauge.", func() float64 { return v })
+	v = 3
+	rec := httptest.NewRecorder()
+	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	if !strings.Contains(rec.Body.String(), "mkgraph_test_gauge 3") {
+		t.Errorf("scrape lacks the gauge's current value:\n%s", rec.Body)
+	}
+	var nilMetrics *Metrics
+	nilMetrics.Gauge("x", "y", func() float64 { return 0 }) // no panic
 }

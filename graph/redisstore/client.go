@@ -154,6 +154,10 @@ func Open(ctx context.Context, cfg Config) (*Client, error) {
 	return c, nil
 }
 
+// Down reports whether the breaker has stopped asking Redis (after repeated
+// failures, for a cooldown): this replica is on its in-memory state.
+func (c *Client) Down() bool { return c.breaker.State() == gobreaker.StateOpen }
+
 // Close closes the pool.
 func (c *Client) Close() error { return c.rdb.Close() }
 
