@@ -65,8 +65,8 @@ func TestAccountsInFlightGate(t *testing.T) {
 		t.Fatalf("large answer admitted while the gate was full (%v)", err)
 	case <-time.After(50 * time.Millisecond):
 	}
-	if held, waiting := f.Gate(); held != 600 || waiting != 1 {
-		t.Errorf("Gate() = %d accounts, %d waiting; want 600 (A's first answer, capped), 1", held, waiting)
+	if held, waiting := f.Gate(); held != 500 || waiting != 1 {
+		t.Errorf("Gate() = %d accounts, %d waiting; want 500 (A's first answer; its second found no room), 1", held, waiting)
 	}
 	endA() // A's response is written: its room is free
 	select {
