@@ -6,6 +6,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -145,5 +146,10 @@ func writeResponse(w io.Writer, resp *graphql.Response) {
 		buf.Write(b)
 	}
 	buf.WriteByte('}')
+	if rw, ok := w.(http.ResponseWriter); ok {
+		// The whole answer is here: say its length (no chunked encoding,
+		// one write), unless the header is already out (error paths).
+		rw.Header().Set("Content-Length", strconv.Itoa(buf.Len()))
+	}
 	w.Write(buf.Bytes())
 }
