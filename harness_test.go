@@ -3,6 +3,9 @@
 package main
 
 import (
+	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -182,4 +185,101 @@ func getStatus(c *http.Client, url string) int {
 	io.Copy(io.Discard, res.Body)
 	res.Body.Close()
 	return res.StatusCode
+}
+
+// getBody GETs url and returns its body, failing the test unless 200.
+func getBody(t *testing.T, url string) []byte {
+	t.Helper()
+	c := &http.Client{Timeout: 10 * time.Second}
+	res, err := c.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer res.Body.Close()
+	body, err := io.ReadAll(res.Body)
+	if err != nil || res.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %d %v", url, res.StatusCode, err)
+	}
+	return body
+}
+
+// sandboxCounters are the sandbox's /_sandbox/stats.
+type sandboxCounters struct {
+	IdentityCalls int `json:"identity_calls"`
+	TokenCalls    int `json:"token_calls"`
+	FaultsServed  int `json:"faults_served"`
+}
+
+func sandboxStats(t *testing.T, sandboxURL string) sandboxCounters {
+	t.Helper()
+	var s sandboxCounters
+	if err := json.Unmarshal(getBody(t, sandboxURL+"/_sandbox/stats"), &s); err != nil {
+		t.Fatalf("sandbox stats: %v", err)
+	}
+	return s
+}
+
+// loadAverage is the machine's 1, 5 and 15 minute load averages: the load
+// generator, the facade and the sandbox share the CPUs with anything else
+// running, and a busy machine shows in the figures.
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	f := strings.Fields(string(b))
+	if err != nil || len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], ", ")
+}
+
+// procStatusKiB is a "kB" field of /proc/<pid>/status ("VmRSS:",
+// "VmHWM:"), in KiB (0 if unknown).
+func procStatusKiB(pid int, field string) int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for l := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(l, field); ok {
+			n, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
+			return n
+		}
+	}
+	return 0
+}
+
+// transportKind names a transport error without its addresses.
+func transportKind(err error) string {
+	var ne net.Error
+	switch {
+	case errors.As(err, &ne) && ne.Timeout():
+		return "timeout"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection refused"
+	case errors.Is(err, syscall.ECONNRESET):
+		return "connection reset"
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return "EOF"
+	case errors.Is(err, syscall.EMFILE):
+		return "too many open files"
+	case errors.Is(err, syscall.EADDRNOTAVAIL):
+		return "no free local port"
+	}
+	return "other"
+}
+
+// percentile is the nearest-rank p-th percentile of sorted ds.
+func percentile(ds []time.Duration, p float64) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	k := int(float64(len(ds))*p/100+0.999999) - 1
+	return ds[min(max(k, 0), len(ds)-1)]
+}
+
+// verdict says whether a target was met.
+func verdict(ok bool) string {
+	if ok {
+		return "met"
+	}
+	return "**missed**"
 }

@@ -164,11 +164,7 @@ type loadFigures struct {
 
 func (f loadFigures) rps() float64 { return float64(f.requests) / f.elapsed.Seconds() }
 func (f loadFigures) p(q float64) time.Duration {
-	if len(f.lat) == 0 {
-		return 0
-	}
-	k := int(float64(len(f.lat))*q/100+0.999999) - 1
-	return f.lat[min(max(k, 0), len(f.lat)-1)]
+	return percentile(f.lat, q)
 }
 func (f loadFigures) perReq(d time.Duration) time.Duration {
 	return d / time.Duration(max(f.requests, 1))
@@ -317,24 +313,24 @@ func TestLoad(t *testing.T) {
 	}
 	b.WriteString("\n| target | measured | verdict |\n|---|---|---|\n")
 	fmt.Fprintf(&b, "| (a) facade overhead at p50 ≤ 1 ms over the upstream's 20 ms | %s (facade %s − direct %s) | %s |\n",
-		loadSignedMS(overP50), loadMS(a.facade.p(50)), loadMS(a.direct.p(50)), loadVerdict(overP50 <= loadTargetOverheadP50))
+		loadSignedMS(overP50), loadMS(a.facade.p(50)), loadMS(a.direct.p(50)), verdict(overP50 <= loadTargetOverheadP50))
 	fmt.Fprintf(&b, "| (a) facade overhead at p99 ≤ 5 ms | %s (facade %s − direct %s) | %s |\n",
-		loadSignedMS(overP99), loadMS(a.facade.p(99)), loadMS(a.direct.p(99)), loadVerdict(overP99 <= loadTargetOverheadP99))
-	fmt.Fprintf(&b, "| (d) ≥ 5,000 requests/s from the cache | %.0f requests/s | %s |\n", d.facade.rps(), loadVerdict(d.facade.rps() >= loadTargetCachedRPS))
+		loadSignedMS(overP99), loadMS(a.facade.p(99)), loadMS(a.direct.p(99)), verdict(overP99 <= loadTargetOverheadP99))
+	fmt.Fprintf(&b, "| (d) ≥ 5,000 requests/s from the cache | %.0f requests/s | %s |\n", d.facade.rps(), verdict(d.facade.rps() >= loadTargetCachedRPS))
 	fmt.Fprintf(&b, "| (d) no upstream call after the first (the test fails above 1 in all) | %d identity call(s) for %d requests | %s |\n",
-		d.facade.identityCalls, d.facade.requests+clients, loadVerdict(d.facade.identityCalls <= loadMaxCachedCalls))
+		d.facade.identityCalls, d.facade.requests+clients, verdict(d.facade.identityCalls <= loadMaxCachedCalls))
 	fmt.Fprintf(&b, "| facade RSS < 100 MiB, (a)–(e) | peak %.1f MiB (largest VmHWM of the five facades) | %s |\n",
-		float64(peakRSS)/1024, loadVerdict(peakRSS < loadTargetRSSMiB*1024))
+		float64(peakRSS)/1024, verdict(peakRSS < loadTargetRSSMiB*1024))
 	if f, ok := byKey["f"]; ok {
 		fmt.Fprintf(&b, "| (f) three replicas sharing Redis: one upstream call in all | %d identity call(s) for %d requests | %s |\n",
-			f.facade.identityCalls, f.facade.requests+clients, loadVerdict(f.facade.identityCalls <= loadMaxCachedCalls))
+			f.facade.identityCalls, f.facade.requests+clients, verdict(f.facade.identityCalls <= loadMaxCachedCalls))
 		fmt.Fprintf(&b, "| (f), (g) replica RSS (not a target: in (g) each replica's cache fills with the run's fresh links, up to the soft memory limit) | peak %.1f MiB | — |\n",
 			float64(replicasRSS)/1024)
 	}
 	fmt.Fprintf(&b, "| cost linear with accounts per link: facade CPU per account, (e) ≤ (a) | (a) %s / 3 accounts = %s per account; (e) %s / 500 = %s per account | %s |\n",
 		loadMS(a.facade.perReq(a.facade.cpuFacade)), loadUS(perAccount(a)), loadMS(e.facade.perReq(e.facade.cpuFacade)), loadUS(perAccount(e)),
-		loadVerdict(perAccount(e) <= perAccount(a)))
-	fmt.Fprintf(&b, "| no error answer (the test fails otherwise) | %d | %s |\n", errorsTotal, loadVerdict(errorsTotal == 0))
+		verdict(perAccount(e) <= perAccount(a)))
+	fmt.Fprintf(&b, "| no error answer (the test fails otherwise) | %d | %s |\n", errorsTotal, verdict(errorsTotal == 0))
 	fmt.Fprintf(&b, "\nLatency is measured by the load generator from sending the request to reading the whole answer. "+
 		"Upstream calls per request count the sandbox's identity calls over the run, including one untimed warm-up request per client (%d), so for (a) 1.000 means exactly one call per request. "+
 		"CPU is user + system time from `/proc/<pid>/stat` over the timed run, divided by its requests (the generator's includes its checks: every answer's status and error field, every %dth decoded in full).\n",
@@ -375,7 +371,7 @@ func TestLoad(t *testing.T) {
 func loadMeasure(t *testing.T, c *http.Client, clients int, d time.Duration, maxRequests int, seq *atomic.Int64,
 	sandboxURL string, sbx *process, facades []*process, do func(n int64) error) loadFigures {
 	t.Helper()
-	statsBefore := loadSandboxStats(t, sandboxURL)
+	statsBefore := sandboxStats(t, sandboxURL)
 	var f loadFigures
 	var cpuFacade, cpuSandbox, cpuSelf time.Duration
 	f.errKinds = map[string]int{}
@@ -435,10 +431,10 @@ func loadMeasure(t *testing.T, c *http.Client, clients int, d time.Duration, max
 	f.cpuGenerator = loadSelfCPU() - cpuSelf
 	for _, facade := range facades {
 		f.cpuFacade += loadProcCPU(facade.cmd.Process.Pid)
-		f.peakRSSKiB = max(f.peakRSSKiB, loadProcStatus(facade.cmd.Process.Pid, "VmHWM:"))
+		f.peakRSSKiB = max(f.peakRSSKiB, procStatusKiB(facade.cmd.Process.Pid, "VmHWM:"))
 	}
 	f.cpuFacade -= cpuFacade
-	statsAfter := loadSandboxStats(t, sandboxURL)
+	statsAfter := sandboxStats(t, sandboxURL)
 	f.identityCalls = statsAfter.IdentityCalls - statsBefore.IdentityCalls
 	f.tokenCalls = statsAfter.TokenCalls - statsBefore.TokenCalls
 	f.requests = len(f.lat)
@@ -452,12 +448,12 @@ func loadMeasure(t *testing.T, c *http.Client, clients int, d time.Duration, max
 func loadGraphQL(c *http.Client, facadeURL string, ids []string, accounts int, full bool) error {
 	res, err := c.Post(facadeURL+"/graphql", "application/json", bytes.NewReader(loadQuery(ids)))
 	if err != nil {
-		return fmt.Errorf("transport: %s", loadTransportKind(err))
+		return fmt.Errorf("transport: %s", transportKind(err))
 	}
 	body, err := io.ReadAll(res.Body)
 	res.Body.Close()
 	if err != nil {
-		return fmt.Errorf("transport: body %s", loadTransportKind(err))
+		return fmt.Errorf("transport: body %s", transportKind(err))
 	}
 	if res.StatusCode != http.StatusOK || bytes.Contains(body, []byte(`"errors":`)) || !bytes.HasPrefix(body, []byte(`{"data":{`)) {
 		var a struct {
@@ -514,12 +510,12 @@ func loadDirect(c *http.Client, sandboxURL string, ids []string) error {
 		req.Header.Set("X-Client-Secret", loadSandboxKey)
 		res, err := c.Do(req)
 		if err != nil {
-			return fmt.Errorf("direct transport: %s", loadTransportKind(err))
+			return fmt.Errorf("direct transport: %s", transportKind(err))
 		}
 		body, err := io.ReadAll(res.Body)
 		res.Body.Close()
 		if err != nil {
-			return fmt.Errorf("direct transport: body %s", loadTransportKind(err))
+			return fmt.Errorf("direct transport: body %s", transportKind(err))
 		}
 		if res.StatusCode != http.StatusOK || !bytes.Contains(body, []byte(`"`+id+`"`)) {
 			return fmt.Errorf("direct HTTP %d", res.StatusCode)
@@ -536,41 +532,6 @@ func loadDirect(c *http.Client, sandboxURL string, ids []string) error {
 	}
 	wg.Wait()
 	return errors.Join(errs...)
-}
-
-type loadStats struct {
-	IdentityCalls int `json:"identity_calls"`
-	TokenCalls    int `json:"token_calls"`
-}
-
-func loadSandboxStats(t *testing.T, sandboxURL string) loadStats {
-	t.Helper()
-	c := &http.Client{Timeout: 10 * time.Second}
-	res, err := c.Get(sandboxURL + "/_sandbox/stats")
-	if err != nil {
-		t.Fatalf("sandbox stats: %v", err)
-	}
-	defer res.Body.Close()
-	var s loadStats
-	if err := json.NewDecoder(res.Body).Decode(&s); err != nil || res.StatusCode != http.StatusOK {
-		t.Fatalf("sandbox stats: %d %v", res.StatusCode, err)
-	}
-	return s
-}
-
-// loadProcStatus is a "kB" field of /proc/<pid>/status, in KiB (0 if unknown).
-func loadProcStatus(pid int, field string) int {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
-	}
-	for l := range strings.Lines(string(b)) {
-		if v, ok := strings.CutPrefix(l, field); ok {
-			n, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
-			return n
-		}
-	}
-	return 0
 }
 
 // loadProcCPU is the user + system CPU time pid has used (0 if unknown).
@@ -603,15 +564,6 @@ func loadSelfCPU() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-func loadAverage() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	f := strings.Fields(string(b))
-	if err != nil || len(f) < 3 {
-		return "unknown"
-	}
-	return strings.Join(f[:3], ", ")
-}
-
 func loadCPUModel() string {
 	b, _ := os.ReadFile("/proc/cpuinfo")
 	for l := range strings.Lines(string(b)) {
@@ -620,26 +572,6 @@ func loadCPUModel() string {
 		}
 	}
 	return "unknown CPU"
-}
-
-// loadTransportKind names a transport error without its addresses.
-func loadTransportKind(err error) string {
-	var ne net.Error
-	switch {
-	case errors.As(err, &ne) && ne.Timeout():
-		return "timeout"
-	case errors.Is(err, syscall.ECONNREFUSED):
-		return "connection refused"
-	case errors.Is(err, syscall.ECONNRESET):
-		return "connection reset"
-	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
-		return "EOF"
-	case errors.Is(err, syscall.EMFILE):
-		return "too many open files"
-	case errors.Is(err, syscall.EADDRNOTAVAIL):
-		return "no free local port"
-	}
-	return "other"
 }
 
 func loadMS(d time.Duration) string {
@@ -656,11 +588,4 @@ func loadSignedMS(d time.Duration) string {
 
 func loadUS(d time.Duration) string {
 	return strconv.FormatFloat(float64(d)/float64(time.Microsecond), 'f', 1, 64) + " µs"
-}
-
-func loadVerdict(ok bool) string {
-	if ok {
-		return "met"
-	}
-	return "**missed**"
 }

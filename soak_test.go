@@ -15,7 +15,6 @@ import (
 	"bytes"
 	"cmp"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -29,7 +28,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -136,9 +134,9 @@ func TestSoak(t *testing.T) {
 	refAccounts := referenceAccounts(t, client, facadeURL)
 
 	// 2. Before.
-	loadBefore := loadAvg()
+	loadBefore := loadAverage()
 	goBefore := goroutines(t, adminURL)
-	rssBefore := rssKiB(t, facade.cmd.Process.Pid)
+	rssBefore := procStatusKiB(facade.cmd.Process.Pid, "VmRSS:")
 	statsBefore := sandboxStats(t, sandboxURL)
 
 	// 3. Open-loop load.
@@ -150,10 +148,10 @@ func TestSoak(t *testing.T) {
 	client.CloseIdleConnections() // the load generator is gone, as real clients go
 	time.Sleep(soakSettle)
 	goAfter := goroutines(t, adminURL)
-	rssAfter := rssKiB(t, facade.cmd.Process.Pid)
+	rssAfter := procStatusKiB(facade.cmd.Process.Pid, "VmRSS:")
 	statsAfter := sandboxStats(t, sandboxURL)
 	healthz := getStatus(client, facadeURL+"/healthz")
-	loadAfter := loadAvg()
+	loadAfter := loadAverage()
 
 	f := figures{
 		rps: rps, duration: duration, load: res,
@@ -201,36 +199,6 @@ func TestSoak(t *testing.T) {
 	if res.dropped > 0 {
 		t.Logf("note: %d sends dropped at the %d in-flight cap", res.dropped, soakMaxInFlight)
 	}
-}
-
-func getBody(t *testing.T, url string) []byte {
-	t.Helper()
-	c := &http.Client{Timeout: 10 * time.Second}
-	res, err := c.Get(url)
-	if err != nil {
-		t.Fatalf("GET %s: %v", url, err)
-	}
-	defer res.Body.Close()
-	body, err := io.ReadAll(res.Body)
-	if err != nil || res.StatusCode != http.StatusOK {
-		t.Fatalf("GET %s: %d %v", url, res.StatusCode, err)
-	}
-	return body
-}
-
-type soakStats struct {
-	IdentityCalls int `json:"identity_calls"`
-	TokenCalls    int `json:"token_calls"`
-	FaultsServed  int `json:"faults_served"`
-}
-
-func sandboxStats(t *testing.T, sandboxURL string) soakStats {
-	t.Helper()
-	var s soakStats
-	if err := json.Unmarshal(getBody(t, sandboxURL+"/_sandbox/stats"), &s); err != nil {
-		t.Fatalf("sandbox stats: %v", err)
-	}
-	return s
 }
 
 var goroutineTotal = regexp.MustCompile(`^goroutine profile: total (\d+)\n`)
@@ -281,35 +249,6 @@ func goroutines(t *testing.T, adminURL string) goroutineCount {
 	}
 	c.groups = strings.Join(groups, "\n")
 	return c
-}
-
-// loadAvg is the machine's 1, 5 and 15 minute load averages: the load
-// generator, the facade and the sandbox share the CPUs with anything else
-// running, and a busy machine shows in the figures.
-func loadAvg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	f := strings.Fields(string(b))
-	if err != nil || len(f) < 3 {
-		return "unknown"
-	}
-	return strings.Join(f[:3], ", ")
-}
-
-// rssKiB is the resident set size of pid from /proc, in KiB (0 if unknown).
-func rssKiB(t *testing.T, pid int) int {
-	t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		t.Logf("RSS unknown: %v", err)
-		return 0
-	}
-	for l := range strings.Lines(string(b)) {
-		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
-			n, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
-			return n
-		}
-	}
-	return 0
 }
 
 // soakQuery is the GraphQL request body for link id.
@@ -391,24 +330,6 @@ func send(c *http.Client, facadeURL, id string, want []byte) (kind string, accou
 		return "wrong accounts", nil, false
 	}
 	return kindData, buf.Bytes(), true
-}
-
-// transportKind names a transport error without its addresses.
-func transportKind(err error) string {
-	var ne net.Error
-	switch {
-	case errors.As(err, &ne) && ne.Timeout():
-		return "timeout"
-	case errors.Is(err, syscall.ECONNREFUSED):
-		return "connection refused"
-	case errors.Is(err, syscall.ECONNRESET):
-		return "connection reset"
-	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
-		return "EOF"
-	case errors.Is(err, syscall.EMFILE):
-		return "too many open files"
-	}
-	return "other"
 }
 
 // loadResult is what the load generator saw.
@@ -515,15 +436,6 @@ func (f figures) callsPerRequest() float64 {
 	return float64(f.identityCalls) / float64(max(f.load.sent, 1))
 }
 
-// percentile is the nearest-rank p-th percentile of sorted ds.
-func percentile(ds []time.Duration, p float64) time.Duration {
-	if len(ds) == 0 {
-		return 0
-	}
-	k := int(float64(len(ds))*p/100+0.999999) - 1
-	return ds[min(max(k, 0), len(ds)-1)]
-}
-
 func ms(d time.Duration) string {
 	return strconv.FormatFloat(float64(d)/float64(time.Millisecond), 'f', 1, 64) + " ms"
 }
@@ -538,13 +450,6 @@ func latencyRow(name string, ds []time.Duration) string {
 		ms(percentile(ds, 50)), ms(percentile(ds, 90)), ms(percentile(ds, 99)), ms(ds[len(ds)-1]))
 }
 
-func pass(ok bool) string {
-	if ok {
-		return "met"
-	}
-	return "**missed**"
-}
-
 // markdown renders the figures as the table docs/resilience.md carries.
 func (f figures) markdown() string {
 	r := f.load
@@ -556,7 +461,7 @@ func (f figures) markdown() string {
 	fmt.Fprintf(&b, "| GraphQL requests sent | %d (%.1f/s over %.1f s; %d dropped at the %d in-flight cap; at most %d in flight) | %d/s |\n",
 		r.sent, float64(r.sent)/r.sendSpan.Seconds(), r.sendSpan.Seconds(), r.dropped, soakMaxInFlight, r.maxInFlight, f.rps)
 	fmt.Fprintf(&b, "| answered correctly (data, or `facade.upstream_unavailable` / `facade.upstream_timeout`) | **%s** (%d) | ≥ 99%% (%s) |\n",
-		pct(r.correct), r.correct, pass(f.correctShare() >= soakMinCorrect))
+		pct(r.correct), r.correct, verdict(f.correctShare() >= soakMinCorrect))
 	fmt.Fprintf(&b, "| answered with the link's data | %s (%d) | |\n", pct(r.kinds[kindData]), r.kinds[kindData])
 	kinds := make([]string, 0, len(r.kinds))
 	for k := range r.kinds {
@@ -577,12 +482,12 @@ func (f figures) markdown() string {
 	b.WriteString(latencyRow("error answers", r.errLatencies))
 	cpr := f.callsPerRequest()
 	fmt.Fprintf(&b, "| upstream identity calls per GraphQL request | **%.3f** (%d calls) | ≤ %.1f (%s; the test fails above %.1f) |\n",
-		cpr, f.identityCalls, soakTargetCalls, pass(cpr <= soakTargetCalls), soakMaxCalls)
+		cpr, f.identityCalls, soakTargetCalls, verdict(cpr <= soakTargetCalls), soakMaxCalls)
 	fmt.Fprintf(&b, "| upstream faults served (503 or hang) | %d (%.1f%% of identity calls) | |\n",
 		f.faultsServed, 100*float64(f.faultsServed)/float64(max(f.identityCalls, 1)))
 	fmt.Fprintf(&b, "| upstream token calls during the load | %d | |\n", f.tokenCalls)
 	fmt.Fprintf(&b, "| facade goroutines before → after (%s after the last answer) | %d → %d | ≤ before + %d (%s) |\n",
-		soakSettle, f.goBefore.total, f.goAfter.total, soakMaxGoroutineRise, pass(f.goAfter.total <= f.goBefore.total+soakMaxGoroutineRise))
+		soakSettle, f.goBefore.total, f.goAfter.total, soakMaxGoroutineRise, verdict(f.goAfter.total <= f.goBefore.total+soakMaxGoroutineRise))
 	fmt.Fprintf(&b, "| of which pooled upstream keep-alive connections (2 goroutines each) | %d → %d | |\n", f.goBefore.idleConns, f.goAfter.idleConns)
 	fmt.Fprintf(&b, "| facade RSS before → after | %.1f MiB → %.1f MiB | |\n", float64(f.rssBefore)/1024, float64(f.rssAfter)/1024)
 	fmt.Fprintf(&b, "| machine load average (1, 5, 15 min) before → after | %s → %s | (2 vCPU) |\n", f.loadBefore, f.loadAfter)
