@@ -15,6 +15,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/mkgraph/mkgraph/upstream"
+	"github.com/mkgraph/mkgraph/upstream/clocktest"
 	"github.com/mkgraph/mkgraph/upstream/sandbox"
 )
 
@@ -75,26 +76,9 @@ func MustAsError(tb testing.TB, err error) *upstream.Error {
 	return e
 }
 
-// fakeClock is a settable clock for Config.Now and sandbox.Options.Now.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newFakeClock() *fakeClock {
-	return &fakeClock{t: time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)}
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
+// newFakeClock returns a clock for Config.Now and sandbox.Options.Now.
+func newFakeClock() *clocktest.Clock {
+	return clocktest.New(time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC))
 }
 
 // recordedRequest is what the fake upstream saw of one request.

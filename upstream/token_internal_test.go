@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/mkgraph/mkgraph/upstream/clocktest"
 )
 
 func TestRenewMargin(t *testing.T) {
@@ -53,23 +55,6 @@ func (f *fakeFetch) fetch(ctx context.Context) (string, time.Duration, error) {
 	return fmt.Sprintf("tok-%d", n), f.ttl, nil
 }
 
-type testClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *testClock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *testClock) advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 func mustToken(tb testing.TB, ts *tokenSource, want string) {
 	tb.Helper()
 	got, err := ts.Token(context.Background())
@@ -79,13 +64,13 @@ func mustToken(tb testing.TB, ts *tokenSource, want string) {
 }
 
 func TestTokenSourceCachesUntilRenewal(t *testing.T) {
-	clock := &testClock{t: time.Date(2024, 5, 1, 0, 0, 0, 0, time.UTC)}
+	clock := clocktest.New(time.Date(2024, 5, 1, 0, 0, 0, 0, time.UTC))
 	f := &fakeFetch{ttl: time.Hour}
-	ts := &tokenSource{fetch: f.fetch, now: clock.now}
+	ts := &tokenSource{fetch: f.fetch, now: clock.Now}
 	mustToken(t, ts, "tok-1")
-	clock.advance(59*time.Minute - time.Nanosecond)
+	clock.Advance(59*time.Minute - time.Nanosecond)
 	mustToken(t, ts, "tok-1")
-	clock.advance(time.Nanosecond) // exactly ttl - margin
+	clock.Advance(time.Nanosecond) // exactly ttl - margin
 	mustToken(t, ts, "tok-2")
 	if got := f.calls.Load(); got != 2 {
 		t.Errorf("fetches = %d, want 2", got)

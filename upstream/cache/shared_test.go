@@ -8,6 +8,7 @@ import (
 
 	"github.com/mkgraph/mkgraph/upstream"
 	"github.com/mkgraph/mkgraph/upstream/cache"
+	"github.com/mkgraph/mkgraph/upstream/clocktest"
 )
 
 // memShared is a cache.Shared in memory: what Redis is to the replicas of
@@ -83,7 +84,7 @@ func (s *memShared) entry(key string) (cache.SharedEntry, bool) {
 }
 
 // replica returns a cache over next sharing shared, as one replica's.
-func replica(t *testing.T, next cache.Fetcher, shared cache.Shared, clock *fakeClock) *cache.Cache {
+func replica(t *testing.T, next cache.Fetcher, shared cache.Shared, clock *clocktest.Clock) *cache.Cache {
 	t.Helper()
 	c, err := cache.New(cache.Config{
 		Next: next, Namespace: "ns", TTL: time.Minute, MaxStale: time.Hour,
