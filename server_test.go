@@ -32,6 +32,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/mkgraph/mkgraph/graph/auth"
+	"github.com/mkgraph/mkgraph/graph/logtest"
 	"github.com/mkgraph/mkgraph/graph/redisstore/redistest"
 	"github.com/mkgraph/mkgraph/upstream/sandbox"
 )
@@ -53,24 +54,8 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("os/signal.signal_recv"))
 }
 
-// syncBuffer is a bytes.Buffer safe for the concurrent writes of a server's
-// logger and the reads of a test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer is a server's log, read by the test while it is written.
+type syncBuffer struct{ logtest.Buffer }
 
 // logLine is one line of output; fields is nil when it is not a JSON object.
 type logLine struct {

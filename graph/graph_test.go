@@ -25,6 +25,7 @@ import (
 
 	"github.com/mkgraph/mkgraph/graph"
 	"github.com/mkgraph/mkgraph/graph/loader"
+	"github.com/mkgraph/mkgraph/graph/logtest"
 	"github.com/mkgraph/mkgraph/graph/reqlog"
 	"github.com/mkgraph/mkgraph/upstream"
 	"github.com/mkgraph/mkgraph/upstream/sandbox"
@@ -1272,23 +1273,8 @@ func TestIntrospection(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for a logger's concurrent writes.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+// syncBuffer is a sink for a logger that the test reads.
+type syncBuffer = logtest.Buffer
 
 // TestRequestLimits: a request cannot cost more than its budgets, however it
 // is written: the complexity limit refuses before any upstream call, the

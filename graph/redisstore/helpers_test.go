@@ -18,6 +18,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 
+	"github.com/mkgraph/mkgraph/graph/logtest"
 	"github.com/mkgraph/mkgraph/graph/redisstore/redistest"
 	"github.com/mkgraph/mkgraph/upstream"
 	"github.com/mkgraph/mkgraph/upstream/sandbox"
@@ -56,22 +57,7 @@ func (r *recorder) all() []string {
 }
 
 // logBuffer is a goroutine-safe zerolog sink.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+type logBuffer struct{ logtest.Buffer }
 
 // entries decodes the JSON lines logged so far.
 func (l *logBuffer) entries(t testing.TB) []map[string]any {
