@@ -528,15 +528,12 @@ func (c *Cache) fromShared(ctx context.Context, key string) (fetched, bool) {
 // keep stores an entry read from the Shared store unless the local store
 // holds a younger answer or a newer refresh, and returns the entry kept.
 func (c *Cache) keep(key string, id *upstream.Identity, fetchedAt time.Time) *entry {
-	e := &entry{identity: id, fetchedAt: fetchedAt, refreshedAt: identityRefreshedAt(id)}
-	size, ok := weigh(key, id)
-	if !ok || size > c.cfg.MaxBytes {
+	e, ok := c.newEntry(key, id, fetchedAt)
+	if !ok {
 		return e
 	}
-	e.size = uint32(size)
 	actual, _ := c.store.Compute(key, func(old *entry, found bool) (*entry, otter.ComputeOp) {
-		if found && (old.fetchedAt.After(e.fetchedAt) ||
-			!old.refreshedAt.IsZero() && !e.refreshedAt.IsZero() && e.refreshedAt.Before(old.refreshedAt)) {
+		if found && (old.fetchedAt.After(e.fetchedAt) || e.olderThan(old)) {
 			return old, otter.CancelOp
 		}
 		return e, otter.WriteOp
@@ -566,17 +563,15 @@ func (c *Cache) callNext(ctx context.Context, linkID string) (id *upstream.Ident
 // and returns the entry that answers the callers.
 func (c *Cache) put(key string, id *upstream.Identity) fetched {
 	now := c.cfg.Now()
-	e := &entry{identity: id, fetchedAt: now, refreshedAt: identityRefreshedAt(id)}
-	size, ok := weigh(key, id)
-	if !ok || size > c.cfg.MaxBytes {
+	e, ok := c.newEntry(key, id, now)
+	if !ok {
 		// It cannot be cached; neither may an older answer stay.
 		c.store.Invalidate(key)
 		return fetched{entry: e}
 	}
-	e.size = uint32(size)
 	kept := false
 	actual, _ := c.store.Compute(key, func(old *entry, found bool) (*entry, otter.ComputeOp) {
-		if found && !old.refreshedAt.IsZero() && !e.refreshedAt.IsZero() && e.refreshedAt.Before(old.refreshedAt) {
+		if found && e.olderThan(old) {
 			// The upstream answered from an older refresh than the one we
 			// hold (a lagging replica): keep ours, and count it as
 			// confirmed now, so that every read does not ask again.
@@ -594,6 +589,23 @@ func (c *Cache) put(key string, id *upstream.Identity) fetched {
 	return fetched{entry: actual, fromCache: kept}
 }
 
+// newEntry returns the entry for id under key, weighed; ok is false when
+// it cannot be cached (too large, or not encodable).
+func (c *Cache) newEntry(key string, id *upstream.Identity, fetchedAt time.Time) (e *entry, ok bool) {
+	e = &entry{identity: id, fetchedAt: fetchedAt, refreshedAt: RefreshedAt(id)}
+	size, ok := weigh(key, id)
+	if !ok || size > c.cfg.MaxBytes {
+		return e, false
+	}
+	e.size = uint32(size)
+	return e, true
+}
+
+// olderThan reports whether e holds an older refresh than old (both known).
+func (e *entry) olderThan(old *entry) bool {
+	return !old.refreshedAt.IsZero() && !e.refreshedAt.IsZero() && e.refreshedAt.Before(old.refreshedAt)
+}
+
 // weigh returns the approximate bytes an entry for id costs: its JSON
 // encoding, the key and a fixed overhead.
 func weigh(key string, id *upstream.Identity) (int64, bool) {
@@ -607,10 +619,7 @@ func weigh(key string, id *upstream.Identity) (int64, bool) {
 
 // RefreshedAt returns link.products.identity.refreshed_at, or zero: what
 // orders two answers for one link.
-func RefreshedAt(id *upstream.Identity) time.Time { return identityRefreshedAt(id) }
-
-// identityRefreshedAt returns link.products.identity.refreshed_at, or zero.
-func identityRefreshedAt(id *upstream.Identity) time.Time {
+func RefreshedAt(id *upstream.Identity) time.Time {
 	if p := id.Link.Products["identity"]; p != nil && p.RefreshedAt.Valid() {
 		return p.RefreshedAt.Time
 	}
