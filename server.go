@@ -576,11 +576,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	m := metrics.New()
 	namespace := cache.NamespaceFor(baseURL, clientID)
 	var rs *redisstore.Client
-	redisKeys := c.RedisKeys
-	if redisKeys == nil {
-		redisKeys = [][]byte{redisstore.DeriveKey(clientSecret, clientID)}
-	}
+	var redisKeys [][]byte // identity encryption keys, the first also naming keys
 	if c.RedisURL != "" {
+		redisKeys = c.RedisKeys
+		if redisKeys == nil {
+			redisKeys = [][]byte{redisstore.DeriveKey(clientSecret, clientID)}
+		}
 		rs, err = redisstore.Open(ctx, redisstore.Config{
 			URL: c.RedisURL, Prefix: c.RedisPrefix, Timeout: c.RedisTimeout,
 			Log: log, OnError: m.RedisError, NameKey: redisstore.NameKey(redisKeys[0]),
@@ -625,14 +626,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 			// outlives the longest request.
 			FetchTimeout: c.RequestTimeout,
 		}
+		// With Redis, one replica calls MoneyKit per link while the others
+		// wait; should it die, another takes over after the lock's TTL, by
+		// default the shared call's own bound (FetchTimeout).
 		if rs != nil {
 			if cc.Shared, err = redisstore.NewIdentities(rs, redisKeys); err != nil {
 				return &configError{fmt.Errorf("MKGRAPH_REDIS_ENCRYPTION_KEY: %w", err)}
 			}
-			// One replica calls MoneyKit per link while the others wait;
-			// should it die, another takes over after the lock's TTL: the
-			// shared call's own bound (FetchTimeout).
-			cc.SharedLockTTL = cc.FetchTimeout
 		}
 		ic, err := cache.New(cc)
 		if err != nil {
