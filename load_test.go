@@ -36,7 +36,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mkgraph/mkgraph/graph/redisstore/redistest"
+	"github.com/mkgraph/mkgraph/internal/testing/redistest"
 )
 
 // Settings of the load run; the environment overrides the first three.

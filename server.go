@@ -37,17 +37,18 @@ import (
 	"github.com/rs/zerolog/hlog"
 
 	"github.com/mkgraph/mkgraph/graph"
-	"github.com/mkgraph/mkgraph/graph/auth"
-	"github.com/mkgraph/mkgraph/graph/browser"
-	"github.com/mkgraph/mkgraph/graph/gctune"
-	"github.com/mkgraph/mkgraph/graph/httperr"
 	"github.com/mkgraph/mkgraph/graph/limits"
 	"github.com/mkgraph/mkgraph/graph/loader"
-	"github.com/mkgraph/mkgraph/graph/metrics"
-	"github.com/mkgraph/mkgraph/graph/ratelimit"
-	"github.com/mkgraph/mkgraph/graph/redisstore"
-	"github.com/mkgraph/mkgraph/graph/reqlog"
-	"github.com/mkgraph/mkgraph/graph/tracing"
+	"github.com/mkgraph/mkgraph/internal/apierr"
+	"github.com/mkgraph/mkgraph/internal/edge/auth"
+	"github.com/mkgraph/mkgraph/internal/edge/browser"
+	"github.com/mkgraph/mkgraph/internal/edge/httperr"
+	"github.com/mkgraph/mkgraph/internal/edge/ratelimit"
+	"github.com/mkgraph/mkgraph/internal/gctune"
+	"github.com/mkgraph/mkgraph/internal/obs/metrics"
+	"github.com/mkgraph/mkgraph/internal/obs/reqlog"
+	"github.com/mkgraph/mkgraph/internal/obs/tracing"
+	"github.com/mkgraph/mkgraph/internal/redisstore"
 	"github.com/mkgraph/mkgraph/upstream"
 	"github.com/mkgraph/mkgraph/upstream/cache"
 	"github.com/mkgraph/mkgraph/upstream/sandbox"
@@ -795,7 +796,7 @@ func newHandler(c *config, log zerolog.Logger, client loader.Fetcher, ready func
 		Persisted:          persisted,
 		ResponseExtensions: staleExtensions,
 	})
-	fail := func(w http.ResponseWriter, r *http.Request, e *upstream.Error) {
+	fail := func(w http.ResponseWriter, r *http.Request, e *apierr.Error) {
 		httperr.Write(w, r, http.StatusUnauthorized, e)
 	}
 	users := callerLimiter(rs, m, auth.KindUser.String(), c.UserRateLimit)
@@ -825,7 +826,7 @@ func newHandler(c *config, log zerolog.Logger, client loader.Fetcher, ready func
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		if err := ready(); err != nil {
 			// The reason is an error code or a fixed text, never a secret.
-			http.Error(w, "not ready: "+upstream.AsError(err).Code, http.StatusServiceUnavailable)
+			http.Error(w, "not ready: "+apierr.AsError(err).Code, http.StatusServiceUnavailable)
 			return
 		}
 		io.WriteString(w, "ready\n")
@@ -909,7 +910,7 @@ func staleExtensions(ctx context.Context) map[string]any {
 
 // errForbidden answers a link the caller may not read. It does not say
 // whether the link exists.
-var errForbidden = &upstream.Error{Code: upstream.CodeForbidden, Message: "You may not read this link."}
+var errForbidden = &apierr.Error{Code: apierr.CodeForbidden, Message: "You may not read this link."}
 
 // authorize lets the request's caller read only its own links.
 func authorize(ctx context.Context, linkID string) error {
@@ -1032,7 +1033,7 @@ func recoverer(next http.Handler) http.Handler {
 				panic(p)
 			}
 			graph.LogPanic(hlog.FromRequest(r), p, "panic in handler")
-			httperr.Write(w, r, http.StatusInternalServerError, &upstream.Error{Code: upstream.CodeInternal, Message: "Internal error."})
+			httperr.Write(w, r, http.StatusInternalServerError, &apierr.Error{Code: apierr.CodeInternal, Message: "Internal error."})
 		}()
 		next.ServeHTTP(w, r)
 	})
@@ -1091,7 +1092,7 @@ func bodyLimit(maxBytes int64) func(http.Handler) http.Handler {
 				_, err := buf.ReadFrom(io.LimitReader(r.Body, maxBytes+1))
 				body := buf.Bytes()
 				if err != nil {
-					httperr.Write(w, r, http.StatusBadRequest, &upstream.Error{Code: upstream.CodeBadRequest, Message: "The request body could not be read."})
+					httperr.Write(w, r, http.StatusBadRequest, &apierr.Error{Code: apierr.CodeBadRequest, Message: "The request body could not be read."})
 					return
 				}
 				if int64(len(body)) > maxBytes {
@@ -1106,7 +1107,7 @@ func bodyLimit(maxBytes int64) func(http.Handler) http.Handler {
 }
 
 func writeTooLarge(w http.ResponseWriter, r *http.Request, max int64) {
-	httperr.Write(w, r, http.StatusRequestEntityTooLarge, &upstream.Error{Code: upstream.CodeQueryTooLarge,
+	httperr.Write(w, r, http.StatusRequestEntityTooLarge, &apierr.Error{Code: apierr.CodeQueryTooLarge,
 		Message: fmt.Sprintf("The request body is larger than %d bytes.", max)})
 }
 

@@ -13,7 +13,7 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/mkgraph/mkgraph/graph/auth"
+	"github.com/mkgraph/mkgraph/internal/edge/auth"
 	"github.com/mkgraph/mkgraph/upstream"
 	"github.com/mkgraph/mkgraph/upstream/sandbox"
 )

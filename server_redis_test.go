@@ -14,8 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mkgraph/mkgraph/graph/auth"
-	"github.com/mkgraph/mkgraph/graph/redisstore/redistest"
+	"github.com/mkgraph/mkgraph/internal/edge/auth"
+	"github.com/mkgraph/mkgraph/internal/testing/redistest"
 	"github.com/mkgraph/mkgraph/upstream/sandbox"
 )
 

@@ -13,6 +13,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/rs/zerolog"
 
+	"github.com/mkgraph/mkgraph/internal/apierr"
 	"github.com/mkgraph/mkgraph/upstream"
 	"github.com/mkgraph/mkgraph/upstream/sandbox"
 )
@@ -77,19 +78,19 @@ func hostileRequests(tb testing.TB) []hostile {
 	})
 	seed := `{"query":"{ link(id: \"` + sandbox.LinkSeed + `\") { id } }"}`
 	return []hostile{
-		{"deep query", http.StatusBadRequest, upstream.CodeQueryTooDeep, query(deep)},
-		{"10,000 aliases of one link", http.StatusBadRequest, upstream.CodeQueryTooLarge, query(aliases.String())},
-		{"1 MiB query", http.StatusRequestEntityTooLarge, upstream.CodeQueryTooLarge, query(bigQuery)},
-		{"100,000 tokens", http.StatusRequestEntityTooLarge, upstream.CodeQueryTooLarge, query(tokens)},
-		{"introspection in production", http.StatusOK, upstream.CodeIntrospectionDisabled, query(`{ __schema { types { name } } }`)},
-		{"CSRF-style simple request", http.StatusBadRequest, upstream.CodeCSRFRefused, post(seed, "Content-Type", "text/plain")},
-		{"forged JWT", http.StatusUnauthorized, upstream.CodeUnauthenticated, post(seed, "Authorization", forged)},
-		{"expired JWT", http.StatusUnauthorized, upstream.CodeUnauthenticated, post(seed, "Authorization", expired)},
-		{"alg: none", http.StatusUnauthorized, upstream.CodeUnauthenticated, post(seed, "Authorization", none)},
-		{"another user's link", http.StatusOK, upstream.CodeForbidden, query(`{ link(id: "` + sandbox.LinkHousehold + `") { id } }`)},
-		{"path-traversal link id", http.StatusOK, upstream.CodeForbidden, query(`{ link(id: "../../auth/token") { id } }`)},
-		{"oversized links(ids:)", http.StatusOK, upstream.CodeTooManyLinkIDs, query(`{ links(ids: [` + strings.Join(ids, ",") + `]) { id } }`)},
-		{"batched array of 1,000 operations", http.StatusBadRequest, upstream.CodeBatchingDisabled, post(batch)},
+		{"deep query", http.StatusBadRequest, apierr.CodeQueryTooDeep, query(deep)},
+		{"10,000 aliases of one link", http.StatusBadRequest, apierr.CodeQueryTooLarge, query(aliases.String())},
+		{"1 MiB query", http.StatusRequestEntityTooLarge, apierr.CodeQueryTooLarge, query(bigQuery)},
+		{"100,000 tokens", http.StatusRequestEntityTooLarge, apierr.CodeQueryTooLarge, query(tokens)},
+		{"introspection in production", http.StatusOK, apierr.CodeIntrospectionDisabled, query(`{ __schema { types { name } } }`)},
+		{"CSRF-style simple request", http.StatusBadRequest, apierr.CodeCSRFRefused, post(seed, "Content-Type", "text/plain")},
+		{"forged JWT", http.StatusUnauthorized, apierr.CodeUnauthenticated, post(seed, "Authorization", forged)},
+		{"expired JWT", http.StatusUnauthorized, apierr.CodeUnauthenticated, post(seed, "Authorization", expired)},
+		{"alg: none", http.StatusUnauthorized, apierr.CodeUnauthenticated, post(seed, "Authorization", none)},
+		{"another user's link", http.StatusOK, apierr.CodeForbidden, query(`{ link(id: "` + sandbox.LinkHousehold + `") { id } }`)},
+		{"path-traversal link id", http.StatusOK, apierr.CodeForbidden, query(`{ link(id: "../../auth/token") { id } }`)},
+		{"oversized links(ids:)", http.StatusOK, apierr.CodeTooManyLinkIDs, query(`{ links(ids: [` + strings.Join(ids, ",") + `]) { id } }`)},
+		{"batched array of 1,000 operations", http.StatusBadRequest, apierr.CodeBatchingDisabled, post(batch)},
 	}
 }
 

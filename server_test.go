@@ -31,9 +31,9 @@ import (
 	"go.opentelemetry.io/otel/trace/noop"
 	"go.uber.org/goleak"
 
-	"github.com/mkgraph/mkgraph/graph/auth"
-	"github.com/mkgraph/mkgraph/graph/logtest"
-	"github.com/mkgraph/mkgraph/graph/redisstore/redistest"
+	"github.com/mkgraph/mkgraph/internal/edge/auth"
+	"github.com/mkgraph/mkgraph/internal/testing/logtest"
+	"github.com/mkgraph/mkgraph/internal/testing/redistest"
 	"github.com/mkgraph/mkgraph/upstream/sandbox"
 )
 

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
-	"net/http"
 	"runtime"
 	"runtime/debug"
 	"strings"
@@ -15,8 +13,8 @@ import (
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
-	"github.com/mkgraph/mkgraph/graph/reqlog"
-	"github.com/mkgraph/mkgraph/upstream"
+	"github.com/mkgraph/mkgraph/internal/apierr"
+	"github.com/mkgraph/mkgraph/internal/obs/reqlog"
 )
 
 // gqlgenComplexityCode is the code gqlgen's complexity limit sets; the
@@ -36,7 +34,7 @@ func presentError(ctx context.Context, err error) *gqlerror.Error {
 			// gqlgen's own error (parse, validation, null bubbling).
 			code, _ := gqlErr.Extensions["code"].(string)
 			if code == gqlgenComplexityCode {
-				code = upstream.CodeQueryTooComplex
+				code = apierr.CodeQueryTooComplex
 				gqlErr.Extensions["code"] = code
 			}
 			reqlog.From(ctx).AddCode(code)
@@ -45,9 +43,9 @@ func presentError(ctx context.Context, err error) *gqlerror.Error {
 		path, locations = gqlErr.Path, gqlErr.Locations
 	}
 
-	e, ok := errors.AsType[*upstream.Error](err)
+	e, ok := errors.AsType[*apierr.Error](err)
 	if !ok {
-		e = upstream.AsError(err)
+		e = apierr.AsError(err)
 	}
 	logCause(ctx, e, err, ok)
 	reqlog.From(ctx).AddCode(e.Code)
@@ -58,7 +56,7 @@ func presentError(ctx context.Context, err error) *gqlerror.Error {
 		Message:    e.Message,
 		Path:       path,
 		Locations:  locations,
-		Extensions: extensions(e),
+		Extensions: e.Extensions(),
 		Err:        err,
 	}
 }
@@ -66,10 +64,10 @@ func presentError(ctx context.Context, err error) *gqlerror.Error {
 // logCause logs what clients are not told: internal errors at error level,
 // the cause of an upstream failure (a status, a decoder or network error,
 // never a body) at warn, so operators can see why the upstream failed.
-func logCause(ctx context.Context, e *upstream.Error, err error, typed bool) {
+func logCause(ctx context.Context, e *apierr.Error, err error, typed bool) {
 	var ev *zerolog.Event
 	switch {
-	case e.Code == upstream.CodeInternal:
+	case e.Code == apierr.CodeInternal:
 		ev = zerolog.Ctx(ctx).Error()
 	case strings.HasPrefix(e.Code, "facade.upstream_"):
 		ev = zerolog.Ctx(ctx).Warn().Int("status", e.Status)
@@ -83,26 +81,6 @@ func logCause(ctx context.Context, e *upstream.Error, err error, typed bool) {
 		ev = ev.Str("error", err.Error())
 	}
 	ev.Msg("request failed")
-}
-
-// extensions is the contract of error extensions: code always; status when
-// an upstream answer was read; documentationUrl when given; linkErrorCode on
-// a 422; retryAfter (whole seconds, rounded up) on a 429 that said when.
-func extensions(e *upstream.Error) map[string]any {
-	ext := map[string]any{"code": e.Code}
-	if e.Status != 0 {
-		ext["status"] = e.Status
-	}
-	if e.DocumentationURL != "" {
-		ext["documentationUrl"] = e.DocumentationURL
-	}
-	if e.Status == http.StatusUnprocessableEntity && e.LinkErrorCode != "" {
-		ext["linkErrorCode"] = e.LinkErrorCode
-	}
-	if e.Status == http.StatusTooManyRequests && e.HasRetryAfter {
-		ext["retryAfter"] = int(math.Ceil(e.RetryAfter.Seconds()))
-	}
-	return ext
 }
 
 // addIndexErrors reports errs[i] at index i of the current list field, so
@@ -123,7 +101,7 @@ func addIndexErrors(ctx context.Context, errs []error) {
 }
 
 // errPanic is what a client sees of a panic: nothing but the code.
-var errPanic = &upstream.Error{Code: upstream.CodeInternal, Message: "Internal error."}
+var errPanic = &apierr.Error{Code: apierr.CodeInternal, Message: "Internal error."}
 
 // recoverPanic logs a resolver panic and returns a fixed error.
 func recoverPanic(ctx context.Context, p any) error {
@@ -135,7 +113,7 @@ func recoverPanic(ctx context.Context, p any) error {
 // itself is logged only for runtime errors, whose text cannot hold request
 // data (identity data must never reach a log).
 func LogPanic(log *zerolog.Logger, p any, msg string) {
-	ev := log.Error().Str("code", upstream.CodeInternal).Str("panic_type", fmt.Sprintf("%T", p))
+	ev := log.Error().Str("code", apierr.CodeInternal).Str("panic_type", fmt.Sprintf("%T", p))
 	if re, ok := p.(runtime.Error); ok {
 		ev = ev.Str("panic", re.Error())
 	}

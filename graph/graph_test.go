@@ -25,8 +25,9 @@ import (
 
 	"github.com/mkgraph/mkgraph/graph"
 	"github.com/mkgraph/mkgraph/graph/loader"
-	"github.com/mkgraph/mkgraph/graph/logtest"
-	"github.com/mkgraph/mkgraph/graph/reqlog"
+	"github.com/mkgraph/mkgraph/internal/apierr"
+	"github.com/mkgraph/mkgraph/internal/obs/reqlog"
+	"github.com/mkgraph/mkgraph/internal/testing/logtest"
 	"github.com/mkgraph/mkgraph/upstream"
 	"github.com/mkgraph/mkgraph/upstream/sandbox"
 )
@@ -629,8 +630,8 @@ func TestUpstreamErrors(t *testing.T) {
 		{sandbox.LinkDeleted, "This link was deleted at some earlier time.", ext("link_error.deleted", 410, "documentationUrl", docsLinkErrors)},
 		{sandbox.LinkBadState, "The link is in a bad state; the user must reconnect it.", ext("link_error.bad_state", 422, "documentationUrl", docsLinkErrors, "linkErrorCode", "auth_expired")},
 		{sandbox.LinkRateLimited, "Rate limit exceeded. Use the value of the Retry-After header as guidance for when to retry the request.", ext("api_error.rate_limit_exceeded", 429, "documentationUrl", docsRateLimits, "retryAfter", float64(30))},
-		{sandbox.LinkServerError, msgUnavailable, ext(upstream.CodeUpstreamUnavailable, 500)},
-		{sandbox.LinkUnavailable, msgUnavailable, ext(upstream.CodeUpstreamUnavailable, 503)},
+		{sandbox.LinkServerError, msgUnavailable, ext(apierr.CodeUpstreamUnavailable, 500)},
+		{sandbox.LinkUnavailable, msgUnavailable, ext(apierr.CodeUpstreamUnavailable, 503)},
 		{"mk_sandbox_no_such_link", "Link not found.", ext("link_error.not_found", 404, "documentationUrl", docsLinkErrors)},
 	}
 	ts := newTestServer(t, testOptions{})
@@ -724,13 +725,13 @@ func TestHostileLinkIDs(t *testing.T) {
 		code  string
 		calls int // upstream calls for id
 	}{
-		{"129 bytes", strings.Repeat("a", 129), upstream.CodeInvalidArgument, 0},
-		{"129 bytes of runes", strings.Repeat("€", 43), upstream.CodeInvalidArgument, 0},
-		{"newline", "mk_a\nb", upstream.CodeInvalidArgument, 0},
-		{"tab", "mk_a\tb", upstream.CodeInvalidArgument, 0},
-		{"dot dot", "..", upstream.CodeInvalidArgument, 0},
-		{"dot", ".", upstream.CodeInvalidArgument, 0},
-		{"empty", "", upstream.CodeInvalidArgument, 0},
+		{"129 bytes", strings.Repeat("a", 129), apierr.CodeInvalidArgument, 0},
+		{"129 bytes of runes", strings.Repeat("€", 43), apierr.CodeInvalidArgument, 0},
+		{"newline", "mk_a\nb", apierr.CodeInvalidArgument, 0},
+		{"tab", "mk_a\tb", apierr.CodeInvalidArgument, 0},
+		{"dot dot", "..", apierr.CodeInvalidArgument, 0},
+		{"dot", ".", apierr.CodeInvalidArgument, 0},
+		{"empty", "", apierr.CodeInvalidArgument, 0},
 		{"128 bytes", strings.Repeat("a", 128), "link_error.not_found", 1},
 		{"slash", "a/b", "link_error.not_found", 1},
 		{"traversal", "../" + sandbox.LinkSeed, "link_error.not_found", 1},
@@ -794,7 +795,7 @@ func TestLinksTooMany(t *testing.T) {
 			}
 			// Refused before execution: no path.
 			e := resp.Errors[0]
-			if diff := cmp.Diff(ext(upstream.CodeTooManyLinkIDs, 0), e.Extensions); diff != "" {
+			if diff := cmp.Diff(ext(apierr.CodeTooManyLinkIDs, 0), e.Extensions); diff != "" {
 				t.Errorf("extensions mismatch (-want +got):\n%s", diff)
 			}
 			if e.Path != nil {
@@ -892,7 +893,7 @@ func TestPanickingFetcher(t *testing.T) {
 				if e.Message != "Internal error." {
 					t.Errorf("message = %q, want %q", e.Message, "Internal error.")
 				}
-				if diff := cmp.Diff(ext(upstream.CodeInternal, 0), e.Extensions); diff != "" {
+				if diff := cmp.Diff(ext(apierr.CodeInternal, 0), e.Extensions); diff != "" {
 					t.Errorf("extensions mismatch (-want +got):\n%s", diff)
 				}
 			}
@@ -942,7 +943,7 @@ func TestUpstreamFailures(t *testing.T) {
 			name:    "connection refused",
 			opts:    func(testing.TB) testOptions { return testOptions{BaseURL: closedURL} },
 			message: msgUnavailable,
-			ext:     ext(upstream.CodeUpstreamUnavailable, 0),
+			ext:     ext(apierr.CodeUpstreamUnavailable, 0),
 		},
 		{
 			name: "timeout",
@@ -950,7 +951,7 @@ func TestUpstreamFailures(t *testing.T) {
 				return testOptions{Latency: 2 * time.Second, Timeout: 50 * time.Millisecond}
 			},
 			message: "The MoneyKit API did not answer in time; try again later.",
-			ext:     ext(upstream.CodeUpstreamTimeout, 0),
+			ext:     ext(apierr.CodeUpstreamTimeout, 0),
 		},
 		{
 			name: "truncated JSON",
@@ -958,7 +959,7 @@ func TestUpstreamFailures(t *testing.T) {
 				return testOptions{BaseURL: badUpstream(tb, http.StatusOK, "application/json", `{"link": {"link_id": "mk_`)}
 			},
 			message: "The MoneyKit API sent a response the facade cannot read.",
-			ext:     ext(upstream.CodeUpstreamBadResponse, 200),
+			ext:     ext(apierr.CodeUpstreamBadResponse, 200),
 		},
 		{
 			name: "HTML 200",
@@ -966,7 +967,7 @@ func TestUpstreamFailures(t *testing.T) {
 				return testOptions{BaseURL: badUpstream(tb, http.StatusOK, "text/html", `<html>hi</html>`)}
 			},
 			message: "The MoneyKit API sent a response the facade cannot read.",
-			ext:     ext(upstream.CodeUpstreamBadResponse, 200),
+			ext:     ext(apierr.CodeUpstreamBadResponse, 200),
 		},
 		{
 			name: "404 without MoneyKit error JSON",
@@ -974,7 +975,7 @@ func TestUpstreamFailures(t *testing.T) {
 				return testOptions{BaseURL: badUpstream(tb, http.StatusNotFound, "text/plain", `nope`)}
 			},
 			message: "The MoneyKit API sent a response the facade cannot read.",
-			ext:     ext(upstream.CodeUpstreamBadResponse, 404),
+			ext:     ext(apierr.CodeUpstreamBadResponse, 404),
 		},
 	}
 	for _, tt := range tests {
@@ -1028,8 +1029,8 @@ func TestRequestDeadline(t *testing.T) {
 	if err := json.Unmarshal(rec.Body.Bytes(), &resp); err != nil {
 		t.Fatalf("decode %s: %v", rec.Body, err)
 	}
-	if len(resp.Errors) != 1 || resp.Errors[0].Extensions["code"] != upstream.CodeUpstreamTimeout {
-		t.Errorf("errors = %s, want one %s", rec.Body, upstream.CodeUpstreamTimeout)
+	if len(resp.Errors) != 1 || resp.Errors[0].Extensions["code"] != apierr.CodeUpstreamTimeout {
+		t.Errorf("errors = %s, want one %s", rec.Body, apierr.CodeUpstreamTimeout)
 	}
 }
 
@@ -1350,17 +1351,17 @@ func TestFaultsThroughGraphQL(t *testing.T) {
 		maxCalls  int
 		retryWait bool // retryAfter in extensions
 	}{
-		{sandbox.LinkFault502, upstream.CodeUpstreamUnavailable, 3, 3, false},
-		{sandbox.LinkFault504, upstream.CodeUpstreamUnavailable, 3, 3, false},
-		{sandbox.LinkFaultReset, upstream.CodeUpstreamUnavailable, 3, 6, false}, // net/http may resend a reset GET itself
-		{sandbox.LinkFaultHTML, upstream.CodeUpstreamBadResponse, 1, 1, false},
-		{sandbox.LinkFaultTruncated, upstream.CodeUpstreamBadResponse, 1, 1, false},
-		{sandbox.LinkFaultOversized, upstream.CodeUpstreamBadResponse, 1, 1, false},
-		{sandbox.LinkFaultDrip, upstream.CodeUpstreamTimeout, 1, 1, false},
-		{sandbox.LinkFaultHang, upstream.CodeUpstreamTimeout, 1, 1, false},
-		{sandbox.LinkFaultSlow, upstream.CodeUpstreamTimeout, 1, 1, false},
-		{sandbox.LinkRateLimitedDate, upstream.CodeRateLimitExceeded, 1, 1, true},
-		{sandbox.LinkRateLimitedShort, upstream.CodeRateLimitExceeded, 3, 3, true},
+		{sandbox.LinkFault502, apierr.CodeUpstreamUnavailable, 3, 3, false},
+		{sandbox.LinkFault504, apierr.CodeUpstreamUnavailable, 3, 3, false},
+		{sandbox.LinkFaultReset, apierr.CodeUpstreamUnavailable, 3, 6, false}, // net/http may resend a reset GET itself
+		{sandbox.LinkFaultHTML, apierr.CodeUpstreamBadResponse, 1, 1, false},
+		{sandbox.LinkFaultTruncated, apierr.CodeUpstreamBadResponse, 1, 1, false},
+		{sandbox.LinkFaultOversized, apierr.CodeUpstreamBadResponse, 1, 1, false},
+		{sandbox.LinkFaultDrip, apierr.CodeUpstreamTimeout, 1, 1, false},
+		{sandbox.LinkFaultHang, apierr.CodeUpstreamTimeout, 1, 1, false},
+		{sandbox.LinkFaultSlow, apierr.CodeUpstreamTimeout, 1, 1, false},
+		{sandbox.LinkRateLimitedDate, apierr.CodeRateLimitExceeded, 1, 1, true},
+		{sandbox.LinkRateLimitedShort, apierr.CodeRateLimitExceeded, 3, 3, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.id, func(t *testing.T) {
@@ -1390,7 +1391,7 @@ func TestFaultsThroughGraphQL(t *testing.T) {
 // facade.forbidden at its own path and never reaches a loader or the
 // upstream, while the links it may read are answered.
 func TestAuthorizeBeforeLoading(t *testing.T) {
-	forbidden := &upstream.Error{Code: upstream.CodeForbidden, Message: "You may not read this link."}
+	forbidden := &apierr.Error{Code: apierr.CodeForbidden, Message: "You may not read this link."}
 	ts := newTestServer(t, testOptions{Authorize: func(_ context.Context, id string) error {
 		if id == sandbox.LinkSeed {
 			return nil
@@ -1405,7 +1406,7 @@ func TestAuthorizeBeforeLoading(t *testing.T) {
 	}
 	var paths []string
 	for _, e := range resp.Errors {
-		if e.Extensions["code"] != upstream.CodeForbidden {
+		if e.Extensions["code"] != apierr.CodeForbidden {
 			t.Errorf("unexpected error %+v", e)
 		}
 		paths = append(paths, fmt.Sprint(e.Path))
@@ -1490,8 +1491,8 @@ func TestPersistedQueriesAllowlist(t *testing.T) {
 	before := ts.sbx.IdentityCalls()
 	other := `{ link(id: "` + sandbox.LinkHousehold + `") { id } }`
 	for _, body := range []string{apqBody(other, sha256Hex(other)), apqBody("", sha256Hex(other)), `{"query":` + strconv.Quote(other) + `}`} {
-		if resp := ts.postRaw(t, body); len(resp.Errors) != 1 || resp.Errors[0].Extensions["code"] != upstream.CodePersistedQueryNotAllowed {
-			t.Errorf("%s: %+v, want %s", body, resp.Errors, upstream.CodePersistedQueryNotAllowed)
+		if resp := ts.postRaw(t, body); len(resp.Errors) != 1 || resp.Errors[0].Extensions["code"] != apierr.CodePersistedQueryNotAllowed {
+			t.Errorf("%s: %+v, want %s", body, resp.Errors, apierr.CodePersistedQueryNotAllowed)
 		}
 	}
 	if ts.sbx.IdentityCalls() != before {

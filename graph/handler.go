@@ -14,9 +14,9 @@ import (
 
 	"github.com/mkgraph/mkgraph/graph/loader"
 	"github.com/mkgraph/mkgraph/graph/model"
-	"github.com/mkgraph/mkgraph/graph/reqlog"
-	"github.com/mkgraph/mkgraph/graph/tracing"
-	"github.com/mkgraph/mkgraph/upstream"
+	"github.com/mkgraph/mkgraph/internal/apierr"
+	"github.com/mkgraph/mkgraph/internal/obs/reqlog"
+	"github.com/mkgraph/mkgraph/internal/obs/tracing"
 )
 
 // Defaults for HandlerConfig.
@@ -155,7 +155,7 @@ func (noIntrospection) MutateOperationContext(_ context.Context, oc *graphql.Ope
 	if found {
 		return &gqlerror.Error{
 			Message:    "Introspection is disabled on this server.",
-			Extensions: map[string]any{"code": upstream.CodeIntrospectionDisabled},
+			Extensions: map[string]any{"code": apierr.CodeIntrospectionDisabled},
 		}
 	}
 	return nil
@@ -178,7 +178,7 @@ func (l linkIDsLimit) MutateOperationContext(_ context.Context, oc *graphql.Oper
 	if over {
 		return &gqlerror.Error{
 			Message:    fmt.Sprintf("links(ids:) takes at most %d ids.", l.max),
-			Extensions: map[string]any{"code": upstream.CodeTooManyLinkIDs},
+			Extensions: map[string]any{"code": apierr.CodeTooManyLinkIDs},
 		}
 	}
 	return nil
@@ -234,7 +234,7 @@ func answerExpired(h graphql.ResponseHandler) graphql.ResponseHandler {
 	return func(ctx context.Context) *graphql.Response {
 		resp := h(ctx)
 		if resp == nil && ctx.Err() != nil {
-			return &graphql.Response{Errors: gqlerror.List{presentError(ctx, upstream.AsError(ctx.Err()))}}
+			return &graphql.Response{Errors: gqlerror.List{presentError(ctx, apierr.AsError(ctx.Err()))}}
 		}
 		return resp
 	}
@@ -270,7 +270,7 @@ func (r *Resolver) loadAuthorized(ctx context.Context, ids []string) []*model.Li
 // checkLinkIDs refuses a links(ids:) list longer than the configured bound.
 func (r *Resolver) checkLinkIDs(ids []string) error {
 	if len(ids) > r.maxLinkIDs {
-		return upstream.InvalidArgument(fmt.Sprintf("links(ids:) takes at most %d ids.", r.maxLinkIDs))
+		return apierr.InvalidArgument(fmt.Sprintf("links(ids:) takes at most %d ids.", r.maxLinkIDs))
 	}
 	return nil
 }

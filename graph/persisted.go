@@ -11,7 +11,7 @@ import (
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
-	"github.com/mkgraph/mkgraph/upstream"
+	"github.com/mkgraph/mkgraph/internal/apierr"
 )
 
 // PersistedQueries are the operations of an app's persisted query manifest
@@ -95,7 +95,7 @@ func (p *PersistedQueries) MutateOperationParameters(_ context.Context, raw *gra
 	if _, ok := p.byHash[hashQuery(raw.Query)]; raw.Query == "" || !ok {
 		return &gqlerror.Error{
 			Message:    "Only the app's persisted operations are accepted here.",
-			Extensions: map[string]any{"code": upstream.CodePersistedQueryNotAllowed},
+			Extensions: map[string]any{"code": apierr.CodePersistedQueryNotAllowed},
 		}
 	}
 	return nil

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mkgraph/mkgraph/internal/apierr"
 	"github.com/mkgraph/mkgraph/upstream"
 	"github.com/mkgraph/mkgraph/upstream/sandbox"
 )
@@ -94,8 +95,8 @@ func TestClientBudget(t *testing.T) {
 	start := time.Now()
 	_, err := c.GetIdentity(t.Context(), sandbox.LinkSeed)
 	e := MustAsError(t, err)
-	if e.Code != upstream.CodeRateLimitExceeded || e.Status != 429 || !e.HasRetryAfter || e.RetryAfter != 57*time.Second {
-		t.Errorf("4th call: %+v, want a 429 %s with RetryAfter 57s", e, upstream.CodeRateLimitExceeded)
+	if e.Code != apierr.CodeRateLimitExceeded || e.Status != 429 || !e.HasRetryAfter || e.RetryAfter != 57*time.Second {
+		t.Errorf("4th call: %+v, want a 429 %s with RetryAfter 57s", e, apierr.CodeRateLimitExceeded)
 	}
 	if took := time.Since(start); took > 100*time.Millisecond {
 		t.Errorf("4th call took %v, want an answer at once", took)

@@ -18,6 +18,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/sony/gobreaker/v2"
+
+	"github.com/mkgraph/mkgraph/internal/apierr"
 )
 
 // Version is the MoneyKit API version the facade speaks, sent as MoneyKit-Version.
@@ -219,17 +221,17 @@ func RedactURL(raw string) string {
 func ValidateLinkID(id string) error {
 	switch {
 	case id == "":
-		return InvalidArgument("A link id must not be empty.")
+		return apierr.InvalidArgument("A link id must not be empty.")
 	case len(id) > MaxLinkIDLen:
-		return InvalidArgument(fmt.Sprintf("A link id must be at most %d bytes.", MaxLinkIDLen))
+		return apierr.InvalidArgument(fmt.Sprintf("A link id must be at most %d bytes.", MaxLinkIDLen))
 	case !utf8.ValidString(id):
-		return InvalidArgument("A link id must be valid UTF-8.")
+		return apierr.InvalidArgument("A link id must be valid UTF-8.")
 	case id == "." || id == "..":
-		return InvalidArgument("A link id must not be a dot segment.")
+		return apierr.InvalidArgument("A link id must not be a dot segment.")
 	}
 	for _, r := range id {
 		if unicode.IsControl(r) {
-			return InvalidArgument("A link id must not contain control characters.")
+			return apierr.InvalidArgument("A link id must not contain control characters.")
 		}
 	}
 	return nil
@@ -238,7 +240,7 @@ func ValidateLinkID(id string) error {
 // GetIdentity calls GET /links/{id}/identity without account_ids: the caller
 // filters accounts, so one answer serves every selection.
 //
-// Errors are *Error: the upstream's codes (link_error.not_found,
+// Errors are *apierr.Error: the upstream's codes (link_error.not_found,
 // link_error.forbidden_action, link_error.deleted, link_error.bad_state,
 // link_error.unauthorized_access, api_error.rate_limit_exceeded,
 // api_error.auth.*) or facade.invalid_argument, facade.upstream_unavailable,
@@ -273,9 +275,9 @@ func (c *Client) reserve(ctx context.Context, linkID string) error {
 		if c.cfg.OnBudgetRefused != nil {
 			c.cfg.OnBudgetRefused(refusedBy)
 		}
-		return &Error{
+		return &apierr.Error{
 			Status:        http.StatusTooManyRequests,
-			Code:          CodeRateLimitExceeded,
+			Code:          apierr.CodeRateLimitExceeded,
 			Message:       "Rate limit exceeded: MoneyKit allows only a few identity calls per link and per app each minute. Retry after the time in extensions.retryAfter.",
 			RetryAfter:    wait,
 			HasRetryAfter: true,
@@ -332,13 +334,13 @@ func (c *Client) attempt(ctx context.Context, endpoint, linkID, path string, dec
 			h.Set("X-Client-Id", c.cfg.ClientID)
 			h.Set("X-Client-Secret", c.cfg.ClientSecret)
 		}, decode)
-		var e *Error
+		var e *apierr.Error
 		switch {
 		case !errors.As(err, &e):
-		case !renewed && e.Code == CodeExpiredAccessToken:
+		case !renewed && e.Code == apierr.CodeExpiredAccessToken:
 			c.tokens.Invalidate(tok)
 			continue
-		case e.Code == CodeUnauthorized:
+		case e.Code == apierr.CodeUnauthorized:
 			c.tokens.MarkRefused(err)
 		}
 		return err
@@ -347,7 +349,7 @@ func (c *Client) attempt(ctx context.Context, endpoint, linkID, path string, dec
 
 // do makes one HTTP exchange and hands the body of a 2xx JSON answer to
 // decode; a decode error is facade.upstream_bad_response. It returns an
-// *Error, and is the only place that reads upstream responses, so that the
+// *apierr.Error, and is the only place that reads upstream responses, so that the
 // Observer sees each exchange's final outcome.
 func (c *Client) do(ctx context.Context, endpoint, method, path string, body io.Reader, setHeaders func(http.Header), decode func([]byte) error) (err error) {
 	start := time.Now()
@@ -356,7 +358,7 @@ func (c *Client) do(ctx context.Context, endpoint, method, path string, body io.
 		if c.cfg.Observer != nil {
 			call := Call{Endpoint: endpoint, Status: status, Duration: time.Since(start)}
 			if err != nil {
-				call.Code = AsError(err).Code
+				call.Code = apierr.AsError(err).Code
 			}
 			c.cfg.Observer(ctx, call)
 		}
@@ -366,7 +368,7 @@ func (c *Client) do(ctx context.Context, endpoint, method, path string, body io.
 	defer cancel()
 	req, err := http.NewRequestWithContext(actx, method, c.base+path, body)
 	if err != nil {
-		return newError(CodeInternal, 0, err)
+		return apierr.New(apierr.CodeInternal, 0, err)
 	}
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("MoneyKit-Version", Version)
@@ -381,27 +383,27 @@ func (c *Client) do(ctx context.Context, endpoint, method, path string, body io.
 	status = resp.StatusCode
 
 	if resp.ContentLength > c.cfg.MaxBodyBytes {
-		return newError(CodeUpstreamBadResponse, status, fmt.Errorf("body of %d bytes is larger than %d", resp.ContentLength, c.cfg.MaxBodyBytes))
+		return apierr.New(apierr.CodeUpstreamBadResponse, status, fmt.Errorf("body of %d bytes is larger than %d", resp.ContentLength, c.cfg.MaxBodyBytes))
 	}
 	data, err := io.ReadAll(io.LimitReader(resp.Body, c.cfg.MaxBodyBytes+1))
 	if err != nil {
-		if e := transportError(ctx, actx, err); e.Code == CodeUpstreamTimeout {
+		if e := transportError(ctx, actx, err); e.Code == apierr.CodeUpstreamTimeout {
 			return e
 		}
-		return newError(CodeUpstreamBadResponse, status, fmt.Errorf("read body: %w", err))
+		return apierr.New(apierr.CodeUpstreamBadResponse, status, fmt.Errorf("read body: %w", err))
 	}
 	if int64(len(data)) > c.cfg.MaxBodyBytes {
-		return newError(CodeUpstreamBadResponse, status, fmt.Errorf("body larger than %d bytes", c.cfg.MaxBodyBytes))
+		return apierr.New(apierr.CodeUpstreamBadResponse, status, fmt.Errorf("body larger than %d bytes", c.cfg.MaxBodyBytes))
 	}
 	if status < 200 || status > 299 {
 		return responseError(status, resp.Header, data, c.cfg.Now())
 	}
 	ct := resp.Header.Get("Content-Type")
 	if mt, _, err := mime.ParseMediaType(ct); err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
-		return newError(CodeUpstreamBadResponse, status, fmt.Errorf("content type %.60q is not JSON", ct))
+		return apierr.New(apierr.CodeUpstreamBadResponse, status, fmt.Errorf("content type %.60q is not JSON", ct))
 	}
 	if err := decode(data); err != nil {
-		return newError(CodeUpstreamBadResponse, status, err)
+		return apierr.New(apierr.CodeUpstreamBadResponse, status, err)
 	}
 	return nil
 }
@@ -410,7 +412,7 @@ func (c *Client) do(ctx context.Context, endpoint, method, path string, body io.
 // caller's or the per-attempt one) or a network timeout is
 // facade.upstream_timeout; anything else (refused, reset, DNS) is
 // facade.upstream_unavailable.
-func transportError(ctx, actx context.Context, err error) *Error {
+func transportError(ctx, actx context.Context, err error) *apierr.Error {
 	// *url.Error quotes the request URL, which holds the link id: keep only
 	// the cause, for logs.
 	if ue, ok := errors.AsType[*url.Error](err); ok {
@@ -419,10 +421,10 @@ func transportError(ctx, actx context.Context, err error) *Error {
 	var ne net.Error
 	switch {
 	case ctx.Err() != nil:
-		return newError(CodeUpstreamTimeout, 0, fmt.Errorf("%w: %w", errCallerGone, context.Cause(ctx)))
+		return apierr.New(apierr.CodeUpstreamTimeout, 0, fmt.Errorf("%w: %w", errCallerGone, context.Cause(ctx)))
 	case actx.Err() != nil, errors.As(err, &ne) && ne.Timeout():
-		return newError(CodeUpstreamTimeout, 0, err)
+		return apierr.New(apierr.CodeUpstreamTimeout, 0, err)
 	default:
-		return newError(CodeUpstreamUnavailable, 0, err)
+		return apierr.New(apierr.CodeUpstreamUnavailable, 0, err)
 	}
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/mkgraph/mkgraph/internal/apierr"
 	"github.com/mkgraph/mkgraph/upstream"
 	"github.com/mkgraph/mkgraph/upstream/sandbox"
 )
@@ -134,8 +135,8 @@ func TestValidateLinkID(t *testing.T) {
 				return
 			}
 			e := MustAsError(t, err)
-			if e.Code != upstream.CodeInvalidArgument || e.Status != 0 {
-				t.Errorf("ValidateLinkID(%q): %v, want %s", tt.id, err, upstream.CodeInvalidArgument)
+			if e.Code != apierr.CodeInvalidArgument || e.Status != 0 {
+				t.Errorf("ValidateLinkID(%q): %v, want %s", tt.id, err, apierr.CodeInvalidArgument)
 			}
 			if len(e.Message) > 100 || (len(tt.id) > 3 && strings.Contains(e.Message, tt.id)) {
 				t.Errorf("ValidateLinkID(%q).Message = %q, want a short message that does not echo the id", tt.id, e.Message)
@@ -146,8 +147,8 @@ func TestValidateLinkID(t *testing.T) {
 			var calls []upstream.Call
 			c := MustNewClient(t, f.URL, upstream.Config{Observer: func(_ context.Context, c upstream.Call) { calls = append(calls, c) }})
 			_, err = c.GetIdentity(t.Context(), tt.id)
-			if e := MustAsError(t, err); e.Code != upstream.CodeInvalidArgument {
-				t.Errorf("GetIdentity(ctx, %q): %v, want %s", tt.id, err, upstream.CodeInvalidArgument)
+			if e := MustAsError(t, err); e.Code != apierr.CodeInvalidArgument {
+				t.Errorf("GetIdentity(ctx, %q): %v, want %s", tt.id, err, apierr.CodeInvalidArgument)
 			}
 			if n := len(f.Requests()); n != 0 || len(calls) != 0 {
 				t.Errorf("GetIdentity(ctx, %q) made %d HTTP requests (%d observed), want 0", tt.id, n, len(calls))
@@ -411,8 +412,8 @@ func TestTokenWaiterCancelled(t *testing.T) {
 	if elapsed := time.Since(start); elapsed > time.Second {
 		t.Errorf("waiter with a 50ms deadline returned after %v, want promptly", elapsed)
 	}
-	if e := MustAsError(t, err); e.Code != upstream.CodeUpstreamTimeout {
-		t.Errorf("GetIdentity(ctx with 50ms deadline, %q): %v, want %s", "mk_test", err, upstream.CodeUpstreamTimeout)
+	if e := MustAsError(t, err); e.Code != apierr.CodeUpstreamTimeout {
+		t.Errorf("GetIdentity(ctx with 50ms deadline, %q): %v, want %s", "mk_test", err, apierr.CodeUpstreamTimeout)
 	}
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("GetIdentity(ctx with 50ms deadline, %q): %v, want it to wrap context.DeadlineExceeded", "mk_test", err)
@@ -443,8 +444,8 @@ func TestTokenLeaderCancelled(t *testing.T) {
 	if elapsed > time.Second {
 		t.Errorf("leader with a 50ms deadline returned after %v, want promptly", elapsed)
 	}
-	if e := MustAsError(t, err); e.Code != upstream.CodeUpstreamTimeout {
-		t.Errorf("GetIdentity(ctx with 50ms deadline, %q): %v, want %s", "mk_test", err, upstream.CodeUpstreamTimeout)
+	if e := MustAsError(t, err); e.Code != apierr.CodeUpstreamTimeout {
+		t.Errorf("GetIdentity(ctx with 50ms deadline, %q): %v, want %s", "mk_test", err, apierr.CodeUpstreamTimeout)
 	}
 	// The fetch carries on for the callers that come next.
 	release()
@@ -462,8 +463,8 @@ func TestGetIdentityPreCancelledContext(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
 	_, err := c.GetIdentity(ctx, sandbox.LinkSeed)
-	if e := MustAsError(t, err); e.Code != upstream.CodeUpstreamTimeout || !errors.Is(err, context.Canceled) {
-		t.Errorf("GetIdentity(cancelled ctx, %q): %v, want %s wrapping context.Canceled", sandbox.LinkSeed, err, upstream.CodeUpstreamTimeout)
+	if e := MustAsError(t, err); e.Code != apierr.CodeUpstreamTimeout || !errors.Is(err, context.Canceled) {
+		t.Errorf("GetIdentity(cancelled ctx, %q): %v, want %s wrapping context.Canceled", sandbox.LinkSeed, err, apierr.CodeUpstreamTimeout)
 	}
 }
 
@@ -472,8 +473,8 @@ func TestTokenUnauthorized(t *testing.T) {
 	c := MustNewClient(t, srv.URL, upstream.Config{ClientSecret: "wrong"})
 	_, err := c.GetIdentity(t.Context(), sandbox.LinkSeed)
 	e := MustAsError(t, err)
-	if e.Code != upstream.CodeUnauthorized || e.Status != http.StatusUnauthorized {
-		t.Errorf("GetIdentity(ctx, %q) with a wrong secret: %v, want %s (HTTP 401)", sandbox.LinkSeed, err, upstream.CodeUnauthorized)
+	if e.Code != apierr.CodeUnauthorized || e.Status != http.StatusUnauthorized {
+		t.Errorf("GetIdentity(ctx, %q) with a wrong secret: %v, want %s (HTTP 401)", sandbox.LinkSeed, err, apierr.CodeUnauthorized)
 	}
 	if got := sb.IdentityCalls(); got != 0 {
 		t.Errorf("IdentityCalls() = %d, want 0: no identity call without a token", got)
@@ -531,12 +532,12 @@ func TestObserver(t *testing.T) {
 			name: "expired token retried",
 			identity: func(w http.ResponseWriter, r *http.Request, n int) {
 				if n == 1 {
-					writeJSON(w, 401, apiErrorJSON(upstream.CodeExpiredAccessToken, "Access token expired", docsAuth, ""))
+					writeJSON(w, 401, apiErrorJSON(apierr.CodeExpiredAccessToken, "Access token expired", docsAuth, ""))
 					return
 				}
 				writeJSON(w, 200, minimalIdentity)
 			},
-			want: []observed{tokenOK, {upstream.EndpointIdentity, 401, upstream.CodeExpiredAccessToken}, tokenOK, {upstream.EndpointIdentity, 200, ""}},
+			want: []observed{tokenOK, {upstream.EndpointIdentity, 401, apierr.CodeExpiredAccessToken}, tokenOK, {upstream.EndpointIdentity, 200, ""}},
 		},
 		{
 			name: "404",
@@ -551,8 +552,8 @@ func TestObserver(t *testing.T) {
 				writeJSON(w, 503, `{}`)
 			},
 			// Retried twice: each attempt is observed.
-			want: []observed{tokenOK, {upstream.EndpointIdentity, 503, upstream.CodeUpstreamUnavailable},
-				{upstream.EndpointIdentity, 503, upstream.CodeUpstreamUnavailable}, {upstream.EndpointIdentity, 503, upstream.CodeUpstreamUnavailable}},
+			want: []observed{tokenOK, {upstream.EndpointIdentity, 503, apierr.CodeUpstreamUnavailable},
+				{upstream.EndpointIdentity, 503, apierr.CodeUpstreamUnavailable}, {upstream.EndpointIdentity, 503, apierr.CodeUpstreamUnavailable}},
 		},
 		{
 			name: "200 HTML",
@@ -560,28 +561,28 @@ func TestObserver(t *testing.T) {
 				w.Header().Set("Content-Type", "text/html")
 				w.Write([]byte("<html></html>"))
 			},
-			want: []observed{tokenOK, {upstream.EndpointIdentity, 200, upstream.CodeUpstreamBadResponse}},
+			want: []observed{tokenOK, {upstream.EndpointIdentity, 200, apierr.CodeUpstreamBadResponse}},
 		},
 		{
 			name: "200 truncated JSON",
 			identity: func(w http.ResponseWriter, r *http.Request, n int) {
 				writeJSON(w, 200, `{"accounts":[`)
 			},
-			want: []observed{tokenOK, {upstream.EndpointIdentity, 200, upstream.CodeUpstreamBadResponse}},
+			want: []observed{tokenOK, {upstream.EndpointIdentity, 200, apierr.CodeUpstreamBadResponse}},
 		},
 		{
 			name: "token without access_token",
 			token: func(w http.ResponseWriter, r *http.Request, n int) {
 				writeJSON(w, 201, `{"token_type":"bearer"}`)
 			},
-			want: []observed{{upstream.EndpointToken, 201, upstream.CodeUpstreamBadResponse}},
+			want: []observed{{upstream.EndpointToken, 201, apierr.CodeUpstreamBadResponse}},
 		},
 		{
 			name: "token refused",
 			token: func(w http.ResponseWriter, r *http.Request, n int) {
-				writeJSON(w, 401, apiErrorJSON(upstream.CodeUnauthorized, "Invalid client credentials.", docsAuth, ""))
+				writeJSON(w, 401, apiErrorJSON(apierr.CodeUnauthorized, "Invalid client credentials.", docsAuth, ""))
 			},
-			want: []observed{{upstream.EndpointToken, 401, upstream.CodeUnauthorized}},
+			want: []observed{{upstream.EndpointToken, 401, apierr.CodeUnauthorized}},
 		},
 		{
 			name:   "invalid link id",
@@ -613,7 +614,7 @@ func TestObserverConnectionRefused(t *testing.T) {
 	observe, calls := recordCalls(t, "caller")
 	c := MustNewClient(t, "http://"+addr, upstream.Config{Observer: observe})
 	c.GetIdentity(context.WithValue(t.Context(), ctxKey{}, "caller"), "mk_test")
-	want := []observed{{upstream.EndpointToken, 0, upstream.CodeUpstreamUnavailable}}
+	want := []observed{{upstream.EndpointToken, 0, apierr.CodeUpstreamUnavailable}}
 	if diff := cmp.Diff(want, calls()); diff != "" {
 		t.Errorf("observed calls mismatch (-want +got):\n%s", diff)
 	}
@@ -720,14 +721,14 @@ func TestSandboxEndToEnd(t *testing.T) {
 		sandbox.LinkNovel:         0,
 		sandbox.LinkLarge:         500,
 	}
-	failures := map[string]upstream.Error{ // link id → Status, Code, LinkErrorCode, RetryAfter
+	failures := map[string]apierr.Error{ // link id → Status, Code, LinkErrorCode, RetryAfter
 		sandbox.LinkUnauthorized: {Status: 401, Code: "link_error.unauthorized_access"},
 		sandbox.LinkForbidden:    {Status: 403, Code: "link_error.forbidden_action"},
 		sandbox.LinkDeleted:      {Status: 410, Code: "link_error.deleted"},
 		sandbox.LinkBadState:     {Status: 422, Code: "link_error.bad_state", LinkErrorCode: "auth_expired"},
-		sandbox.LinkRateLimited:  {Status: 429, Code: upstream.CodeRateLimitExceeded, RetryAfter: 30 * time.Second},
-		sandbox.LinkServerError:  {Status: 500, Code: upstream.CodeUpstreamUnavailable},
-		sandbox.LinkUnavailable:  {Status: 503, Code: upstream.CodeUpstreamUnavailable},
+		sandbox.LinkRateLimited:  {Status: 429, Code: apierr.CodeRateLimitExceeded, RetryAfter: 30 * time.Second},
+		sandbox.LinkServerError:  {Status: 500, Code: apierr.CodeUpstreamUnavailable},
+		sandbox.LinkUnavailable:  {Status: 503, Code: apierr.CodeUpstreamUnavailable},
 		"mk_sandbox_unknown":     {Status: 404, Code: "link_error.not_found"},
 	}
 	// Every link the sandbox knows is covered, with the status it documents.
@@ -775,7 +776,7 @@ func TestSandboxEndToEnd(t *testing.T) {
 				t.Fatalf("GetIdentity(ctx, %q) = %+v, nil; want error %s", id, got, want.Code)
 			}
 			e := MustAsError(t, err)
-			gotFields := upstream.Error{Status: e.Status, Code: e.Code, LinkErrorCode: e.LinkErrorCode, RetryAfter: e.RetryAfter}
+			gotFields := apierr.Error{Status: e.Status, Code: e.Code, LinkErrorCode: e.LinkErrorCode, RetryAfter: e.RetryAfter}
 			if diff := cmp.Diff(want, gotFields); diff != "" {
 				t.Errorf("GetIdentity(ctx, %q) error mismatch (-want +got):\n%s", id, diff)
 			}
@@ -903,10 +904,10 @@ func TestRedirectKeepsCredentials(t *testing.T) {
 				}
 				_, err = c.GetIdentity(t.Context(), "mk_test")
 				if err == nil {
-					t.Fatalf("GetIdentity(ctx, %q) after a redirect: nil error, want %s", "mk_test", upstream.CodeUpstreamBadResponse)
+					t.Fatalf("GetIdentity(ctx, %q) after a redirect: nil error, want %s", "mk_test", apierr.CodeUpstreamBadResponse)
 				}
-				if e := MustAsError(t, err); e.Code != upstream.CodeUpstreamBadResponse || e.Status != tt.wantStatus {
-					t.Errorf("GetIdentity(ctx, %q) after a redirect: %v, want %s (HTTP %d)", "mk_test", err, upstream.CodeUpstreamBadResponse, tt.wantStatus)
+				if e := MustAsError(t, err); e.Code != apierr.CodeUpstreamBadResponse || e.Status != tt.wantStatus {
+					t.Errorf("GetIdentity(ctx, %q) after a redirect: %v, want %s (HTTP %d)", "mk_test", err, apierr.CodeUpstreamBadResponse, tt.wantStatus)
 				}
 				mu.Lock()
 				defer mu.Unlock()
@@ -941,18 +942,18 @@ func TestCallerCheckRedirectKept(t *testing.T) {
 // right facade error, bounded by the per-attempt timeout, never a hang.
 func TestSandboxFaultsEndToEnd(t *testing.T) {
 	_, srv := MustSandbox(t, sandbox.Options{})
-	want := map[string]upstream.Error{ // Status, Code, RetryAfter
-		sandbox.LinkFault502:         {Status: 502, Code: upstream.CodeUpstreamUnavailable},
-		sandbox.LinkFault504:         {Status: 504, Code: upstream.CodeUpstreamUnavailable},
-		sandbox.LinkFaultHTML:        {Status: 200, Code: upstream.CodeUpstreamBadResponse},
-		sandbox.LinkFaultTruncated:   {Status: 200, Code: upstream.CodeUpstreamBadResponse},
-		sandbox.LinkFaultOversized:   {Status: 200, Code: upstream.CodeUpstreamBadResponse},
-		sandbox.LinkFaultDrip:        {Code: upstream.CodeUpstreamTimeout},
-		sandbox.LinkFaultReset:       {Code: upstream.CodeUpstreamUnavailable},
-		sandbox.LinkFaultHang:        {Code: upstream.CodeUpstreamTimeout},
-		sandbox.LinkFaultSlow:        {Code: upstream.CodeUpstreamTimeout},
-		sandbox.LinkRateLimitedDate:  {Status: 429, Code: upstream.CodeRateLimitExceeded, RetryAfter: 20 * time.Second},
-		sandbox.LinkRateLimitedShort: {Status: 429, Code: upstream.CodeRateLimitExceeded, RetryAfter: time.Second},
+	want := map[string]apierr.Error{ // Status, Code, RetryAfter
+		sandbox.LinkFault502:         {Status: 502, Code: apierr.CodeUpstreamUnavailable},
+		sandbox.LinkFault504:         {Status: 504, Code: apierr.CodeUpstreamUnavailable},
+		sandbox.LinkFaultHTML:        {Status: 200, Code: apierr.CodeUpstreamBadResponse},
+		sandbox.LinkFaultTruncated:   {Status: 200, Code: apierr.CodeUpstreamBadResponse},
+		sandbox.LinkFaultOversized:   {Status: 200, Code: apierr.CodeUpstreamBadResponse},
+		sandbox.LinkFaultDrip:        {Code: apierr.CodeUpstreamTimeout},
+		sandbox.LinkFaultReset:       {Code: apierr.CodeUpstreamUnavailable},
+		sandbox.LinkFaultHang:        {Code: apierr.CodeUpstreamTimeout},
+		sandbox.LinkFaultSlow:        {Code: apierr.CodeUpstreamTimeout},
+		sandbox.LinkRateLimitedDate:  {Status: 429, Code: apierr.CodeRateLimitExceeded, RetryAfter: 20 * time.Second},
+		sandbox.LinkRateLimitedShort: {Status: 429, Code: apierr.CodeRateLimitExceeded, RetryAfter: time.Second},
 	}
 	for _, l := range sandbox.Links() {
 		if _, ok := want[l.ID]; l.Fault && !ok {

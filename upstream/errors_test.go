@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/mkgraph/mkgraph/internal/apierr"
 	"github.com/mkgraph/mkgraph/upstream"
 )
 
@@ -32,8 +33,8 @@ const (
 // secretBody is a marker that must never reach an error's text or message.
 const secretBody = "SECRET-UPSTREAM-BODY stack trace at db.internal:5432"
 
-// errorFields is the comparable part of an *upstream.Error (Err is for logs).
-func errorFields(e *upstream.Error) upstream.Error {
+// errorFields is the comparable part of an *apierr.Error (Err is for logs).
+func errorFields(e *apierr.Error) apierr.Error {
 	c := *e
 	c.Err = nil
 	return c
@@ -61,63 +62,63 @@ func TestGetIdentityErrors(t *testing.T) {
 		name              string
 		identity          func(http.ResponseWriter, *http.Request, int)
 		cfg               upstream.Config
-		want              upstream.Error
+		want              apierr.Error
 		wantIdentityCalls int
 		wantTokenCalls    int
 	}{
 		{
 			name:     "401 expired token twice",
 			identity: apiError(401, "api_error.auth.expired_access_token", "Access token expired", docsAuth, ""),
-			want: upstream.Error{Status: 401, Code: upstream.CodeExpiredAccessToken, Message: "Access token expired",
+			want: apierr.Error{Status: 401, Code: apierr.CodeExpiredAccessToken, Message: "Access token expired",
 				DocumentationURL: docsAuth},
 			wantIdentityCalls: 2, wantTokenCalls: 2,
 		},
 		{
 			name:     "401 unauthorized",
 			identity: apiError(401, "api_error.auth.unauthorized", "Invalid client credentials.", docsAuth, ""),
-			want: upstream.Error{Status: 401, Code: upstream.CodeUnauthorized, Message: "Invalid client credentials.",
+			want: apierr.Error{Status: 401, Code: apierr.CodeUnauthorized, Message: "Invalid client credentials.",
 				DocumentationURL: docsAuth},
 			wantIdentityCalls: 1, wantTokenCalls: 1,
 		},
 		{
 			name:     "401 unauthorized link access",
 			identity: apiError(401, "link_error.unauthorized_access", "Unauthorized link access.", docsLinkErrors, ""),
-			want: upstream.Error{Status: 401, Code: "link_error.unauthorized_access", Message: "Unauthorized link access.",
+			want: apierr.Error{Status: 401, Code: "link_error.unauthorized_access", Message: "Unauthorized link access.",
 				DocumentationURL: docsLinkErrors},
 			wantIdentityCalls: 1, wantTokenCalls: 1,
 		},
 		{
 			name:     "403 forbidden",
 			identity: apiError(403, "link_error.forbidden_action", "Accounts access not permitted", docsLinkErrors, ""),
-			want: upstream.Error{Status: 403, Code: "link_error.forbidden_action", Message: "Accounts access not permitted",
+			want: apierr.Error{Status: 403, Code: "link_error.forbidden_action", Message: "Accounts access not permitted",
 				DocumentationURL: docsLinkErrors},
 			wantIdentityCalls: 1, wantTokenCalls: 1,
 		},
 		{
 			name:     "404 not found",
 			identity: apiError(404, "link_error.not_found", "Link not found.", docsLinkErrors, ""),
-			want: upstream.Error{Status: 404, Code: "link_error.not_found", Message: "Link not found.",
+			want: apierr.Error{Status: 404, Code: "link_error.not_found", Message: "Link not found.",
 				DocumentationURL: docsLinkErrors},
 			wantIdentityCalls: 1, wantTokenCalls: 1,
 		},
 		{
 			name:     "410 deleted",
 			identity: apiError(410, "link_error.deleted", "This link was deleted at some earlier time.", docsLinkErrors, ""),
-			want: upstream.Error{Status: 410, Code: "link_error.deleted", Message: "This link was deleted at some earlier time.",
+			want: apierr.Error{Status: 410, Code: "link_error.deleted", Message: "This link was deleted at some earlier time.",
 				DocumentationURL: docsLinkErrors},
 			wantIdentityCalls: 1, wantTokenCalls: 1,
 		},
 		{
 			name:     "422 bad state",
 			identity: apiError(422, "link_error.bad_state", "The link must be reconnected.", docsLinkErrors, "auth_expired"),
-			want: upstream.Error{Status: 422, Code: "link_error.bad_state", Message: "The link must be reconnected.",
+			want: apierr.Error{Status: 422, Code: "link_error.bad_state", Message: "The link must be reconnected.",
 				DocumentationURL: docsLinkErrors, LinkErrorCode: "auth_expired"},
 			wantIdentityCalls: 1, wantTokenCalls: 1,
 		},
 		{
 			name:     "429 Retry-After seconds",
 			identity: apiError(429, "api_error.rate_limit_exceeded", rateLimitMsg, docsRateLimits, "", "Retry-After", "30"),
-			want: upstream.Error{Status: 429, Code: upstream.CodeRateLimitExceeded, Message: rateLimitMsg,
+			want: apierr.Error{Status: 429, Code: apierr.CodeRateLimitExceeded, Message: rateLimitMsg,
 				DocumentationURL: docsRateLimits, RetryAfter: 30 * time.Second, HasRetryAfter: true},
 			wantIdentityCalls: 1, wantTokenCalls: 1,
 		},
@@ -126,7 +127,7 @@ func TestGetIdentityErrors(t *testing.T) {
 			identity: apiError(429, "api_error.rate_limit_exceeded", rateLimitMsg, docsRateLimits, "",
 				"Retry-After", clock.Now().Add(20*time.Second).Format(http.TimeFormat)),
 			cfg: upstream.Config{Now: clock.Now},
-			want: upstream.Error{Status: 429, Code: upstream.CodeRateLimitExceeded, Message: rateLimitMsg,
+			want: apierr.Error{Status: 429, Code: apierr.CodeRateLimitExceeded, Message: rateLimitMsg,
 				DocumentationURL: docsRateLimits, RetryAfter: 20 * time.Second, HasRetryAfter: true},
 			wantIdentityCalls: 1, wantTokenCalls: 1,
 		},
@@ -135,111 +136,111 @@ func TestGetIdentityErrors(t *testing.T) {
 			identity: apiError(429, "api_error.rate_limit_exceeded", rateLimitMsg, docsRateLimits, "",
 				"Retry-After", clock.Now().Add(-time.Hour).Format(http.TimeFormat)),
 			cfg: upstream.Config{Now: clock.Now, RetryBaseDelay: time.Millisecond},
-			want: upstream.Error{Status: 429, Code: upstream.CodeRateLimitExceeded, Message: rateLimitMsg,
+			want: apierr.Error{Status: 429, Code: apierr.CodeRateLimitExceeded, Message: rateLimitMsg,
 				DocumentationURL: docsRateLimits, HasRetryAfter: true},
 			wantIdentityCalls: 3, wantTokenCalls: 1, // retried twice
 		},
 		{
 			name:     "429 without Retry-After",
 			identity: apiError(429, "api_error.rate_limit_exceeded", rateLimitMsg, docsRateLimits, ""),
-			want: upstream.Error{Status: 429, Code: upstream.CodeRateLimitExceeded, Message: rateLimitMsg,
+			want: apierr.Error{Status: 429, Code: apierr.CodeRateLimitExceeded, Message: rateLimitMsg,
 				DocumentationURL: docsRateLimits},
 			wantIdentityCalls: 1, wantTokenCalls: 1,
 		},
 		{
 			name:     "429 garbage Retry-After",
 			identity: apiError(429, "api_error.rate_limit_exceeded", rateLimitMsg, docsRateLimits, "", "Retry-After", "soon"),
-			want: upstream.Error{Status: 429, Code: upstream.CodeRateLimitExceeded, Message: rateLimitMsg,
+			want: apierr.Error{Status: 429, Code: apierr.CodeRateLimitExceeded, Message: rateLimitMsg,
 				DocumentationURL: docsRateLimits},
 			wantIdentityCalls: 1, wantTokenCalls: 1,
 		},
 		{
 			name:              "Retry-After ignored outside 429",
 			identity:          apiError(404, "link_error.not_found", "Link not found.", docsLinkErrors, "", "Retry-After", "30"),
-			want:              upstream.Error{Status: 404, Code: "link_error.not_found", Message: "Link not found.", DocumentationURL: docsLinkErrors},
+			want:              apierr.Error{Status: 404, Code: "link_error.not_found", Message: "Link not found.", DocumentationURL: docsLinkErrors},
 			wantIdentityCalls: 1, wantTokenCalls: 1,
 		},
 		{
 			name:              "4xx without error_message",
 			identity:          apiError(404, "link_error.not_found", "", "", ""),
-			want:              upstream.Error{Status: 404, Code: "link_error.not_found", Message: "Not Found"},
+			want:              apierr.Error{Status: 404, Code: "link_error.not_found", Message: "Not Found"},
 			wantIdentityCalls: 1, wantTokenCalls: 1,
 		},
 		{
 			name:              "500 JSON",
 			identity:          apiError(500, "api_error.internal", secretBody, secretBody, secretBody),
-			want:              upstream.Error{Status: 500, Code: upstream.CodeUpstreamUnavailable, Message: msgUnavailable},
+			want:              apierr.Error{Status: 500, Code: apierr.CodeUpstreamUnavailable, Message: msgUnavailable},
 			wantIdentityCalls: 1, wantTokenCalls: 1,
 		},
 		{
 			name:              "502 HTML",
 			identity:          raw(502, "text/html", "<html><body>"+secretBody+"</body></html>"),
-			want:              upstream.Error{Status: 502, Code: upstream.CodeUpstreamUnavailable, Message: msgUnavailable},
+			want:              apierr.Error{Status: 502, Code: apierr.CodeUpstreamUnavailable, Message: msgUnavailable},
 			cfg:               upstream.Config{RetryBaseDelay: time.Millisecond},
 			wantIdentityCalls: 3, wantTokenCalls: 1, // retried twice
 		},
 		{
 			name:              "503 HTML",
 			identity:          raw(503, "text/html", "<html><body>"+secretBody+"</body></html>"),
-			want:              upstream.Error{Status: 503, Code: upstream.CodeUpstreamUnavailable, Message: msgUnavailable},
+			want:              apierr.Error{Status: 503, Code: apierr.CodeUpstreamUnavailable, Message: msgUnavailable},
 			cfg:               upstream.Config{RetryBaseDelay: time.Millisecond},
 			wantIdentityCalls: 3, wantTokenCalls: 1, // retried twice
 		},
 		{
 			name:              "504 empty",
 			identity:          raw(504, "text/plain", ""),
-			want:              upstream.Error{Status: 504, Code: upstream.CodeUpstreamUnavailable, Message: msgUnavailable},
+			want:              apierr.Error{Status: 504, Code: apierr.CodeUpstreamUnavailable, Message: msgUnavailable},
 			cfg:               upstream.Config{RetryBaseDelay: time.Millisecond},
 			wantIdentityCalls: 3, wantTokenCalls: 1, // retried twice
 		},
 		{
 			name:              "400 HTML",
 			identity:          raw(400, "text/html", "<html><body>"+secretBody+"</body></html>"),
-			want:              upstream.Error{Status: 400, Code: upstream.CodeUpstreamBadResponse, Message: msgBadResponse},
+			want:              apierr.Error{Status: 400, Code: apierr.CodeUpstreamBadResponse, Message: msgBadResponse},
 			wantIdentityCalls: 1, wantTokenCalls: 1,
 		},
 		{
 			name:              "404 JSON without error_code",
 			identity:          raw(404, "application/json", `{"detail":"`+secretBody+`"}`),
-			want:              upstream.Error{Status: 404, Code: upstream.CodeUpstreamBadResponse, Message: msgBadResponse},
+			want:              apierr.Error{Status: 404, Code: apierr.CodeUpstreamBadResponse, Message: msgBadResponse},
 			wantIdentityCalls: 1, wantTokenCalls: 1,
 		},
 		{
 			name:              "200 text/html",
 			identity:          raw(200, "text/html; charset=utf-8", minimalIdentity),
-			want:              upstream.Error{Status: 200, Code: upstream.CodeUpstreamBadResponse, Message: msgBadResponse},
+			want:              apierr.Error{Status: 200, Code: apierr.CodeUpstreamBadResponse, Message: msgBadResponse},
 			wantIdentityCalls: 1, wantTokenCalls: 1,
 		},
 		{
 			name:              "200 truncated JSON",
 			identity:          raw(200, "application/json", minimalIdentity[:len(minimalIdentity)-5]),
-			want:              upstream.Error{Status: 200, Code: upstream.CodeUpstreamBadResponse, Message: msgBadResponse},
+			want:              apierr.Error{Status: 200, Code: apierr.CodeUpstreamBadResponse, Message: msgBadResponse},
 			wantIdentityCalls: 1, wantTokenCalls: 1,
 		},
 		{
 			name:              "200 without link_id",
 			identity:          raw(200, "application/json", `{"accounts":[]}`),
-			want:              upstream.Error{Status: 200, Code: upstream.CodeUpstreamBadResponse, Message: msgBadResponse},
+			want:              apierr.Error{Status: 200, Code: apierr.CodeUpstreamBadResponse, Message: msgBadResponse},
 			wantIdentityCalls: 1, wantTokenCalls: 1,
 		},
 		{
 			name:              "200 larger than MaxBodyBytes",
 			identity:          raw(200, "application/json", paddedIdentity(1025)),
 			cfg:               upstream.Config{MaxBodyBytes: 1024},
-			want:              upstream.Error{Status: 200, Code: upstream.CodeUpstreamBadResponse, Message: msgBadResponse},
+			want:              apierr.Error{Status: 200, Code: apierr.CodeUpstreamBadResponse, Message: msgBadResponse},
 			wantIdentityCalls: 1, wantTokenCalls: 1,
 		},
 		{
 			name:              "404 larger than MaxBodyBytes",
 			identity:          raw(404, "application/json", apiErrorJSON("link_error.not_found", strings.Repeat("x", 2048), "", "")),
 			cfg:               upstream.Config{MaxBodyBytes: 1024},
-			want:              upstream.Error{Status: 404, Code: upstream.CodeUpstreamBadResponse, Message: msgBadResponse},
+			want:              apierr.Error{Status: 404, Code: apierr.CodeUpstreamBadResponse, Message: msgBadResponse},
 			wantIdentityCalls: 1, wantTokenCalls: 1,
 		},
 		{
 			name:     "long message is truncated on a rune boundary",
 			identity: apiError(403, "link_error.forbidden_action", long, long, long),
-			want: upstream.Error{Status: 403, Code: "link_error.forbidden_action", Message: long[:1023] + "…",
+			want: apierr.Error{Status: 403, Code: "link_error.forbidden_action", Message: long[:1023] + "…",
 				DocumentationURL: long[:1023] + "…", LinkErrorCode: long[:1023] + "…"},
 			wantIdentityCalls: 1, wantTokenCalls: 1,
 		},
@@ -307,8 +308,8 @@ func TestGetIdentityAcceptedContentTypes(t *testing.T) {
 			if wantOK && err != nil {
 				t.Errorf("GetIdentity(ctx, %q) with Content-Type %q: %v, want nil", "mk_test", ct, err)
 			}
-			if !wantOK && (err == nil || MustAsError(t, err).Code != upstream.CodeUpstreamBadResponse) {
-				t.Errorf("GetIdentity(ctx, %q) without a Content-Type: %v, want %s", "mk_test", err, upstream.CodeUpstreamBadResponse)
+			if !wantOK && (err == nil || MustAsError(t, err).Code != apierr.CodeUpstreamBadResponse) {
+				t.Errorf("GetIdentity(ctx, %q) without a Content-Type: %v, want %s", "mk_test", err, apierr.CodeUpstreamBadResponse)
 			}
 		})
 	}
@@ -319,7 +320,7 @@ func TestGetIdentityAcceptedContentTypes(t *testing.T) {
 func TestGetIdentityExpiredTokenRenewed(t *testing.T) {
 	f := newFakeUpstream(t, fakeOptions{identity: func(w http.ResponseWriter, r *http.Request, n int) {
 		if r.Header.Get("Authorization") == "Bearer tok-1" {
-			writeJSON(w, http.StatusUnauthorized, apiErrorJSON(upstream.CodeExpiredAccessToken, "Access token expired", docsAuth, ""))
+			writeJSON(w, http.StatusUnauthorized, apiErrorJSON(apierr.CodeExpiredAccessToken, "Access token expired", docsAuth, ""))
 			return
 		}
 		writeJSON(w, http.StatusOK, minimalIdentity)
@@ -357,42 +358,42 @@ func TestGetIdentityTokenErrors(t *testing.T) {
 	tests := []struct {
 		name  string
 		token func(http.ResponseWriter, *http.Request, int)
-		want  upstream.Error
+		want  apierr.Error
 	}{
 		{
 			name: "401 unauthorized",
 			token: func(w http.ResponseWriter, r *http.Request, n int) {
-				writeJSON(w, 401, apiErrorJSON(upstream.CodeUnauthorized, "Invalid client credentials.", docsAuth, ""))
+				writeJSON(w, 401, apiErrorJSON(apierr.CodeUnauthorized, "Invalid client credentials.", docsAuth, ""))
 			},
-			want: upstream.Error{Status: 401, Code: upstream.CodeUnauthorized, Message: "Invalid client credentials.", DocumentationURL: docsAuth},
+			want: apierr.Error{Status: 401, Code: apierr.CodeUnauthorized, Message: "Invalid client credentials.", DocumentationURL: docsAuth},
 		},
 		{
 			name: "400 unauthorized",
 			token: func(w http.ResponseWriter, r *http.Request, n int) {
-				writeJSON(w, 400, apiErrorJSON(upstream.CodeUnauthorized, "Bad grant.", docsAuth, ""))
+				writeJSON(w, 400, apiErrorJSON(apierr.CodeUnauthorized, "Bad grant.", docsAuth, ""))
 			},
-			want: upstream.Error{Status: 400, Code: upstream.CodeUnauthorized, Message: "Bad grant.", DocumentationURL: docsAuth},
+			want: apierr.Error{Status: 400, Code: apierr.CodeUnauthorized, Message: "Bad grant.", DocumentationURL: docsAuth},
 		},
 		{
 			name: "503",
 			token: func(w http.ResponseWriter, r *http.Request, n int) {
 				writeJSON(w, 503, `{"error_code":"x"}`)
 			},
-			want: upstream.Error{Status: 503, Code: upstream.CodeUpstreamUnavailable, Message: msgUnavailable},
+			want: apierr.Error{Status: 503, Code: apierr.CodeUpstreamUnavailable, Message: msgUnavailable},
 		},
 		{
 			name: "201 without access_token",
 			token: func(w http.ResponseWriter, r *http.Request, n int) {
 				writeJSON(w, 201, `{"token_type":"bearer","expires_in":3600}`)
 			},
-			want: upstream.Error{Status: 201, Code: upstream.CodeUpstreamBadResponse, Message: msgBadResponse},
+			want: apierr.Error{Status: 201, Code: apierr.CodeUpstreamBadResponse, Message: msgBadResponse},
 		},
 		{
 			name: "201 not JSON",
 			token: func(w http.ResponseWriter, r *http.Request, n int) {
 				writeJSON(w, 201, `access_token=abc`)
 			},
-			want: upstream.Error{Status: 201, Code: upstream.CodeUpstreamBadResponse, Message: msgBadResponse},
+			want: apierr.Error{Status: 201, Code: apierr.CodeUpstreamBadResponse, Message: msgBadResponse},
 		},
 		{
 			name: "201 text/html",
@@ -401,7 +402,7 @@ func TestGetIdentityTokenErrors(t *testing.T) {
 				w.WriteHeader(201)
 				w.Write([]byte(`{"access_token":"abc"}`))
 			},
-			want: upstream.Error{Status: 201, Code: upstream.CodeUpstreamBadResponse, Message: msgBadResponse},
+			want: apierr.Error{Status: 201, Code: apierr.CodeUpstreamBadResponse, Message: msgBadResponse},
 		},
 	}
 	for _, tt := range tests {
@@ -416,7 +417,7 @@ func TestGetIdentityTokenErrors(t *testing.T) {
 				}
 			}
 			wantToken := 2 // a failed fetch is not cached…
-			if tt.want.Code == upstream.CodeUnauthorized {
+			if tt.want.Code == apierr.CodeUnauthorized {
 				wantToken = 1 // …but refused credentials are held, not asked again in a loop
 			}
 			if gotIdentity, gotToken := f.Counts(); gotIdentity != 0 || gotToken != wantToken {
@@ -436,7 +437,7 @@ func TestGetIdentityConnectionRefused(t *testing.T) {
 	c := MustNewClient(t, "http://"+addr, upstream.Config{})
 	_, err = c.GetIdentity(t.Context(), "mk_test")
 	e := MustAsError(t, err)
-	want := upstream.Error{Code: upstream.CodeUpstreamUnavailable, Message: msgUnavailable}
+	want := apierr.Error{Code: apierr.CodeUpstreamUnavailable, Message: msgUnavailable}
 	if diff := cmp.Diff(want, errorFields(e)); diff != "" {
 		t.Errorf("GetIdentity(ctx, %q) error mismatch (-want +got):\n%s", "mk_test", diff)
 	}
@@ -451,7 +452,7 @@ func TestGetIdentityTimeout(t *testing.T) {
 	start := time.Now()
 	_, err := c.GetIdentity(t.Context(), "mk_test")
 	e := MustAsError(t, err)
-	want := upstream.Error{Code: upstream.CodeUpstreamTimeout, Message: msgTimeout}
+	want := apierr.Error{Code: apierr.CodeUpstreamTimeout, Message: msgTimeout}
 	if diff := cmp.Diff(want, errorFields(e)); diff != "" {
 		t.Errorf("GetIdentity(ctx, %q) error mismatch (-want +got):\n%s", "mk_test", diff)
 	}
@@ -474,8 +475,8 @@ func TestGetIdentityTimeoutWhileReadingBody(t *testing.T) {
 	}})
 	c := MustNewClient(t, f.URL, upstream.Config{Timeout: 100 * time.Millisecond})
 	_, err := c.GetIdentity(t.Context(), "mk_test")
-	if e := MustAsError(t, err); e.Code != upstream.CodeUpstreamTimeout {
-		t.Errorf("GetIdentity(ctx, %q): %v, want %s", "mk_test", err, upstream.CodeUpstreamTimeout)
+	if e := MustAsError(t, err); e.Code != apierr.CodeUpstreamTimeout {
+		t.Errorf("GetIdentity(ctx, %q): %v, want %s", "mk_test", err, apierr.CodeUpstreamTimeout)
 	}
 }
 
@@ -494,7 +495,7 @@ func TestGetIdentityCallerCancelled(t *testing.T) {
 	start := time.Now()
 	_, err := c.GetIdentity(ctx, "mk_test")
 	e := MustAsError(t, err)
-	want := upstream.Error{Code: upstream.CodeUpstreamTimeout, Message: msgTimeout}
+	want := apierr.Error{Code: apierr.CodeUpstreamTimeout, Message: msgTimeout}
 	if diff := cmp.Diff(want, errorFields(e)); diff != "" {
 		t.Errorf("GetIdentity(cancelled ctx, %q) error mismatch (-want +got):\n%s", "mk_test", diff)
 	}
@@ -512,21 +513,21 @@ func TestGetIdentityCallerDeadline(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
 	defer cancel()
 	_, err := c.GetIdentity(ctx, "mk_test")
-	if e := MustAsError(t, err); e.Code != upstream.CodeUpstreamTimeout || e.Status != 0 {
-		t.Errorf("GetIdentity(ctx with deadline, %q): %v, want %s", "mk_test", err, upstream.CodeUpstreamTimeout)
+	if e := MustAsError(t, err); e.Code != apierr.CodeUpstreamTimeout || e.Status != 0 {
+		t.Errorf("GetIdentity(ctx with deadline, %q): %v, want %s", "mk_test", err, apierr.CodeUpstreamTimeout)
 	}
 }
 
 func TestErrorString(t *testing.T) {
 	tests := []struct {
-		err  *upstream.Error
+		err  *apierr.Error
 		want string
 	}{
-		{&upstream.Error{Status: 410, Code: "link_error.deleted", Message: "This link was deleted at some earlier time."},
+		{&apierr.Error{Status: 410, Code: "link_error.deleted", Message: "This link was deleted at some earlier time."},
 			"link_error.deleted (HTTP 410): This link was deleted at some earlier time."},
-		{&upstream.Error{Code: upstream.CodeUpstreamTimeout, Message: msgTimeout, Err: context.DeadlineExceeded},
+		{&apierr.Error{Code: apierr.CodeUpstreamTimeout, Message: msgTimeout, Err: context.DeadlineExceeded},
 			"facade.upstream_timeout: " + msgTimeout + ": context deadline exceeded"},
-		{&upstream.Error{Code: "x"}, "x"},
+		{&apierr.Error{Code: "x"}, "x"},
 	}
 	for _, tt := range tests {
 		if got := tt.err.Error(); got != tt.want {
@@ -537,35 +538,35 @@ func TestErrorString(t *testing.T) {
 
 func TestErrorTemporary(t *testing.T) {
 	for code, want := range map[string]bool{
-		upstream.CodeUpstreamUnavailable: true,
-		upstream.CodeUpstreamTimeout:     true,
-		upstream.CodeRateLimitExceeded:   true,
-		upstream.CodeUpstreamBadResponse: false,
-		upstream.CodeInvalidArgument:     false,
-		upstream.CodeInternal:            false,
-		upstream.CodeExpiredAccessToken:  false,
-		"link_error.not_found":           false,
+		apierr.CodeUpstreamUnavailable: true,
+		apierr.CodeUpstreamTimeout:     true,
+		apierr.CodeRateLimitExceeded:   true,
+		apierr.CodeUpstreamBadResponse: false,
+		apierr.CodeInvalidArgument:     false,
+		apierr.CodeInternal:            false,
+		apierr.CodeExpiredAccessToken:  false,
+		"link_error.not_found":         false,
 	} {
-		if got := (&upstream.Error{Code: code}).Temporary(); got != want {
+		if got := (&apierr.Error{Code: code}).Temporary(); got != want {
 			t.Errorf("Error{Code: %q}.Temporary() = %v, want %v", code, got, want)
 		}
 	}
 }
 
 func TestAsError(t *testing.T) {
-	orig := &upstream.Error{Status: 404, Code: "link_error.not_found"}
-	if got := upstream.AsError(fmt.Errorf("GetIdentity(%q): %w", "x", orig)); got != orig {
+	orig := &apierr.Error{Status: 404, Code: "link_error.not_found"}
+	if got := apierr.AsError(fmt.Errorf("GetIdentity(%q): %w", "x", orig)); got != orig {
 		t.Errorf("AsError(wrapped *Error) = %v, want the same *Error", got)
 	}
 	for _, tt := range []struct {
 		err  error
 		want string
 	}{
-		{context.Canceled, upstream.CodeUpstreamTimeout},
-		{fmt.Errorf("wait: %w", context.DeadlineExceeded), upstream.CodeUpstreamTimeout},
-		{errors.New("boom"), upstream.CodeInternal},
+		{context.Canceled, apierr.CodeUpstreamTimeout},
+		{fmt.Errorf("wait: %w", context.DeadlineExceeded), apierr.CodeUpstreamTimeout},
+		{errors.New("boom"), apierr.CodeInternal},
 	} {
-		got := upstream.AsError(tt.err)
+		got := apierr.AsError(tt.err)
 		if got.Code != tt.want || !errors.Is(got, tt.err) {
 			t.Errorf("AsError(%v) = %v, want code %s wrapping the cause", tt.err, got, tt.want)
 		}
@@ -576,9 +577,9 @@ func TestAsError(t *testing.T) {
 }
 
 func TestInvalidArgument(t *testing.T) {
-	e := upstream.InvalidArgument("A link id must not be empty.")
-	if e.Code != upstream.CodeInvalidArgument || e.Message != "A link id must not be empty." || e.Status != 0 || e.Temporary() {
-		t.Errorf("InvalidArgument(...) = %#v, want code %s with the message", e, upstream.CodeInvalidArgument)
+	e := apierr.InvalidArgument("A link id must not be empty.")
+	if e.Code != apierr.CodeInvalidArgument || e.Message != "A link id must not be empty." || e.Status != 0 || e.Temporary() {
+		t.Errorf("InvalidArgument(...) = %#v, want code %s with the message", e, apierr.CodeInvalidArgument)
 	}
 }
 

@@ -27,6 +27,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/mkgraph/mkgraph/internal/apierr"
 )
 
 // FuzzDecodeIdentity checks that DecodeIdentity never panics, that what it
@@ -310,8 +312,8 @@ func FuzzParseRetryAfter(f *testing.F) {
 		header := http.Header{}
 		header.Set("Retry-After", v)
 		body := []byte(`{"error_code":"api_error.rate_limit_exceeded","error_message":"Rate limit exceeded."}`)
-		if e := responseError(http.StatusTooManyRequests, header, body, now); e.RetryAfter != d || e.Code != CodeRateLimitExceeded {
-			t.Errorf("responseError(429, Retry-After %q) = {Code %q, RetryAfter %v}; want {%q, %v}", v, e.Code, e.RetryAfter, CodeRateLimitExceeded, d)
+		if e := responseError(http.StatusTooManyRequests, header, body, now); e.RetryAfter != d || e.Code != apierr.CodeRateLimitExceeded {
+			t.Errorf("responseError(429, Retry-After %q) = {Code %q, RetryAfter %v}; want {%q, %v}", v, e.Code, e.RetryAfter, apierr.CodeRateLimitExceeded, d)
 		}
 		if e := responseError(http.StatusServiceUnavailable, header, body, now); e.RetryAfter != 0 {
 			t.Errorf("responseError(503, Retry-After %q).RetryAfter = %v, want 0", v, e.RetryAfter)

@@ -14,8 +14,9 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/mkgraph/mkgraph/internal/apierr"
+	"github.com/mkgraph/mkgraph/internal/testing/clocktest"
 	"github.com/mkgraph/mkgraph/upstream"
-	"github.com/mkgraph/mkgraph/upstream/clocktest"
 	"github.com/mkgraph/mkgraph/upstream/sandbox"
 )
 
@@ -66,12 +67,12 @@ func MustSandbox(tb testing.TB, opts sandbox.Options) (*sandbox.Server, *httptes
 	return sb, srv
 }
 
-// MustAsError returns err as an *upstream.Error or fails the test.
-func MustAsError(tb testing.TB, err error) *upstream.Error {
+// MustAsError returns err as an *apierr.Error or fails the test.
+func MustAsError(tb testing.TB, err error) *apierr.Error {
 	tb.Helper()
-	var e *upstream.Error
+	var e *apierr.Error
 	if !errors.As(err, &e) {
-		tb.Fatalf("error %v (%T) is not an *upstream.Error", err, err)
+		tb.Fatalf("error %v (%T) is not an *apierr.Error", err, err)
 	}
 	return e
 }

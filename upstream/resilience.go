@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/sony/gobreaker/v2"
+
+	"github.com/mkgraph/mkgraph/internal/apierr"
 )
 
 // Defaults of the resilience settings in Config.
@@ -80,7 +82,7 @@ func (b *retryBudget) withdraw() bool {
 // 502/503/504. Nothing is retried that would not fit before ctx's deadline:
 // the caller gets the error (with retryAfter) at once instead.
 func (c *Client) retryDelay(ctx context.Context, attempt int, err error) (time.Duration, bool) {
-	e := AsError(err)
+	e := apierr.AsError(err)
 	if attempt >= c.cfg.MaxRetries || errors.Is(err, errCallerGone) || errors.Is(err, errBreakerOpen) || errors.Is(err, errTooBusy) || errors.Is(err, errNoRetry) {
 		return 0, false
 	}
@@ -91,7 +93,7 @@ func (c *Client) retryDelay(ctx context.Context, attempt int, err error) (time.D
 			return 0, false
 		}
 		d = e.RetryAfter
-	case e.Code == CodeUpstreamUnavailable && (e.Status == 0 || e.Status == http.StatusBadGateway ||
+	case e.Code == apierr.CodeUpstreamUnavailable && (e.Status == 0 || e.Status == http.StatusBadGateway ||
 		e.Status == http.StatusServiceUnavailable || e.Status == http.StatusGatewayTimeout):
 		// Full jitter: uniform in [0, min(max, base·2^attempt)].
 		ceiling := min(c.cfg.RetryMaxDelay, c.cfg.RetryBaseDelay<<attempt)
@@ -138,9 +140,9 @@ func (c *Client) acquire(ctx context.Context) (release func(), err error) {
 	case c.inFlight <- struct{}{}:
 		return func() { <-c.inFlight }, nil
 	case <-t.C:
-		return nil, newError(CodeUpstreamUnavailable, 0, errTooBusy)
+		return nil, apierr.New(apierr.CodeUpstreamUnavailable, 0, errTooBusy)
 	case <-ctx.Done():
-		return nil, newError(CodeUpstreamTimeout, 0, fmt.Errorf("%w: %w", errCallerGone, context.Cause(ctx)))
+		return nil, apierr.New(apierr.CodeUpstreamTimeout, 0, fmt.Errorf("%w: %w", errCallerGone, context.Cause(ctx)))
 	}
 }
 
@@ -172,8 +174,8 @@ func newBreaker(cfg Config) *gobreaker.CircuitBreaker[struct{}] {
 			if err == nil {
 				return true
 			}
-			switch AsError(err).Code {
-			case CodeUpstreamUnavailable, CodeUpstreamTimeout:
+			switch apierr.AsError(err).Code {
+			case apierr.CodeUpstreamUnavailable, apierr.CodeUpstreamTimeout:
 				return false
 			}
 			return true
@@ -185,7 +187,7 @@ func newBreaker(cfg Config) *gobreaker.CircuitBreaker[struct{}] {
 func (c *Client) throughBreaker(call func() error) error {
 	_, err := c.breaker.Execute(func() (struct{}, error) { return struct{}{}, call() })
 	if errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests) {
-		return &Error{Code: CodeUpstreamUnavailable, Message: facadeMessages[CodeUpstreamUnavailable], Err: fmt.Errorf("%w: %w", errBreakerOpen, err)}
+		return apierr.New(apierr.CodeUpstreamUnavailable, 0, fmt.Errorf("%w: %w", errBreakerOpen, err))
 	}
 	return err
 }

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mkgraph/mkgraph/internal/apierr"
 	"github.com/mkgraph/mkgraph/upstream"
 	"github.com/mkgraph/mkgraph/upstream/sandbox"
 )
@@ -27,13 +28,13 @@ func TestRetries(t *testing.T) {
 	}{
 		{"503 then success", sandbox.Fault{Status: 503}, 1, 0, "", 2, 0},
 		{"502 twice then success", sandbox.Fault{Status: 502}, 2, 0, "", 3, 0},
-		{"504 always: two retries, then the error", sandbox.Fault{Status: 504}, 0, 0, upstream.CodeUpstreamUnavailable, 3, 0},
+		{"504 always: two retries, then the error", sandbox.Fault{Status: 504}, 0, 0, apierr.CodeUpstreamUnavailable, 3, 0},
 		{"connection reset then success", sandbox.Fault{Reset: true}, 1, 0, "", 2, 0},
-		{"500 is not retried", sandbox.Fault{Status: 500}, 0, 0, upstream.CodeUpstreamUnavailable, 1, 0},
-		{"HTML 200 is not retried", sandbox.Fault{HTML: true}, 0, 0, upstream.CodeUpstreamBadResponse, 1, 0},
+		{"500 is not retried", sandbox.Fault{Status: 500}, 0, 0, apierr.CodeUpstreamUnavailable, 1, 0},
+		{"HTML 200 is not retried", sandbox.Fault{HTML: true}, 0, 0, apierr.CodeUpstreamBadResponse, 1, 0},
 		{"429 with a short Retry-After is waited out", sandbox.Fault{Status: 429, RetryAfter: "1"}, 1, 0, "", 2, time.Second},
-		{"429 with a long Retry-After returns at once", sandbox.Fault{Status: 429, RetryAfter: "30"}, 0, 0, upstream.CodeRateLimitExceeded, 1, 0},
-		{"429 whose wait does not fit the deadline returns at once", sandbox.Fault{Status: 429, RetryAfter: "1"}, 0, 500 * time.Millisecond, upstream.CodeRateLimitExceeded, 1, 0},
+		{"429 with a long Retry-After returns at once", sandbox.Fault{Status: 429, RetryAfter: "30"}, 0, 0, apierr.CodeRateLimitExceeded, 1, 0},
+		{"429 whose wait does not fit the deadline returns at once", sandbox.Fault{Status: 429, RetryAfter: "1"}, 0, 500 * time.Millisecond, apierr.CodeRateLimitExceeded, 1, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -104,8 +105,8 @@ func TestBreaker(t *testing.T) {
 	before := sb.IdentityCalls()
 	start := time.Now()
 	_, err := c.GetIdentity(t.Context(), sandbox.LinkHousehold)
-	if e := MustAsError(t, err); e.Code != upstream.CodeUpstreamUnavailable || sb.IdentityCalls() != before {
-		t.Errorf("open breaker: %v with %d upstream calls, want %s and none", err, sb.IdentityCalls()-before, upstream.CodeUpstreamUnavailable)
+	if e := MustAsError(t, err); e.Code != apierr.CodeUpstreamUnavailable || sb.IdentityCalls() != before {
+		t.Errorf("open breaker: %v with %d upstream calls, want %s and none", err, sb.IdentityCalls()-before, apierr.CodeUpstreamUnavailable)
 	}
 	if took := time.Since(start); took > 50*time.Millisecond {
 		t.Errorf("open breaker took %v to answer, want at once", took)
@@ -145,8 +146,8 @@ func TestInFlightBound(t *testing.T) {
 	time.Sleep(50 * time.Millisecond) // the slow call holds the only slot
 	start := time.Now()
 	_, err := c.GetIdentity(t.Context(), sandbox.LinkHousehold)
-	if e := MustAsError(t, err); e.Code != upstream.CodeUpstreamUnavailable {
-		t.Errorf("second call: %v, want %s", err, upstream.CodeUpstreamUnavailable)
+	if e := MustAsError(t, err); e.Code != apierr.CodeUpstreamUnavailable {
+		t.Errorf("second call: %v, want %s", err, apierr.CodeUpstreamUnavailable)
 	}
 	if took := time.Since(start); took > 250*time.Millisecond {
 		t.Errorf("second call waited %v for a slot, want about 50ms", took)
@@ -167,8 +168,8 @@ func TestRefusedCredentials(t *testing.T) {
 	}
 	for range 5 {
 		_, err := c.GetIdentity(t.Context(), sandbox.LinkSeed)
-		if e := MustAsError(t, err); e.Code != upstream.CodeUnauthorized {
-			t.Fatalf("GetIdentity: %v, want %s", err, upstream.CodeUnauthorized)
+		if e := MustAsError(t, err); e.Code != apierr.CodeUnauthorized {
+			t.Fatalf("GetIdentity: %v, want %s", err, apierr.CodeUnauthorized)
 		}
 	}
 	if got := sb.TokenCalls(); got != 1 {
@@ -213,7 +214,7 @@ func TestBreakerIgnoresFlakiness(t *testing.T) {
 		c.GetIdentity(t.Context(), sandbox.LinkSeed)
 	}
 	before := sb.IdentityCalls()
-	if _, err := c.GetIdentity(t.Context(), sandbox.LinkHousehold); MustAsError(t, err).Code != upstream.CodeUpstreamUnavailable || sb.IdentityCalls() != before {
+	if _, err := c.GetIdentity(t.Context(), sandbox.LinkHousehold); MustAsError(t, err).Code != apierr.CodeUpstreamUnavailable || sb.IdentityCalls() != before {
 		t.Errorf("after a majority of failures: %v, want the breaker open (no call)", err)
 	}
 }

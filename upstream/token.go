@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/mkgraph/mkgraph/internal/apierr"
 )
 
 // tokenResponse is the body of a successful POST /auth/token.
@@ -105,7 +107,7 @@ type tokenFetch struct {
 // Token returns a valid access token.
 func (ts *tokenSource) Token(ctx context.Context) (string, error) {
 	if err := ctx.Err(); err != nil {
-		return "", newError(CodeUpstreamTimeout, 0, fmt.Errorf("waiting for a token: %w", context.Cause(ctx)))
+		return "", apierr.New(apierr.CodeUpstreamTimeout, 0, fmt.Errorf("waiting for a token: %w", context.Cause(ctx)))
 	}
 	ts.mu.Lock()
 	if ts.token != "" && ts.now().Before(ts.renewAt) {
@@ -136,7 +138,7 @@ func (ts *tokenSource) Token(ctx context.Context) (string, error) {
 	case <-f.done:
 		return f.token, f.err
 	case <-ctx.Done():
-		return "", newError(CodeUpstreamTimeout, 0, fmt.Errorf("waiting for a token: %w", context.Cause(ctx)))
+		return "", apierr.New(apierr.CodeUpstreamTimeout, 0, fmt.Errorf("waiting for a token: %w", context.Cause(ctx)))
 	}
 }
 
@@ -150,7 +152,7 @@ func (ts *tokenSource) run(ctx context.Context, f *tokenFetch) {
 		ts.token = tok
 		ts.renewAt = ts.now().Add(ttl - renewMargin(ttl))
 		ts.refused = nil
-	case AsError(err).Code == CodeUnauthorized:
+	case apierr.AsError(err).Code == apierr.CodeUnauthorized:
 		ts.refused, ts.refusedUntil = err, ts.now().Add(refusalHold)
 	}
 	ts.inflight = nil

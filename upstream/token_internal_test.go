@@ -9,7 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mkgraph/mkgraph/upstream/clocktest"
+	"github.com/mkgraph/mkgraph/internal/apierr"
+	"github.com/mkgraph/mkgraph/internal/testing/clocktest"
 )
 
 func TestRenewMargin(t *testing.T) {
@@ -170,9 +171,9 @@ func TestTokenSourceWaiterCancelled(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	_, err := ts.Token(ctx)
-	var e *Error
-	if !errors.As(err, &e) || e.Code != CodeUpstreamTimeout || !errors.Is(err, context.Canceled) {
-		t.Errorf("Token(cancelled ctx) while another fetches: %v, want %s wrapping context.Canceled", err, CodeUpstreamTimeout)
+	var e *apierr.Error
+	if !errors.As(err, &e) || e.Code != apierr.CodeUpstreamTimeout || !errors.Is(err, context.Canceled) {
+		t.Errorf("Token(cancelled ctx) while another fetches: %v, want %s wrapping context.Canceled", err, apierr.CodeUpstreamTimeout)
 	}
 	close(f.release)
 	if err := <-leader; err != nil {

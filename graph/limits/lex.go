@@ -6,7 +6,7 @@ import (
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/lexer"
 
-	"github.com/mkgraph/mkgraph/upstream"
+	"github.com/mkgraph/mkgraph/internal/apierr"
 )
 
 // The lexical pass counts the tokens of a query and, on the way, what each
@@ -201,7 +201,7 @@ func lexQuery(query string, maxTokens int) (defs []lexDef, tokens int, ok bool) 
 
 // checkLexical holds the definitions to the limits, the operation that
 // would run first, as Check does.
-func (c Config) checkLexical(defs []lexDef, operationName string) *upstream.Error {
+func (c Config) checkLexical(defs []lexDef, operationName string) *apierr.Error {
 	first := -1
 	ops := 0
 	for i, d := range defs {
@@ -219,7 +219,7 @@ func (c Config) checkLexical(defs []lexDef, operationName string) *upstream.Erro
 			}
 		}
 	}
-	check := func(d lexDef) *upstream.Error {
+	check := func(d lexDef) *apierr.Error {
 		return c.checkShape(shape{depth: d.depth, aliases: d.aliases, directives: d.directives, fields: d.rootFields}, d.operation)
 	}
 	if first >= 0 {

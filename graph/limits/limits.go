@@ -41,7 +41,7 @@ import (
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/parser"
 
-	"github.com/mkgraph/mkgraph/upstream"
+	"github.com/mkgraph/mkgraph/internal/apierr"
 )
 
 // Defaults for Config; see the package comment for why.
@@ -109,7 +109,7 @@ func over(n, limit int) bool { return limit >= 0 && n > limit }
 // A query that does not lex, or does not parse and breaks no limit before
 // parsing, is let through: gqlgen answers it with its own syntax error,
 // having done no more work than this.
-func (c Config) Check(query, operationName string) *upstream.Error {
+func (c Config) Check(query, operationName string) *apierr.Error {
 	c = c.WithDefaults()
 	if over(len(query), c.MaxQueryBytes) {
 		return tooLarge(c.MaxQueryBytes)
@@ -119,7 +119,7 @@ func (c Config) Check(query, operationName string) *upstream.Error {
 		return nil
 	}
 	if over(n, c.MaxTokens) {
-		return &upstream.Error{Code: upstream.CodeTooManyTokens,
+		return &apierr.Error{Code: apierr.CodeTooManyTokens,
 			Message: fmt.Sprintf("The query has more than %d tokens.", c.MaxTokens)}
 	}
 	if e := c.checkLexical(defs, operationName); e != nil {
@@ -155,29 +155,29 @@ func (c Config) Check(query, operationName string) *upstream.Error {
 }
 
 // checkShape holds one operation (root) or fragment to the limits.
-func (c Config) checkShape(s shape, root bool) *upstream.Error {
+func (c Config) checkShape(s shape, root bool) *apierr.Error {
 	switch {
 	case over(s.depth, c.MaxDepth):
-		return &upstream.Error{Code: upstream.CodeQueryTooDeep,
+		return &apierr.Error{Code: apierr.CodeQueryTooDeep,
 			Message: fmt.Sprintf("The query nests fields more than %d deep.", c.MaxDepth)}
 	case over(s.aliases, c.MaxAliases):
-		return &upstream.Error{Code: upstream.CodeTooManyAliases,
+		return &apierr.Error{Code: apierr.CodeTooManyAliases,
 			Message: fmt.Sprintf("The query has more than %d aliases.", c.MaxAliases)}
 	case over(s.directives, c.MaxDirectives):
-		return &upstream.Error{Code: upstream.CodeTooManyDirectives,
+		return &apierr.Error{Code: apierr.CodeTooManyDirectives,
 			Message: fmt.Sprintf("The query has more than %d directives.", c.MaxDirectives)}
 	case root && over(s.fields, c.MaxRootFields):
-		return &upstream.Error{Code: upstream.CodeTooManyRootFields,
+		return &apierr.Error{Code: apierr.CodeTooManyRootFields,
 			Message: fmt.Sprintf("The query selects more than %d root fields.", c.MaxRootFields)}
 	case over(s.repeats, c.MaxRepeats):
-		return &upstream.Error{Code: upstream.CodeTooManyRepeats,
+		return &apierr.Error{Code: apierr.CodeTooManyRepeats,
 			Message: fmt.Sprintf("The query repeats fields or fragment spreads in one selection more than %d times.", c.MaxRepeats)}
 	}
 	return nil
 }
 
-func tooLarge(limit int) *upstream.Error {
-	return &upstream.Error{Code: upstream.CodeQueryTooLarge,
+func tooLarge(limit int) *apierr.Error {
+	return &apierr.Error{Code: apierr.CodeQueryTooLarge,
 		Message: fmt.Sprintf("The query is longer than %d bytes.", limit)}
 }
 

@@ -21,7 +21,7 @@ import (
 	"github.com/vektah/gqlparser/v2/validator/rules"
 
 	"github.com/mkgraph/mkgraph/graph/limits"
-	"github.com/mkgraph/mkgraph/upstream"
+	"github.com/mkgraph/mkgraph/internal/apierr"
 )
 
 // nest returns a query whose longest path has depth fields: {a{a{a}}}.
@@ -93,7 +93,7 @@ func mustRead(tb testing.TB, name string) string {
 	return string(b)
 }
 
-func codeOf(e *upstream.Error) string {
+func codeOf(e *apierr.Error) string {
 	if e == nil {
 		return ""
 	}
@@ -102,13 +102,13 @@ func codeOf(e *upstream.Error) string {
 
 func TestCheck(t *testing.T) {
 	const (
-		large      = upstream.CodeQueryTooLarge
-		manyTokens = upstream.CodeTooManyTokens
-		deep       = upstream.CodeQueryTooDeep
-		manyAlias  = upstream.CodeTooManyAliases
-		manyDirs   = upstream.CodeTooManyDirectives
-		manyRoots  = upstream.CodeTooManyRootFields
-		repeats    = upstream.CodeTooManyRepeats
+		large      = apierr.CodeQueryTooLarge
+		manyTokens = apierr.CodeTooManyTokens
+		deep       = apierr.CodeQueryTooDeep
+		manyAlias  = apierr.CodeTooManyAliases
+		manyDirs   = apierr.CodeTooManyDirectives
+		manyRoots  = apierr.CodeTooManyRootFields
+		repeats    = apierr.CodeTooManyRepeats
 	)
 	tests := []struct {
 		name   string
@@ -230,13 +230,13 @@ func TestDefaults(t *testing.T) {
 		limit int
 		code  string
 	}{
-		{"bytes", sized, d.MaxQueryBytes, upstream.CodeQueryTooLarge},
-		{"tokens", tokens, d.MaxTokens, upstream.CodeTooManyTokens},
-		{"depth", nest, d.MaxDepth, upstream.CodeQueryTooDeep},
-		{"aliases", aliases, d.MaxAliases, upstream.CodeTooManyAliases},
-		{"directives", directives, d.MaxDirectives, upstream.CodeTooManyDirectives},
-		{"root fields", rootFields, d.MaxRootFields, upstream.CodeTooManyRootFields},
-		{"repeats", repeated, d.MaxRepeats, upstream.CodeTooManyRepeats},
+		{"bytes", sized, d.MaxQueryBytes, apierr.CodeQueryTooLarge},
+		{"tokens", tokens, d.MaxTokens, apierr.CodeTooManyTokens},
+		{"depth", nest, d.MaxDepth, apierr.CodeQueryTooDeep},
+		{"aliases", aliases, d.MaxAliases, apierr.CodeTooManyAliases},
+		{"directives", directives, d.MaxDirectives, apierr.CodeTooManyDirectives},
+		{"root fields", rootFields, d.MaxRootFields, apierr.CodeTooManyRootFields},
+		{"repeats", repeated, d.MaxRepeats, apierr.CodeTooManyRepeats},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -316,25 +316,25 @@ func TestMiddleware(t *testing.T) {
 		}, ""},
 		{"GET refused", limits.Config{}, func(t *testing.T) *http.Request {
 			return get(url.Values{"query": {deep}})
-		}, upstream.CodeQueryTooDeep},
+		}, apierr.CodeQueryTooDeep},
 		{"GET too large", limits.Config{}, func(t *testing.T) *http.Request {
 			return get(url.Values{"query": {sized(limits.DefaultMaxQueryBytes + 1)}})
-		}, upstream.CodeQueryTooLarge},
+		}, apierr.CodeQueryTooLarge},
 		{"GET at the size limit, escaped", limits.Config{MaxQueryBytes: 40}, func(t *testing.T) *http.Request {
 			return get(url.Values{"query": {`{a(s: "` + strings.Repeat("%", 30) + `")}`}}) // 40 bytes, 112 escaped
 		}, ""},
 		{"GET over the size limit, escaped", limits.Config{MaxQueryBytes: 40}, func(t *testing.T) *http.Request {
 			return get(url.Values{"query": {`{a(s: "` + strings.Repeat("%", 31) + `")}`}})
-		}, upstream.CodeQueryTooLarge},
+		}, apierr.CodeQueryTooLarge},
 		{"GET operationName", limits.Config{MaxDepth: 3, MaxAliases: 2}, func(t *testing.T) *http.Request {
 			return get(url.Values{"query": {"query A " + nest(4) + " query B " + aliases(3)}, "operationName": {"B"}})
-		}, upstream.CodeTooManyAliases},
+		}, apierr.CodeTooManyAliases},
 		{"GET first query wins", limits.Config{}, func(t *testing.T) *http.Request {
 			return httptest.NewRequest(http.MethodGet, "/graphql?query="+url.QueryEscape(deep)+"&query=%7Ba%7D", nil)
-		}, upstream.CodeQueryTooDeep},
+		}, apierr.CodeQueryTooDeep},
 		{"GET escaped key", limits.Config{}, func(t *testing.T) *http.Request {
 			return httptest.NewRequest(http.MethodGet, "/graphql?%71uery="+url.QueryEscape(deep), nil)
-		}, upstream.CodeQueryTooDeep},
+		}, apierr.CodeQueryTooDeep},
 		{"GET persisted query by hash", limits.Config{}, func(t *testing.T) *http.Request {
 			return get(url.Values{"extensions": {`{"persistedQuery":{"version":1,"sha256Hash":"ecf4edb46db40b5132295c0291d62fb65d6759a9eedfa4d5d612dd5ec54a6b38"}}`}})
 		}, ""},
@@ -344,55 +344,55 @@ func TestMiddleware(t *testing.T) {
 		}, ""},
 		{"POST refused", limits.Config{}, func(t *testing.T) *http.Request {
 			return post(jsonBody(t, map[string]any{"query": deep}), "application/json")
-		}, upstream.CodeQueryTooDeep},
+		}, apierr.CodeQueryTooDeep},
 		{"POST operationName", limits.Config{MaxDepth: 3, MaxAliases: 2}, func(t *testing.T) *http.Request {
 			return post(jsonBody(t, map[string]any{"query": "query A " + nest(4) + " query B " + aliases(3), "operationName": "B"}), "application/json")
-		}, upstream.CodeTooManyAliases},
+		}, apierr.CodeTooManyAliases},
 		{"POST too large", limits.Config{}, func(t *testing.T) *http.Request {
 			return post(jsonBody(t, map[string]any{"query": sized(1 << 20)}), "application/json")
-		}, upstream.CodeQueryTooLarge},
+		}, apierr.CodeQueryTooLarge},
 		{"POST too large, escaped", limits.Config{}, func(t *testing.T) *http.Request {
 			return post(jsonBody(t, map[string]any{"query": "{" + strings.Repeat("a\n\"<", 1<<18) + "}"}), "application/json")
-		}, upstream.CodeQueryTooLarge},
+		}, apierr.CodeQueryTooLarge},
 		{"POST at the size limit, escaped", limits.Config{MaxQueryBytes: 40}, func(t *testing.T) *http.Request {
 			return post(`{"query": "{a(s: \"`+strings.Repeat(`\u00e9`, 15)+`\")}"}`, "application/json") // 40 bytes decoded, 102 escaped
 		}, ""},
 		{"POST over the size limit, escaped", limits.Config{MaxQueryBytes: 40}, func(t *testing.T) *http.Request {
 			return post(`{"query": "{a(s: \"`+strings.Repeat(`\u00e9`, 15)+` \")}"}`, "application/json")
-		}, upstream.CodeQueryTooLarge},
+		}, apierr.CodeQueryTooLarge},
 		{"POST escapes decoded", limits.Config{MaxDepth: 3}, func(t *testing.T) *http.Request {
 			return post(`{"query":"{a\n{b\t{c{\u0064\u007d}}}"}`, "application/json")
-		}, upstream.CodeQueryTooDeep},
+		}, apierr.CodeQueryTooDeep},
 		{"POST other members skipped", limits.Config{}, func(t *testing.T) *http.Request {
 			return post(`{"variables": {"a": [1, {"b": "]}\"{"}], "c": null, "d": -1.5e3, "e": true}, "query": "`+deep+`", "extensions": {}}`, "application/json")
-		}, upstream.CodeQueryTooDeep},
+		}, apierr.CodeQueryTooDeep},
 		{"POST key in capitals", limits.Config{}, func(t *testing.T) *http.Request {
 			return post(`{"QUERY": "`+deep+`"}`, "application/json")
-		}, upstream.CodeQueryTooDeep},
+		}, apierr.CodeQueryTooDeep},
 		{"POST escaped key", limits.Config{}, func(t *testing.T) *http.Request {
 			return post(`{"\u0071uery": "`+deep+`"}`, "application/json")
-		}, upstream.CodeQueryTooDeep},
+		}, apierr.CodeQueryTooDeep},
 		{"POST last query wins", limits.Config{}, func(t *testing.T) *http.Request {
 			return post(`{"query": "{a}", "query": "`+deep+`"}`, "application/json")
-		}, upstream.CodeQueryTooDeep},
+		}, apierr.CodeQueryTooDeep},
 		{"POST last query wins, the other way", limits.Config{}, func(t *testing.T) *http.Request {
 			return post(`{"query": "`+deep+`", "query": "{a}"}`, "application/json")
 		}, ""},
 		{"POST null query keeps the earlier one", limits.Config{}, func(t *testing.T) *http.Request {
 			return post(`{"query": "`+deep+`", "query": null}`, "application/json")
-		}, upstream.CodeQueryTooDeep},
+		}, apierr.CodeQueryTooDeep},
 		{"POST trailing data after the object", limits.Config{}, func(t *testing.T) *http.Request {
 			return post(`{"query": "`+deep+`"} trailing`, "application/json")
-		}, upstream.CodeQueryTooDeep},
+		}, apierr.CodeQueryTooDeep},
 		{"POST any Content-Type", limits.Config{}, func(t *testing.T) *http.Request {
 			return post(jsonBody(t, map[string]any{"query": deep}), "text/plain")
-		}, upstream.CodeQueryTooDeep},
+		}, apierr.CodeQueryTooDeep},
 		{"POST persisted query by hash", limits.Config{}, func(t *testing.T) *http.Request {
 			return post(`{"extensions":{"persistedQuery":{"version":1,"sha256Hash":"ecf4edb46db40b5132295c0291d62fb65d6759a9eedfa4d5d612dd5ec54a6b38"}}}`, "application/json")
 		}, ""},
 		{"POST persisted query registration", limits.Config{}, func(t *testing.T) *http.Request {
 			return post(jsonBody(t, map[string]any{"query": deep, "extensions": map[string]any{"persistedQuery": map[string]any{"version": 1, "sha256Hash": "x"}}}), "application/json")
-		}, upstream.CodeQueryTooDeep},
+		}, apierr.CodeQueryTooDeep},
 		{"POST malformed JSON", limits.Config{}, func(t *testing.T) *http.Request {
 			return post(`{"query": "`+deep, "application/json")
 		}, ""},
@@ -408,22 +408,22 @@ func TestMiddleware(t *testing.T) {
 
 		{"batch refused by default", limits.Config{}, func(t *testing.T) *http.Request {
 			return post(`[{"query": "{a}"}]`, "application/json")
-		}, upstream.CodeBatchingDisabled},
+		}, apierr.CodeBatchingDisabled},
 		{"batch refused by default, even malformed", limits.Config{}, func(t *testing.T) *http.Request {
 			return post(`  [{"query": `, "application/json")
-		}, upstream.CodeBatchingDisabled},
+		}, apierr.CodeBatchingDisabled},
 		{"batch at the cap", limits.Config{MaxBatch: 2}, func(t *testing.T) *http.Request {
 			return post(`[{"query": "{a}"}, {"query": "{b}", "variables": {"x": [1, 2]}}]`, "application/json")
 		}, ""},
 		{"batch over the cap", limits.Config{MaxBatch: 2}, func(t *testing.T) *http.Request {
 			return post(`[{"query": "{a}"}, {"query": "{b}"}, {"query": "{c}"}]`, "application/json")
-		}, upstream.CodeBatchingDisabled},
+		}, apierr.CodeBatchingDisabled},
 		{"batch over the cap, the rest malformed", limits.Config{MaxBatch: 2}, func(t *testing.T) *http.Request {
 			return post(`[{"query": "{a}"}, {"query": "{b}"}, {"query": `, "application/json")
-		}, upstream.CodeBatchingDisabled},
+		}, apierr.CodeBatchingDisabled},
 		{"batch with a hostile operation", limits.Config{MaxBatch: 2}, func(t *testing.T) *http.Request {
 			return post(`[{"query": "{a}"}, {"query": "`+deep+`"}]`, "application/json")
-		}, upstream.CodeQueryTooDeep},
+		}, apierr.CodeQueryTooDeep},
 		{"empty batch", limits.Config{MaxBatch: 2}, func(t *testing.T) *http.Request {
 			return post(`[ ]`, "application/json")
 		}, ""},
@@ -477,8 +477,8 @@ func TestWorstPassingDocument(t *testing.T) {
 	if e := (limits.Config{}).Check(worstPassing(), ""); e != nil {
 		t.Errorf("worstPassing() refused: %v", e)
 	}
-	if e := (limits.Config{}).Check(repeatedField(), ""); codeOf(e) != upstream.CodeTooManyRepeats {
-		t.Errorf("repeatedField() = %v, want %s", e, upstream.CodeTooManyRepeats)
+	if e := (limits.Config{}).Check(repeatedField(), ""); codeOf(e) != apierr.CodeTooManyRepeats {
+		t.Errorf("repeatedField() = %v, want %s", e, apierr.CodeTooManyRepeats)
 	}
 }
 
@@ -571,7 +571,7 @@ func queryBody(b *testing.B, query string) []byte {
 // BenchmarkRejectDeep: 600 nested fields, within the token limit, so the
 // query is parsed and walked.
 func BenchmarkRejectDeep(b *testing.B) {
-	benchReject(b, limits.Config{}, http.MethodPost, "/graphql", queryBody(b, nest(600)), upstream.CodeQueryTooDeep)
+	benchReject(b, limits.Config{}, http.MethodPost, "/graphql", queryBody(b, nest(600)), apierr.CodeQueryTooDeep)
 }
 
 // BenchmarkReject10000Aliases: 10,000 aliases of one link (refused on size).
@@ -582,47 +582,47 @@ func BenchmarkReject10000Aliases(b *testing.B) {
 		fmt.Fprintf(&q, ` a%d: link(id: "x") { id }`, i)
 	}
 	q.WriteString("}")
-	benchReject(b, limits.Config{}, http.MethodPost, "/graphql", queryBody(b, q.String()), upstream.CodeQueryTooLarge)
+	benchReject(b, limits.Config{}, http.MethodPost, "/graphql", queryBody(b, q.String()), apierr.CodeQueryTooLarge)
 }
 
 // BenchmarkRejectAliases: 500 aliases, within the size and token limits, so
 // the query is parsed and walked.
 func BenchmarkRejectAliases(b *testing.B) {
-	benchReject(b, limits.Config{}, http.MethodPost, "/graphql", queryBody(b, aliases(500)), upstream.CodeTooManyAliases)
+	benchReject(b, limits.Config{}, http.MethodPost, "/graphql", queryBody(b, aliases(500)), apierr.CodeTooManyAliases)
 }
 
 // BenchmarkRejectFragmentAliases: aliases that only fragment expansion
 // multiplies past the limit, so the query is parsed and walked.
 func BenchmarkRejectFragmentAliases(b *testing.B) {
-	benchReject(b, limits.Config{}, http.MethodPost, "/graphql", queryBody(b, fragmentChain(40)), upstream.CodeTooManyAliases)
+	benchReject(b, limits.Config{}, http.MethodPost, "/graphql", queryBody(b, fragmentChain(40)), apierr.CodeTooManyAliases)
 }
 
 // BenchmarkRejectDeepAfterVariables: a deep query after 1 MiB of escaped
 // quotes in variables, the slowest JSON to skip.
 func BenchmarkRejectDeepAfterVariables(b *testing.B) {
 	body := fmt.Appendf(nil, `{"variables": {"v": "%s"}, "query": %q}`, strings.Repeat(`\"`, 1<<19), nest(600))
-	benchReject(b, limits.Config{}, http.MethodPost, "/graphql", body, upstream.CodeQueryTooDeep)
+	benchReject(b, limits.Config{}, http.MethodPost, "/graphql", body, apierr.CodeQueryTooDeep)
 }
 
 // BenchmarkReject100000Tokens: 100,000 tokens (refused on size).
 func BenchmarkReject100000Tokens(b *testing.B) {
-	benchReject(b, limits.Config{}, http.MethodPost, "/graphql", queryBody(b, tokens(100000)), upstream.CodeQueryTooLarge)
+	benchReject(b, limits.Config{}, http.MethodPost, "/graphql", queryBody(b, tokens(100000)), apierr.CodeQueryTooLarge)
 }
 
 // BenchmarkRejectTokens: 8,000 tokens in 16 KiB, so they are counted.
 func BenchmarkRejectTokens(b *testing.B) {
-	benchReject(b, limits.Config{}, http.MethodPost, "/graphql", queryBody(b, tokens(8000)), upstream.CodeTooManyTokens)
+	benchReject(b, limits.Config{}, http.MethodPost, "/graphql", queryBody(b, tokens(8000)), apierr.CodeTooManyTokens)
 }
 
 // BenchmarkReject1MiBQuery: a 1 MiB query in a POST body.
 func BenchmarkReject1MiBQuery(b *testing.B) {
-	benchReject(b, limits.Config{}, http.MethodPost, "/graphql", queryBody(b, sized(1<<20)), upstream.CodeQueryTooLarge)
+	benchReject(b, limits.Config{}, http.MethodPost, "/graphql", queryBody(b, sized(1<<20)), apierr.CodeQueryTooLarge)
 }
 
 // BenchmarkReject1MiBQueryGET: a 1 MiB query in a URL (the server's header
 // limit refuses it first; this is the middleware's own cost).
 func BenchmarkReject1MiBQueryGET(b *testing.B) {
-	benchReject(b, limits.Config{}, http.MethodGet, "/graphql?"+url.Values{"query": {sized(1 << 20)}}.Encode(), nil, upstream.CodeQueryTooLarge)
+	benchReject(b, limits.Config{}, http.MethodGet, "/graphql?"+url.Values{"query": {sized(1 << 20)}}.Encode(), nil, apierr.CodeQueryTooLarge)
 }
 
 func batch(b *testing.B, n int) []byte {
@@ -640,12 +640,12 @@ func batch(b *testing.B, n int) []byte {
 
 // BenchmarkRejectBatch1000: a JSON array of 1,000 operations, batching off.
 func BenchmarkRejectBatch1000(b *testing.B) {
-	benchReject(b, limits.Config{}, http.MethodPost, "/graphql", batch(b, 1000), upstream.CodeBatchingDisabled)
+	benchReject(b, limits.Config{}, http.MethodPost, "/graphql", batch(b, 1000), apierr.CodeBatchingDisabled)
 }
 
 // BenchmarkRejectBatch1000Capped: the same with batches of 10 allowed.
 func BenchmarkRejectBatch1000Capped(b *testing.B) {
-	benchReject(b, limits.Config{MaxBatch: 10}, http.MethodPost, "/graphql", batch(b, 1000), upstream.CodeBatchingDisabled)
+	benchReject(b, limits.Config{MaxBatch: 10}, http.MethodPost, "/graphql", batch(b, 1000), apierr.CodeBatchingDisabled)
 }
 
 // BenchmarkAcceptEverything is what the limits add to a real request.
@@ -721,10 +721,10 @@ func TestMiddlewareRemembersPassed(t *testing.T) {
 		send(post(jsonBody(t, map[string]any{"query": ok}), "application/json"), "")
 		send(post(jsonBody(t, map[string]any{"query": ok, "operationName": "Everything"}), "application/json"), "")
 		send(get(url.Values{"query": {ok}}), "")
-		send(post(jsonBody(t, map[string]any{"query": deep}), "application/json"), upstream.CodeQueryTooDeep)
-		send(get(url.Values{"query": {deep}}), upstream.CodeQueryTooDeep)
-		send(post(jsonBody(t, map[string]any{"query": "query A {a} query B " + deep, "operationName": "A"}), "application/json"), upstream.CodeQueryTooDeep)
-		send(post(jsonBody(t, map[string]any{"query": "query A {a} query B " + deep, "operationName": "B"}), "application/json"), upstream.CodeQueryTooDeep)
+		send(post(jsonBody(t, map[string]any{"query": deep}), "application/json"), apierr.CodeQueryTooDeep)
+		send(get(url.Values{"query": {deep}}), apierr.CodeQueryTooDeep)
+		send(post(jsonBody(t, map[string]any{"query": "query A {a} query B " + deep, "operationName": "A"}), "application/json"), apierr.CodeQueryTooDeep)
+		send(post(jsonBody(t, map[string]any{"query": "query A {a} query B " + deep, "operationName": "B"}), "application/json"), apierr.CodeQueryTooDeep)
 	}
 	// The same text with escapes, and a deep one that differs from a
 	// passing one by an escape only.
@@ -732,17 +732,17 @@ func TestMiddlewareRemembersPassed(t *testing.T) {
 	send(post(`{"query": `+escaped+`}`, "application/json"), "")
 	send(post(`{"query": "{a}"}`, "application/json"), "")
 	send(post(`{"query": "{a\u007d"}`, "application/json"), "")
-	send(post(`{"query": "`+strings.Replace(deep, "}", `\u007d`, 1)+`"}`, "application/json"), upstream.CodeQueryTooDeep)
+	send(post(`{"query": "`+strings.Replace(deep, "}", `\u007d`, 1)+`"}`, "application/json"), apierr.CodeQueryTooDeep)
 
 	// More passing texts than are remembered, then refusals again.
 	for i := range 1100 {
 		send(post(jsonBody(t, map[string]any{"query": fmt.Sprintf("{a%d}", i)}), "application/json"), "")
 	}
-	send(post(jsonBody(t, map[string]any{"query": deep}), "application/json"), upstream.CodeQueryTooDeep)
+	send(post(jsonBody(t, map[string]any{"query": deep}), "application/json"), apierr.CodeQueryTooDeep)
 	send(post(jsonBody(t, map[string]any{"query": ok}), "application/json"), "")
 
 	// What passed one Middleware is checked by another.
 	lax := limits.Config{MaxDepth: 20}.Middleware(next)
 	lax.ServeHTTP(httptest.NewRecorder(), post(jsonBody(t, map[string]any{"query": deep}), "application/json"))
-	send(post(jsonBody(t, map[string]any{"query": deep}), "application/json"), upstream.CodeQueryTooDeep)
+	send(post(jsonBody(t, map[string]any{"query": deep}), "application/json"), apierr.CodeQueryTooDeep)
 }

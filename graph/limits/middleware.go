@@ -9,8 +9,8 @@ import (
 	"net/url"
 	"sync"
 
-	"github.com/mkgraph/mkgraph/graph/httperr"
-	"github.com/mkgraph/mkgraph/upstream"
+	"github.com/mkgraph/mkgraph/internal/apierr"
+	"github.com/mkgraph/mkgraph/internal/edge/httperr"
 )
 
 // maxPrealloc bounds the buffer sized from a request's Content-Length.
@@ -38,7 +38,7 @@ const maxPrealloc = 8 << 20
 func (c Config) Middleware(next http.Handler) http.Handler {
 	g := &guard{Config: c.WithDefaults(), passed: newPassed()}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var e *upstream.Error
+		var e *apierr.Error
 		switch r.Method {
 		case http.MethodGet:
 			e = g.checkQueryString(r.URL.RawQuery)
@@ -49,7 +49,7 @@ func (c Config) Middleware(next http.Handler) http.Handler {
 			buf := buffers.Get().(*bytes.Buffer)
 			defer putBuffer(buf) // next is done with the body when it returns
 			if err := readBody(buf, r); err != nil {
-				httperr.Write(w, r, http.StatusBadRequest, &upstream.Error{Code: upstream.CodeBadRequest, Message: "The request body could not be read."})
+				httperr.Write(w, r, http.StatusBadRequest, &apierr.Error{Code: apierr.CodeBadRequest, Message: "The request body could not be read."})
 				return
 			}
 			r.Body = io.NopCloser(bytes.NewReader(buf.Bytes()))
@@ -96,7 +96,7 @@ type guard struct {
 
 // check is c.Check, remembering the texts that pass. (A function, since
 // methods take no type parameters.)
-func check[T string | []byte](c *guard, query T, operationName string) *upstream.Error {
+func check[T string | []byte](c *guard, query T, operationName string) *apierr.Error {
 	k := passKeyOf(query, operationName)
 	if c.passed.has(k) {
 		return nil
@@ -108,7 +108,7 @@ func check[T string | []byte](c *guard, query T, operationName string) *upstream
 	return e
 }
 
-func (c *guard) checkQueryString(raw string) *upstream.Error {
+func (c *guard) checkQueryString(raw string) *apierr.Error {
 	q, op, ok := readQueryString(raw)
 	if !ok {
 		return nil
@@ -128,7 +128,7 @@ func (c *guard) checkQueryString(raw string) *upstream.Error {
 }
 
 // checkBody checks a POST body: a request object, or a batch of them.
-func (c *guard) checkBody(b []byte) *upstream.Error {
+func (c *guard) checkBody(b []byte) *apierr.Error {
 	i := skipSpace(b, 0)
 	if i == len(b) {
 		return nil
@@ -143,7 +143,7 @@ func (c *guard) checkBody(b []byte) *upstream.Error {
 }
 
 // checkObject checks the request object at the start of b.
-func (c *guard) checkObject(b []byte) *upstream.Error {
+func (c *guard) checkObject(b []byte) *apierr.Error {
 	p, _, large, ok := readObject(b, 0, c.MaxQueryBytes)
 	switch {
 	case large:
@@ -179,7 +179,7 @@ func (c *guard) checkObject(b []byte) *upstream.Error {
 // checkDecoded decodes the request object at the start of b exactly as
 // gqlgen's POST transport does, and checks it. A body it cannot decode is
 // gqlgen's to refuse.
-func (c *guard) checkDecoded(b []byte) *upstream.Error {
+func (c *guard) checkDecoded(b []byte) *apierr.Error {
 	var p struct {
 		Query         string `json:"query"`
 		OperationName string `json:"operationName"`
@@ -194,9 +194,9 @@ func (c *guard) checkDecoded(b []byte) *upstream.Error {
 
 // checkBatch checks a JSON array of request objects: its length first,
 // without reading past MaxBatch+1 elements, then each object.
-func (c *guard) checkBatch(b []byte) *upstream.Error {
+func (c *guard) checkBatch(b []byte) *apierr.Error {
 	if c.MaxBatch <= 0 {
-		return &upstream.Error{Code: upstream.CodeBatchingDisabled,
+		return &apierr.Error{Code: apierr.CodeBatchingDisabled,
 			Message: "Batched requests are not accepted: send one operation per request."}
 	}
 	var starts []int
@@ -236,7 +236,7 @@ func (c *guard) checkBatch(b []byte) *upstream.Error {
 
 // checkBatchDecoded checks a batch the fast reader was unsure of, decoded
 // with encoding/json.
-func (c *guard) checkBatchDecoded(b []byte) *upstream.Error {
+func (c *guard) checkBatchDecoded(b []byte) *apierr.Error {
 	var elems []json.RawMessage
 	if err := json.NewDecoder(bytes.NewReader(b)).Decode(&elems); err != nil {
 		return nil
@@ -254,7 +254,7 @@ func (c *guard) checkBatchDecoded(b []byte) *upstream.Error {
 	return nil
 }
 
-func batchTooLarge(limit int) *upstream.Error {
-	return &upstream.Error{Code: upstream.CodeBatchingDisabled,
+func batchTooLarge(limit int) *apierr.Error {
+	return &apierr.Error{Code: apierr.CodeBatchingDisabled,
 		Message: fmt.Sprintf("A batched request may hold at most %d operations.", limit)}
 }

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/mkgraph/mkgraph/graph/loader"
-	"github.com/mkgraph/mkgraph/upstream"
+	"github.com/mkgraph/mkgraph/internal/apierr"
 )
 
 // request returns a context carrying a fresh request's loaders, and the
@@ -52,8 +52,8 @@ func TestAccountsInFlightGate(t *testing.T) {
 	// B's large answer waits for A; with a short deadline it gives up.
 	short, cancel := context.WithTimeout(b, 50*time.Millisecond)
 	defer cancel()
-	if err := loader.SpendAccounts(short, 500); upstream.AsError(err).Code != upstream.CodeUpstreamTimeout {
-		t.Fatalf("large answer while the gate is full = %v, want %s after the deadline", err, upstream.CodeUpstreamTimeout)
+	if err := loader.SpendAccounts(short, 500); apierr.AsError(err).Code != apierr.CodeUpstreamTimeout {
+		t.Fatalf("large answer while the gate is full = %v, want %s after the deadline", err, apierr.CodeUpstreamTimeout)
 	}
 
 	c, endC := request(t, f)

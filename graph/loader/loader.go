@@ -18,11 +18,12 @@ import (
 	"golang.org/x/sync/semaphore"
 
 	"github.com/mkgraph/mkgraph/graph/model"
+	"github.com/mkgraph/mkgraph/internal/apierr"
 	"github.com/mkgraph/mkgraph/upstream"
 )
 
 // Fetcher fetches one link's identity answer. *upstream.Client satisfies it.
-// Errors should be *upstream.Error.
+// Errors should be *apierr.Error.
 type Fetcher interface {
 	GetIdentity(ctx context.Context, linkID string) (*upstream.Identity, error)
 }
@@ -166,7 +167,7 @@ func For(ctx context.Context) *Loaders {
 }
 
 // errNoLoaders is a wiring mistake: the handler runs without Middleware.
-var errNoLoaders = &upstream.Error{Code: upstream.CodeInternal, Message: "Internal error.", Err: fmt.Errorf("loader: no loaders in context")}
+var errNoLoaders = &apierr.Error{Code: apierr.CodeInternal, Message: "Internal error.", Err: fmt.Errorf("loader: no loaders in context")}
 
 // Link loads one link through the request's loaders.
 func Link(ctx context.Context, id string) (*model.Link, error) {
@@ -199,7 +200,7 @@ func SpendAccounts(ctx context.Context, n int) error {
 		return errNoLoaders
 	}
 	if l.accounts.Add(int64(n)) > l.maxAccounts {
-		return upstream.TooComplex(fmt.Sprintf("A request may return at most %d accounts in all.", l.maxAccounts))
+		return apierr.TooComplex(fmt.Sprintf("A request may return at most %d accounts in all.", l.maxAccounts))
 	}
 	return l.admit(ctx, int64(n))
 }
@@ -226,7 +227,7 @@ func (l *Loaders) admit(ctx context.Context, n int64) error {
 	err := l.gate.Acquire(ctx, n)
 	l.stats.waiting.Add(-1)
 	if err != nil {
-		return upstream.AsError(context.Cause(ctx))
+		return apierr.AsError(context.Cause(ctx))
 	}
 	l.held = n
 	l.stats.held.Add(n)
@@ -277,7 +278,7 @@ func (l *Loaders) fetch(ctx context.Context, id string) (res *dataloader.Result[
 	defer func() {
 		if p := recover(); p != nil {
 			zerolog.Ctx(ctx).Error().Str("panic_type", fmt.Sprintf("%T", p)).Bytes("stack", debug.Stack()).Msg("panic while loading a link")
-			res = &dataloader.Result[*model.Link]{Error: &upstream.Error{Code: upstream.CodeInternal, Message: "Internal error."}}
+			res = &dataloader.Result[*model.Link]{Error: &apierr.Error{Code: apierr.CodeInternal, Message: "Internal error."}}
 		}
 	}()
 	if err := upstream.ValidateLinkID(id); err != nil {
@@ -285,7 +286,7 @@ func (l *Loaders) fetch(ctx context.Context, id string) (res *dataloader.Result[
 	}
 	// The loader's cache brings each distinct id here once per request.
 	if l.fetched.Add(1) > l.maxLinks {
-		return &dataloader.Result[*model.Link]{Error: upstream.TooComplex(
+		return &dataloader.Result[*model.Link]{Error: apierr.TooComplex(
 			fmt.Sprintf("A request may load at most %d distinct links.", l.maxLinks))}
 	}
 	select {
@@ -296,7 +297,7 @@ func (l *Loaders) fetch(ctx context.Context, id string) (res *dataloader.Result[
 	// select picks at random when both are ready: a request that ended
 	// must not start a call either way.
 	if err := ctx.Err(); err != nil {
-		return &dataloader.Result[*model.Link]{Error: upstream.AsError(err)}
+		return &dataloader.Result[*model.Link]{Error: apierr.AsError(err)}
 	}
 	identity, err := l.fetcher.GetIdentity(ctx, id)
 	if err != nil {

@@ -16,8 +16,9 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/rs/zerolog"
 
-	"github.com/mkgraph/mkgraph/graph/logtest"
 	"github.com/mkgraph/mkgraph/graph/model"
+	"github.com/mkgraph/mkgraph/internal/apierr"
+	"github.com/mkgraph/mkgraph/internal/testing/logtest"
 	"github.com/mkgraph/mkgraph/upstream"
 )
 
@@ -72,7 +73,7 @@ func (f *fakeFetcher) GetIdentity(ctx context.Context, id string) (*upstream.Ide
 		select {
 		case <-f.block:
 		case <-ctx.Done():
-			return nil, upstream.AsError(ctx.Err())
+			return nil, apierr.AsError(ctx.Err())
 		}
 	}
 	if f.delay > 0 {
@@ -81,7 +82,7 @@ func (f *fakeFetcher) GetIdentity(ctx context.Context, id string) (*upstream.Ide
 		select {
 		case <-t.C:
 		case <-ctx.Done():
-			return nil, upstream.AsError(ctx.Err())
+			return nil, apierr.AsError(ctx.Err())
 		}
 	}
 	if p, ok := f.panics[id]; ok {
@@ -144,14 +145,14 @@ func MustRequest(tb testing.TB, f *Factory) context.Context {
 	return NewContext(context.Background(), l)
 }
 
-// errCode returns err's *upstream.Error code, or a description of why it has none.
+// errCode returns err's *apierr.Error code, or a description of why it has none.
 func errCode(err error) string {
 	if err == nil {
 		return "<nil>"
 	}
-	var e *upstream.Error
+	var e *apierr.Error
 	if !errors.As(err, &e) {
-		return fmt.Sprintf("not an *upstream.Error: %T %v", err, err)
+		return fmt.Sprintf("not an *apierr.Error: %T %v", err, err)
 	}
 	return e.Code
 }
@@ -198,13 +199,13 @@ func TestLinkDuplicatesInOneRequestFetchOnce(t *testing.T) {
 }
 
 func TestLinksOrderAndErrors(t *testing.T) {
-	notFound := &upstream.Error{Status: http.StatusNotFound, Code: "link_error.not_found", Message: "Link not found."}
-	gone := &upstream.Error{Status: http.StatusGone, Code: "link_error.deleted", Message: "Deleted."}
+	notFound := &apierr.Error{Status: http.StatusNotFound, Code: "link_error.not_found", Message: "Link not found."}
+	gone := &apierr.Error{Status: http.StatusGone, Code: "link_error.deleted", Message: "Deleted."}
 	ff := &fakeFetcher{errs: map[string]error{"missing": notFound, "gone": gone}}
 	ctx := MustRequest(t, NewFactory(Config{Fetcher: ff}))
 
 	ids := []string{"c", "missing", "a", "c", "gone", "b", "missing", "..", "a"}
-	wantCodes := []string{"", "link_error.not_found", "", "", "link_error.deleted", "", "link_error.not_found", upstream.CodeInvalidArgument, ""}
+	wantCodes := []string{"", "link_error.not_found", "", "", "link_error.deleted", "", "link_error.not_found", apierr.CodeInvalidArgument, ""}
 
 	links, errs := Links(ctx, ids)
 	if len(links) != len(ids) || len(errs) != len(ids) {
@@ -261,7 +262,7 @@ func TestLinksEmptyAndAllGood(t *testing.T) {
 func TestBatch(t *testing.T) {
 	type ctxMarker struct{}
 	ff := &fakeFetcher{
-		errs:   map[string]error{"e": &upstream.Error{Code: "link_error.forbidden_action", Status: 403}},
+		errs:   map[string]error{"e": &apierr.Error{Code: "link_error.forbidden_action", Status: 403}},
 		panics: map[string]any{"p": "boom"},
 	}
 	l := NewFactory(Config{Fetcher: ff, Concurrency: 3}).New()
@@ -477,8 +478,8 @@ func TestContextCancellationReachesFetcher(t *testing.T) {
 	cancel()
 	select {
 	case r := <-done:
-		if r.l != nil || errCode(r.err) != upstream.CodeUpstreamTimeout {
-			t.Errorf("Link after cancel = %v, %v (code %s); want nil, %s", r.l, r.err, errCode(r.err), upstream.CodeUpstreamTimeout)
+		if r.l != nil || errCode(r.err) != apierr.CodeUpstreamTimeout {
+			t.Errorf("Link after cancel = %v, %v (code %s); want nil, %s", r.l, r.err, errCode(r.err), apierr.CodeUpstreamTimeout)
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("Link did not return after its context was cancelled: the fetcher never saw the cancellation")
@@ -513,8 +514,8 @@ func TestCancelledWhileWaitingForSlot(t *testing.T) {
 	cancel()
 	select {
 	case err := <-second:
-		if got := errCode(err); got != upstream.CodeUpstreamTimeout {
-			t.Errorf("queued Link after cancel: code %s, want %s", got, upstream.CodeUpstreamTimeout)
+		if got := errCode(err); got != apierr.CodeUpstreamTimeout {
+			t.Errorf("queued Link after cancel: code %s, want %s", got, apierr.CodeUpstreamTimeout)
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("a Link queued for a slot did not return after its context was cancelled")
@@ -535,8 +536,8 @@ func TestCancelledContextNeverCallsFetcher(t *testing.T) {
 	for i := range n {
 		ctx, cancel := context.WithCancel(MustRequest(t, f))
 		cancel()
-		if _, err := Link(ctx, fmt.Sprintf("id%d", i)); errCode(err) != upstream.CodeUpstreamTimeout {
-			t.Errorf("Link on a cancelled context: code %s, want %s", errCode(err), upstream.CodeUpstreamTimeout)
+		if _, err := Link(ctx, fmt.Sprintf("id%d", i)); errCode(err) != apierr.CodeUpstreamTimeout {
+			t.Errorf("Link on a cancelled context: code %s, want %s", errCode(err), apierr.CodeUpstreamTimeout)
 		}
 	}
 	if got := ff.totalCalls(); got != 0 {
@@ -554,12 +555,12 @@ func TestPanickingFetcher(t *testing.T) {
 		if l != nil {
 			t.Errorf("Link(%q) = %+v, want nil", id, l)
 		}
-		var e *upstream.Error
+		var e *apierr.Error
 		if !errors.As(err, &e) {
-			t.Fatalf("Link(%q) error = %T %v, want *upstream.Error", id, err, err)
+			t.Fatalf("Link(%q) error = %T %v, want *apierr.Error", id, err, err)
 		}
-		if e.Code != upstream.CodeInternal {
-			t.Errorf("Link(%q) code = %s, want %s", id, e.Code, upstream.CodeInternal)
+		if e.Code != apierr.CodeInternal {
+			t.Errorf("Link(%q) code = %s, want %s", id, e.Code, apierr.CodeInternal)
 		}
 		if strings.Contains(err.Error(), "secret") || strings.Contains(e.Message, "secret") {
 			t.Errorf("Link(%q) error %q carries the panic value", id, err)
@@ -570,8 +571,8 @@ func TestPanickingFetcher(t *testing.T) {
 	if links[0] == nil || links[0].ID != "ok" || errs[0] != nil {
 		t.Errorf("Links[0] = %v, %v; want link ok", links[0], errs[0])
 	}
-	if errCode(errs[1]) != upstream.CodeInternal {
-		t.Errorf("Links[1] code = %s, want %s", errCode(errs[1]), upstream.CodeInternal)
+	if errCode(errs[1]) != apierr.CodeInternal {
+		t.Errorf("Links[1] code = %s, want %s", errCode(errs[1]), apierr.CodeInternal)
 	}
 	if !strings.Contains(logs.String(), "panic while loading a link") {
 		t.Errorf("panic not logged; logs:\n%s", logs.String())
@@ -598,8 +599,8 @@ func TestInvalidIDsRefusedWithoutFetch(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			l, err := Link(ctx, tt.id)
-			if l != nil || errCode(err) != upstream.CodeInvalidArgument {
-				t.Errorf("Link(%q) = %v, %v; want nil, %s", tt.id, l, err, upstream.CodeInvalidArgument)
+			if l != nil || errCode(err) != apierr.CodeInvalidArgument {
+				t.Errorf("Link(%q) = %v, %v; want nil, %s", tt.id, l, err, apierr.CodeInvalidArgument)
 			}
 		})
 	}
@@ -618,16 +619,16 @@ func TestNoLoadersInContext(t *testing.T) {
 		t.Fatalf("For(context.Background()) = %v, want nil", l)
 	}
 	l, err := Link(ctx, "a")
-	if l != nil || errCode(err) != upstream.CodeInternal {
-		t.Errorf("Link without loaders = %v, %v; want nil, %s", l, err, upstream.CodeInternal)
+	if l != nil || errCode(err) != apierr.CodeInternal {
+		t.Errorf("Link without loaders = %v, %v; want nil, %s", l, err, apierr.CodeInternal)
 	}
 	links, errs := Links(ctx, []string{"a", "b"})
 	if len(links) != 2 || len(errs) != 2 {
 		t.Fatalf("Links without loaders = %d links, %d errs; want 2 of each", len(links), len(errs))
 	}
 	for i := range links {
-		if links[i] != nil || errCode(errs[i]) != upstream.CodeInternal {
-			t.Errorf("Links[%d] without loaders = %v, %v; want nil, %s", i, links[i], errs[i], upstream.CodeInternal)
+		if links[i] != nil || errCode(errs[i]) != apierr.CodeInternal {
+			t.Errorf("Links[%d] without loaders = %v, %v; want nil, %s", i, links[i], errs[i], apierr.CodeInternal)
 		}
 	}
 }

@@ -42,11 +42,12 @@ import (
 
 	"github.com/maypok86/otter/v2"
 
+	"github.com/mkgraph/mkgraph/internal/apierr"
 	"github.com/mkgraph/mkgraph/upstream"
 )
 
 // Fetcher fetches one link's identity answer. *upstream.Client and *Cache
-// satisfy it. Errors should be *upstream.Error; a Cache passes them on
+// satisfy it. Errors should be *apierr.Error; a Cache passes them on
 // unchanged.
 type Fetcher interface {
 	GetIdentity(ctx context.Context, linkID string) (*upstream.Identity, error)
@@ -293,7 +294,7 @@ func (c *Cache) age(e *entry) time.Duration {
 // The returned Identity is shared with other callers and with the cache:
 // callers must not modify it.
 //
-// Errors are those of Next, unchanged (*upstream.Error: link_error.*,
+// Errors are those of Next, unchanged (*apierr.Error: link_error.*,
 // api_error.rate_limit_exceeded, facade.upstream_unavailable,
 // facade.upstream_timeout, ...); facade.upstream_timeout when ctx ends
 // first; facade.internal when Next panics or returns no identity;
@@ -321,7 +322,7 @@ func (c *Cache) GetIdentity(ctx context.Context, linkID string) (*upstream.Ident
 		// The caller's deadline passed first (a slow upstream, or another
 		// replica's call): a stale entry beats a timeout.
 		c.leave(cl)
-		return c.serveStale(ctx, key, linkID, upstream.AsError(context.Cause(ctx)))
+		return c.serveStale(ctx, key, linkID, apierr.AsError(context.Cause(ctx)))
 	}
 }
 
@@ -490,7 +491,7 @@ func (c *Cache) viaShared(ctx context.Context, key string) (f fetched, unlock fu
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return fetched{}, nil, false, upstream.AsError(context.Cause(ctx))
+			return fetched{}, nil, false, apierr.AsError(context.Cause(ctx))
 		case <-t.C:
 		}
 		delay = min(2*delay, sharedPollMax)
@@ -631,28 +632,28 @@ func RefreshedAt(id *upstream.Identity) time.Time {
 // a timeout or an unavailable upstream are; a context error is (the call
 // was cut short, the upstream said nothing about the link).
 func temporary(err error) bool {
-	var e *upstream.Error
+	var e *apierr.Error
 	if errors.As(err, &e) {
 		return e.Temporary() || e.Status >= 500
 	}
 	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)
 }
 
-func internalError(cause error) *upstream.Error {
-	return &upstream.Error{Code: upstream.CodeInternal, Message: "Internal error.", Err: cause}
+func internalError(cause error) *apierr.Error {
+	return &apierr.Error{Code: apierr.CodeInternal, Message: "Internal error.", Err: cause}
 }
 
 // errHolderFailed answers the callers of a replica that waited for another
 // replica's upstream call, which ended without an answer: temporary, so a
 // stale entry is served.
-var errHolderFailed = &upstream.Error{
-	Code:    upstream.CodeUpstreamUnavailable,
+var errHolderFailed = &apierr.Error{
+	Code:    apierr.CodeUpstreamUnavailable,
 	Message: "The MoneyKit API is unavailable; try again later.",
 	Err:     errors.New("cache: another replica's upstream call for this link ended without an answer"),
 }
 
-var errClosed = &upstream.Error{
-	Code:    upstream.CodeUpstreamUnavailable,
+var errClosed = &apierr.Error{
+	Code:    apierr.CodeUpstreamUnavailable,
 	Message: "The MoneyKit API is unavailable; try again later.",
 	Err:     errors.New("cache: closed"),
 }

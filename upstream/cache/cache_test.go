@@ -11,9 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mkgraph/mkgraph/internal/apierr"
+	"github.com/mkgraph/mkgraph/internal/testing/clocktest"
 	"github.com/mkgraph/mkgraph/upstream"
 	"github.com/mkgraph/mkgraph/upstream/cache"
-	"github.com/mkgraph/mkgraph/upstream/clocktest"
 )
 
 // newFakeClock returns a clock the tests move by hand.
@@ -83,16 +84,16 @@ func version(id *upstream.Identity) string {
 	return id.Accounts[0].Name
 }
 
-func apiError(status int, code string) *upstream.Error {
-	return &upstream.Error{Status: status, Code: code, Message: http.StatusText(status)}
+func apiError(status int, code string) *apierr.Error {
+	return &apierr.Error{Status: status, Code: code, Message: http.StatusText(status)}
 }
 
 var (
 	t0 = time.Date(2024, 4, 30, 8, 0, 0, 0, time.UTC)
 
-	errRateLimited = apiError(http.StatusTooManyRequests, upstream.CodeRateLimitExceeded)
-	errUnavailable = apiError(http.StatusServiceUnavailable, upstream.CodeUpstreamUnavailable)
-	errTimeout     = &upstream.Error{Code: upstream.CodeUpstreamTimeout, Message: "timeout"}
+	errRateLimited = apiError(http.StatusTooManyRequests, apierr.CodeRateLimitExceeded)
+	errUnavailable = apiError(http.StatusServiceUnavailable, apierr.CodeUpstreamUnavailable)
+	errTimeout     = &apierr.Error{Code: apierr.CodeUpstreamTimeout, Message: "timeout"}
 	errNotFound    = apiError(http.StatusNotFound, "link_error.not_found")
 )
 
@@ -121,10 +122,10 @@ func mustGet(tb testing.TB, ctx context.Context, c *cache.Cache, linkID string) 
 	return id
 }
 
-// wantCode fails the test unless err is an *upstream.Error with code.
+// wantCode fails the test unless err is an *apierr.Error with code.
 func wantCode(tb testing.TB, err error, code string) {
 	tb.Helper()
-	var e *upstream.Error
+	var e *apierr.Error
 	if !errors.As(err, &e) || e.Code != code {
 		tb.Fatalf("error %v, want code %s", err, code)
 	}
@@ -256,7 +257,7 @@ func TestFirstCallerCancelledOthersGetAnswer(t *testing.T) {
 		select {
 		case <-release:
 		case <-ctx.Done():
-			return nil, upstream.AsError(ctx.Err())
+			return nil, apierr.AsError(ctx.Err())
 		}
 		return identity(linkID, "v1", t0), nil
 	}}
@@ -282,7 +283,7 @@ func TestFirstCallerCancelledOthersGetAnswer(t *testing.T) {
 	cancelFirst()
 	select {
 	case err := <-firstErr:
-		wantCode(t, err, upstream.CodeUpstreamTimeout)
+		wantCode(t, err, apierr.CodeUpstreamTimeout)
 		if !errors.Is(err, context.Canceled) {
 			t.Errorf("first caller's error %v does not wrap context.Canceled", err)
 		}
@@ -317,13 +318,13 @@ func TestSharedCallIsBoundedAndKeepsValues(t *testing.T) {
 		_, ok := ctx.Deadline()
 		sawDeadline.Store(ok)
 		<-ctx.Done() // a hung upstream
-		return nil, upstream.AsError(ctx.Err())
+		return nil, apierr.AsError(ctx.Err())
 	}}
 	c := MustNew(t, cache.Config{Next: next, Now: newFakeClock().Now, FetchTimeout: 20 * time.Millisecond})
 
 	ctx := context.WithValue(t.Context(), ctxKey{}, "request-1")
 	_, err := c.GetIdentity(ctx, "l1")
-	wantCode(t, err, upstream.CodeUpstreamTimeout)
+	wantCode(t, err, apierr.CodeUpstreamTimeout)
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("error %v does not wrap context.DeadlineExceeded", err)
 	}
@@ -381,7 +382,7 @@ func TestNewerRefreshReplacesOlderDoesNot(t *testing.T) {
 }
 
 func TestStaleIfError(t *testing.T) {
-	localBudget := &upstream.Error{Status: http.StatusTooManyRequests, Code: upstream.CodeRateLimitExceeded,
+	localBudget := &apierr.Error{Status: http.StatusTooManyRequests, Code: apierr.CodeRateLimitExceeded,
 		Message: "Rate limit exceeded", RetryAfter: 20 * time.Second, HasRetryAfter: true}
 	const ttl, maxStale = 5 * time.Minute, time.Hour
 	for _, tc := range []struct {
@@ -453,7 +454,7 @@ func TestLastingErrorDeletesEntry(t *testing.T) {
 		{http.StatusGone, "link_error.deleted"},
 		{http.StatusUnprocessableEntity, "link_error.bad_state"},
 		{http.StatusUnauthorized, "api_error.auth.unauthorized"},
-		{http.StatusOK, upstream.CodeUpstreamBadResponse},
+		{http.StatusOK, apierr.CodeUpstreamBadResponse},
 	} {
 		t.Run(tc.code, func(t *testing.T) {
 			clk := newFakeClock()
@@ -580,7 +581,7 @@ func TestFetcherPanicIsAnError(t *testing.T) {
 	c := MustNew(t, cache.Config{Next: next, Now: newFakeClock().Now})
 	for i := range 2 {
 		_, err := c.GetIdentity(t.Context(), "l1")
-		wantCode(t, err, upstream.CodeInternal)
+		wantCode(t, err, apierr.CodeInternal)
 		if strings.Contains(err.Error(), "secret@") {
 			t.Errorf("call %d: error %q holds the panic value", i+1, err)
 		}
@@ -596,7 +597,7 @@ func TestCloseEndsInFlightCalls(t *testing.T) {
 		if n == 1 {
 			close(entered)
 			<-ctx.Done()
-			return nil, upstream.AsError(ctx.Err())
+			return nil, apierr.AsError(ctx.Err())
 		}
 		return identity(linkID, "v1", t0), nil
 	}}
@@ -613,12 +614,12 @@ func TestCloseEndsInFlightCalls(t *testing.T) {
 	c.Close()
 	select {
 	case err := <-done:
-		wantCode(t, err, upstream.CodeUpstreamTimeout)
+		wantCode(t, err, apierr.CodeUpstreamTimeout)
 	case <-time.After(5 * time.Second):
 		t.Fatal("Close returned while its call still runs")
 	}
 	_, err = c.GetIdentity(t.Context(), "l1")
-	wantCode(t, err, upstream.CodeUpstreamUnavailable)
+	wantCode(t, err, apierr.CodeUpstreamUnavailable)
 	if got := next.Calls(); got != 1 {
 		t.Errorf("upstream calls = %d, want 1 (none after Close)", got)
 	}
@@ -713,7 +714,7 @@ type blockingFetcher struct{ cancelled chan struct{} }
 func (f *blockingFetcher) GetIdentity(ctx context.Context, _ string) (*upstream.Identity, error) {
 	<-ctx.Done()
 	close(f.cancelled)
-	return nil, upstream.AsError(ctx.Err())
+	return nil, apierr.AsError(ctx.Err())
 }
 
 // TestCallCancelledWhenEveryCallerLeaves: a client that disconnects cancels

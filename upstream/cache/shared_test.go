@@ -6,9 +6,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mkgraph/mkgraph/internal/apierr"
+	"github.com/mkgraph/mkgraph/internal/testing/clocktest"
 	"github.com/mkgraph/mkgraph/upstream"
 	"github.com/mkgraph/mkgraph/upstream/cache"
-	"github.com/mkgraph/mkgraph/upstream/clocktest"
 )
 
 // memShared is a cache.Shared in memory: what Redis is to the replicas of
@@ -199,8 +200,8 @@ func TestSharedWaitEndsWithCaller(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
 	defer cancel()
 	_, err := r.GetIdentity(ctx, "link")
-	if upstream.AsError(err).Code != upstream.CodeUpstreamTimeout {
-		t.Errorf("err = %v, want %s", err, upstream.CodeUpstreamTimeout)
+	if apierr.AsError(err).Code != apierr.CodeUpstreamTimeout {
+		t.Errorf("err = %v, want %s", err, apierr.CodeUpstreamTimeout)
 	}
 	if up.Calls() != 0 {
 		t.Errorf("%d upstream calls, want 0", up.Calls())

@@ -23,7 +23,7 @@ import (
 
 // instrumentation is the instrumentation scope name of the spans this
 // package starts.
-const instrumentation = "github.com/mkgraph/mkgraph/graph/tracing"
+const instrumentation = "github.com/mkgraph/mkgraph/internal/obs/tracing"
 
 // DefaultServiceName is the service.name resource attribute when
 // OTEL_SERVICE_NAME is unset.

@@ -7,8 +7,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/mkgraph/mkgraph/graph/browser"
-	"github.com/mkgraph/mkgraph/upstream"
+	"github.com/mkgraph/mkgraph/internal/apierr"
+	"github.com/mkgraph/mkgraph/internal/edge/browser"
 )
 
 // errorDoc is the GraphQL error document httperr writes.
@@ -119,8 +119,8 @@ func TestCSRFMatrix(t *testing.T) {
 						return // httptest.ResponseRecorder keeps the body; nothing more to check
 					}
 					doc := decodeErrorDoc(t, w.Body.String())
-					if got := doc.Errors[0].Extensions["code"]; got != upstream.CodeCSRFRefused {
-						t.Errorf("code = %v, want %s", got, upstream.CodeCSRFRefused)
+					if got := doc.Errors[0].Extensions["code"]; got != apierr.CodeCSRFRefused {
+						t.Errorf("code = %v, want %s", got, apierr.CodeCSRFRefused)
 					}
 				})
 			}

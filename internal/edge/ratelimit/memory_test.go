@@ -13,7 +13,7 @@ import (
 	"go.uber.org/goleak"
 	"golang.org/x/time/rate"
 
-	"github.com/mkgraph/mkgraph/upstream/clocktest"
+	"github.com/mkgraph/mkgraph/internal/testing/clocktest"
 )
 
 func TestMain(m *testing.M) {

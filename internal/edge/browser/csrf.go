@@ -7,8 +7,8 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/mkgraph/mkgraph/graph/httperr"
-	"github.com/mkgraph/mkgraph/upstream"
+	"github.com/mkgraph/mkgraph/internal/apierr"
+	"github.com/mkgraph/mkgraph/internal/edge/httperr"
 )
 
 // preflightHeaders are the headers that let a request through CSRF; see
@@ -56,7 +56,7 @@ const csrfMessage = "This request has been blocked as a possible cross-site requ
 func CSRF(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if sendableCrossSite(r) {
-			httperr.Write(w, r, http.StatusBadRequest, &upstream.Error{Code: upstream.CodeCSRFRefused, Message: csrfMessage})
+			httperr.Write(w, r, http.StatusBadRequest, &apierr.Error{Code: apierr.CodeCSRFRefused, Message: csrfMessage})
 			return
 		}
 		next.ServeHTTP(w, r)

@@ -18,8 +18,8 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 
-	"github.com/mkgraph/mkgraph/graph/logtest"
-	"github.com/mkgraph/mkgraph/graph/redisstore/redistest"
+	"github.com/mkgraph/mkgraph/internal/testing/logtest"
+	"github.com/mkgraph/mkgraph/internal/testing/redistest"
 	"github.com/mkgraph/mkgraph/upstream"
 	"github.com/mkgraph/mkgraph/upstream/sandbox"
 )

@@ -16,8 +16,8 @@ import (
 	"github.com/rs/zerolog"
 	"golang.org/x/time/rate"
 
-	"github.com/mkgraph/mkgraph/graph/httperr"
-	"github.com/mkgraph/mkgraph/upstream"
+	"github.com/mkgraph/mkgraph/internal/apierr"
+	"github.com/mkgraph/mkgraph/internal/edge/httperr"
 )
 
 // Limiter decides whether the caller named key may make one more request.
@@ -189,8 +189,8 @@ func Middleware(l Limiter, key func(*http.Request) string) func(http.Handler) ht
 				if secs == 1 {
 					unit = "second"
 				}
-				httperr.Write(w, r, http.StatusTooManyRequests, &upstream.Error{
-					Code:          upstream.CodeCallerRateLimited,
+				httperr.Write(w, r, http.StatusTooManyRequests, &apierr.Error{
+					Code:          apierr.CodeCallerRateLimited,
 					Message:       fmt.Sprintf("Too many requests from this caller; try again in %d %s.", secs, unit),
 					RetryAfter:    time.Duration(secs) * time.Second,
 					HasRetryAfter: true,

@@ -10,7 +10,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/sony/gobreaker/v2"
 
-	"github.com/mkgraph/mkgraph/graph/ratelimit"
+	"github.com/mkgraph/mkgraph/internal/edge/ratelimit"
 )
 
 var _ ratelimit.Limiter = (*Limiter)(nil)

@@ -6,7 +6,7 @@ import (
 
 	"github.com/go-redis/redis_rate/v10"
 
-	"github.com/mkgraph/mkgraph/graph/ratelimit"
+	"github.com/mkgraph/mkgraph/internal/edge/ratelimit"
 )
 
 // Limiter is the per-caller rate limit shared by replicas: GCRA (a token

@@ -9,7 +9,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/mkgraph/mkgraph/graph/reqlog"
+	"github.com/mkgraph/mkgraph/internal/obs/reqlog"
 )
 
 // MustRecord returns a context carrying a new Record, and the Record.

@@ -9,9 +9,9 @@ import (
 
 	"github.com/99designs/gqlgen/graphql/playground"
 
-	"github.com/mkgraph/mkgraph/graph/browser"
-	"github.com/mkgraph/mkgraph/graph/httperr"
-	"github.com/mkgraph/mkgraph/upstream"
+	"github.com/mkgraph/mkgraph/internal/apierr"
+	"github.com/mkgraph/mkgraph/internal/edge/browser"
+	"github.com/mkgraph/mkgraph/internal/edge/httperr"
 )
 
 // testMux stands for the server's routes: /graphql, GraphiQL on /, errors.
@@ -26,7 +26,7 @@ func testMux() http.Handler {
 		http.Error(w, "internal error", http.StatusInternalServerError)
 	})
 	mux.HandleFunc("GET /limited", func(w http.ResponseWriter, r *http.Request) {
-		httperr.Write(w, r, http.StatusTooManyRequests, &upstream.Error{Code: upstream.CodeCallerRateLimited, Message: "slow down", RetryAfter: 3e9, HasRetryAfter: true})
+		httperr.Write(w, r, http.StatusTooManyRequests, &apierr.Error{Code: apierr.CodeCallerRateLimited, Message: "slow down", RetryAfter: 3e9, HasRetryAfter: true})
 	})
 	return browser.SecurityHeaders(mux)
 }

@@ -14,7 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/mkgraph/mkgraph/graph/reqlog"
+	"github.com/mkgraph/mkgraph/internal/obs/reqlog"
 	"github.com/mkgraph/mkgraph/upstream"
 )
 

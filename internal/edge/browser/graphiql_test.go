@@ -13,7 +13,7 @@ import (
 
 	"github.com/99designs/gqlgen/graphql/playground"
 
-	"github.com/mkgraph/mkgraph/graph/browser"
+	"github.com/mkgraph/mkgraph/internal/edge/browser"
 )
 
 // parseCSP splits a policy into directive name → source list, failing on a

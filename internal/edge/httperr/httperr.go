@@ -6,30 +6,25 @@ package httperr
 
 import (
 	"encoding/json"
-	"math"
 	"net/http"
 	"strconv"
 
-	"github.com/mkgraph/mkgraph/graph/reqlog"
-	"github.com/mkgraph/mkgraph/upstream"
+	"github.com/mkgraph/mkgraph/internal/apierr"
+	"github.com/mkgraph/mkgraph/internal/obs/reqlog"
 )
 
-// Write answers status with e as the only error: message, and extensions
-// with the code (and retryAfter, with a Retry-After header, when e says when
-// to come back).
-func Write(w http.ResponseWriter, r *http.Request, status int, e *upstream.Error) {
+// Write answers status with e as the only error: its message and
+// e.Extensions() (with a Retry-After header when e says when to come back).
+func Write(w http.ResponseWriter, r *http.Request, status int, e *apierr.Error) {
 	reqlog.From(r.Context()).AddCode(e.Code)
-	ext := map[string]any{"code": e.Code}
 	if e.HasRetryAfter {
-		secs := int(math.Ceil(e.RetryAfter.Seconds()))
-		ext["retryAfter"] = secs
-		w.Header().Set("Retry-After", strconv.Itoa(secs))
+		w.Header().Set("Retry-After", strconv.Itoa(e.RetryAfterSeconds()))
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	json.NewEncoder(w).Encode(map[string]any{
-		"errors": []any{map[string]any{"message": e.Message, "extensions": ext}},
+		"errors": []any{map[string]any{"message": e.Message, "extensions": e.Extensions()}},
 		"data":   nil,
 	})
 }

@@ -15,8 +15,8 @@ import (
 	"github.com/MicahParks/keyfunc/v3"
 	"github.com/golang-jwt/jwt/v5"
 
-	"github.com/mkgraph/mkgraph/graph/httperr"
-	"github.com/mkgraph/mkgraph/upstream"
+	"github.com/mkgraph/mkgraph/internal/apierr"
+	"github.com/mkgraph/mkgraph/internal/edge/httperr"
 )
 
 // Defaults of Config.
@@ -210,13 +210,13 @@ const (
 	msgConflicting = "Invalid credentials: send a bearer token or an API key, not both."
 )
 
-func unauthenticated(msg string, cause error) *upstream.Error {
-	return &upstream.Error{Code: upstream.CodeUnauthenticated, Message: msg, Err: cause}
+func unauthenticated(msg string, cause error) *apierr.Error {
+	return &apierr.Error{Code: apierr.CodeUnauthenticated, Message: msg, Err: cause}
 }
 
 // Authenticate returns the caller of r: an anonymous caller when auth is
 // off; otherwise the backend of an API key (in the APIKeyHeader) or the user
-// or backend of a bearer JWT. The error is always an *upstream.Error with
+// or backend of a bearer JWT. The error is always an *apierr.Error with
 // code facade.unauthenticated: credentials missing, invalid, expired, of
 // another scheme, or of both kinds at once. Its Err says why, for logs; it
 // never holds the token or key.
@@ -228,7 +228,7 @@ func (a *Authenticator) Authenticate(r *http.Request) (*Caller, error) {
 	return c, nil
 }
 
-func (a *Authenticator) authenticate(r *http.Request) (*Caller, *upstream.Error) {
+func (a *Authenticator) authenticate(r *http.Request) (*Caller, *apierr.Error) {
 	if a.none {
 		return Anonymous(), nil
 	}
@@ -255,7 +255,7 @@ func (a *Authenticator) authenticate(r *http.Request) (*Caller, *upstream.Error)
 }
 
 // apiKey finds the backend whose key hashes like the one presented.
-func (a *Authenticator) apiKey(vals []string) (*Caller, *upstream.Error) {
+func (a *Authenticator) apiKey(vals []string) (*Caller, *apierr.Error) {
 	if len(vals) != 1 || vals[0] == "" || len(vals[0]) > maxAPIKeyBytes {
 		return nil, unauthenticated(msgBadAPIKey, errors.New("malformed API key header"))
 	}
@@ -267,7 +267,7 @@ func (a *Authenticator) apiKey(vals []string) (*Caller, *upstream.Error) {
 }
 
 // bearer verifies a JWT and reads its caller.
-func (a *Authenticator) bearer(ctx context.Context, token string) (*Caller, *upstream.Error) {
+func (a *Authenticator) bearer(ctx context.Context, token string) (*Caller, *apierr.Error) {
 	switch {
 	case token == "":
 		return nil, unauthenticated(msgInvalid, errors.New("empty bearer token"))
@@ -403,9 +403,9 @@ func linkIDs(v any) ([]string, error) {
 // request's context (FromContext); on failure it sets
 // "WWW-Authenticate: Bearer" and calls fail, which answers (the server:
 // httperr.Write with 401). A nil fail answers 401 with httperr.Write.
-func (a *Authenticator) Middleware(fail func(w http.ResponseWriter, r *http.Request, err *upstream.Error)) func(http.Handler) http.Handler {
+func (a *Authenticator) Middleware(fail func(w http.ResponseWriter, r *http.Request, err *apierr.Error)) func(http.Handler) http.Handler {
 	if fail == nil {
-		fail = func(w http.ResponseWriter, r *http.Request, err *upstream.Error) {
+		fail = func(w http.ResponseWriter, r *http.Request, err *apierr.Error) {
 			httperr.Write(w, r, http.StatusUnauthorized, err)
 		}
 	}

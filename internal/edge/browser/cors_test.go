@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/mkgraph/mkgraph/graph/browser"
+	"github.com/mkgraph/mkgraph/internal/edge/browser"
 )
 
 // MustCORS returns the CORS middleware for origins or fails the test.

@@ -27,9 +27,9 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"go.uber.org/goleak"
 
-	"github.com/mkgraph/mkgraph/graph/auth"
-	"github.com/mkgraph/mkgraph/graph/httperr"
-	"github.com/mkgraph/mkgraph/upstream"
+	"github.com/mkgraph/mkgraph/internal/apierr"
+	"github.com/mkgraph/mkgraph/internal/edge/auth"
+	"github.com/mkgraph/mkgraph/internal/edge/httperr"
 )
 
 // TestMain fails the package if any goroutine outlives the tests: Close
@@ -136,12 +136,12 @@ func checkRefused(tb testing.TB, c *auth.Caller, err error, want, secret string)
 	if c != nil {
 		tb.Errorf("Authenticate returned a caller (%+v) with its error", c)
 	}
-	var e *upstream.Error
+	var e *apierr.Error
 	if !errors.As(err, &e) {
-		tb.Fatalf("Authenticate error %T (%v), want *upstream.Error", err, err)
+		tb.Fatalf("Authenticate error %T (%v), want *apierr.Error", err, err)
 	}
-	if e.Code != upstream.CodeUnauthenticated || e.Message != want {
-		tb.Errorf("Authenticate error = %q %q, want %q %q", e.Code, e.Message, upstream.CodeUnauthenticated, want)
+	if e.Code != apierr.CodeUnauthenticated || e.Message != want {
+		tb.Errorf("Authenticate error = %q %q, want %q %q", e.Code, e.Message, apierr.CodeUnauthenticated, want)
 	}
 	if secret != "" && (strings.Contains(err.Error(), secret) || strings.Contains(e.Message, secret)) {
 		tb.Errorf("Authenticate error %q echoes the credential", err)
@@ -900,15 +900,15 @@ func TestMiddleware(t *testing.T) {
 		got = auth.FromContext(r.Context())
 		w.WriteHeader(http.StatusTeapot)
 	})
-	var failed *upstream.Error
-	fail := func(w http.ResponseWriter, r *http.Request, err *upstream.Error) {
+	var failed *apierr.Error
+	fail := func(w http.ResponseWriter, r *http.Request, err *apierr.Error) {
 		failed = err
 		httperr.Write(w, r, http.StatusUnauthorized, err)
 	}
 
 	tests := []struct {
 		name       string
-		fail       func(http.ResponseWriter, *http.Request, *upstream.Error)
+		fail       func(http.ResponseWriter, *http.Request, *apierr.Error)
 		authz      string
 		wantStatus int
 		wantMsg    string
@@ -948,8 +948,8 @@ func TestMiddleware(t *testing.T) {
 			if v := w.Header().Get("WWW-Authenticate"); v != "Bearer" {
 				t.Errorf("WWW-Authenticate = %q, want Bearer", v)
 			}
-			if tt.fail != nil && (failed == nil || failed.Code != upstream.CodeUnauthenticated || failed.Message != tt.wantMsg) {
-				t.Errorf("fail called with %v, want %s %q", failed, upstream.CodeUnauthenticated, tt.wantMsg)
+			if tt.fail != nil && (failed == nil || failed.Code != apierr.CodeUnauthenticated || failed.Message != tt.wantMsg) {
+				t.Errorf("fail called with %v, want %s %q", failed, apierr.CodeUnauthenticated, tt.wantMsg)
 			}
 			var body struct {
 				Errors []struct {
@@ -960,8 +960,8 @@ func TestMiddleware(t *testing.T) {
 			if err := json.Unmarshal(w.Body.Bytes(), &body); err != nil {
 				t.Fatalf("body %q: %v", w.Body, err)
 			}
-			if len(body.Errors) != 1 || body.Errors[0].Message != tt.wantMsg || body.Errors[0].Extensions["code"] != upstream.CodeUnauthenticated {
-				t.Errorf("body = %s, want one %s error %q", w.Body, upstream.CodeUnauthenticated, tt.wantMsg)
+			if len(body.Errors) != 1 || body.Errors[0].Message != tt.wantMsg || body.Errors[0].Extensions["code"] != apierr.CodeUnauthenticated {
+				t.Errorf("body = %s, want one %s error %q", w.Body, apierr.CodeUnauthenticated, tt.wantMsg)
 			}
 			if strings.Contains(w.Body.String(), strings.TrimPrefix(tt.authz, "Bearer ")) && tt.authz != "" {
 				t.Errorf("body %s echoes the token", w.Body)
@@ -973,7 +973,7 @@ func TestMiddleware(t *testing.T) {
 func TestMiddlewareModeNone(t *testing.T) {
 	a := MustNew(t, auth.Config{Mode: "none"})
 	var got *auth.Caller
-	h := a.Middleware(func(w http.ResponseWriter, r *http.Request, err *upstream.Error) {
+	h := a.Middleware(func(w http.ResponseWriter, r *http.Request, err *apierr.Error) {
 		t.Errorf("fail called: %v", err)
 	})(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		got = auth.FromContext(r.Context())

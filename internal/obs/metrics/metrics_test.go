@@ -14,7 +14,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/mkgraph/mkgraph/graph/reqlog"
+	"github.com/mkgraph/mkgraph/internal/apierr"
+	"github.com/mkgraph/mkgraph/internal/obs/reqlog"
 	"github.com/mkgraph/mkgraph/upstream"
 )
 
@@ -216,9 +217,9 @@ func TestObserveUpstream(t *testing.T) {
 		{Endpoint: upstream.EndpointToken, Status: 200, Duration: 3 * time.Millisecond},
 		{Endpoint: upstream.EndpointIdentity, Status: 200, Duration: 20 * time.Millisecond},
 		{Endpoint: upstream.EndpointIdentity, Status: 200, Duration: 25 * time.Millisecond},
-		{Endpoint: upstream.EndpointIdentity, Status: 429, Code: upstream.CodeRateLimitExceeded},
-		{Endpoint: upstream.EndpointIdentity, Status: 503, Code: upstream.CodeUpstreamUnavailable},
-		{Endpoint: upstream.EndpointIdentity, Status: 0, Code: upstream.CodeUpstreamTimeout},
+		{Endpoint: upstream.EndpointIdentity, Status: 429, Code: apierr.CodeRateLimitExceeded},
+		{Endpoint: upstream.EndpointIdentity, Status: 503, Code: apierr.CodeUpstreamUnavailable},
+		{Endpoint: upstream.EndpointIdentity, Status: 0, Code: apierr.CodeUpstreamTimeout},
 		{Endpoint: "/links/mk_eqkWN34UEoa2NxyALG8pcV/identity", Status: 999, Code: "mk_eqkWN34UEoa2NxyALG8pcV"},
 	} {
 		m.ObserveUpstream(c)

@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mkgraph/mkgraph/graph/ratelimit"
-	"github.com/mkgraph/mkgraph/upstream"
+	"github.com/mkgraph/mkgraph/internal/apierr"
+	"github.com/mkgraph/mkgraph/internal/edge/ratelimit"
 )
 
 // limiterFunc adapts a function to ratelimit.Limiter.
@@ -91,8 +91,8 @@ func TestMiddlewareRefusal(t *testing.T) {
 				t.Fatalf("body %q: want one error and null data", w.Body)
 			}
 			e := doc.Errors[0]
-			if got := e.Extensions["code"]; got != upstream.CodeCallerRateLimited {
-				t.Errorf("extensions.code = %v, want %s", got, upstream.CodeCallerRateLimited)
+			if got := e.Extensions["code"]; got != apierr.CodeCallerRateLimited {
+				t.Errorf("extensions.code = %v, want %s", got, apierr.CodeCallerRateLimited)
 			}
 			if got := e.Extensions["retryAfter"]; got != float64(tt.wantSeconds) {
 				t.Errorf("extensions.retryAfter = %v, want %d", got, tt.wantSeconds)
