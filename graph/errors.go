@@ -3,9 +3,6 @@ package graph
 import (
 	"context"
 	"errors"
-	"fmt"
-	"runtime"
-	"runtime/debug"
 	"strings"
 
 	"github.com/99designs/gqlgen/graphql"
@@ -105,17 +102,6 @@ var errPanic = &apierr.Error{Code: apierr.CodeInternal, Message: "Internal error
 
 // recoverPanic logs a resolver panic and returns a fixed error.
 func recoverPanic(ctx context.Context, p any) error {
-	LogPanic(zerolog.Ctx(ctx), p, "panic in resolver")
+	reqlog.LogPanic(zerolog.Ctx(ctx), p, "panic in resolver")
 	return errPanic
-}
-
-// LogPanic logs a recovered panic with its type and stack. The panic value
-// itself is logged only for runtime errors, whose text cannot hold request
-// data (identity data must never reach a log).
-func LogPanic(log *zerolog.Logger, p any, msg string) {
-	ev := log.Error().Str("code", apierr.CodeInternal).Str("panic_type", fmt.Sprintf("%T", p))
-	if re, ok := p.(runtime.Error); ok {
-		ev = ev.Str("panic", re.Error())
-	}
-	ev.Bytes("stack", debug.Stack()).Msg(msg)
 }

@@ -31,6 +31,13 @@ type Limiter interface {
 // DefaultMaxKeys bounds the callers Memory remembers at once.
 const DefaultMaxKeys = 100_000
 
+// Default per-caller limits, in requests per minute: an end user's app
+// rarely needs more than two a second, a backend serves many users.
+const (
+	DefaultUserPerMinute    = 120
+	DefaultBackendPerMinute = 6000
+)
+
 // maxKeyLen is the longest key Memory stores as is; longer ones are stored
 // as their SHA-256, so that memory is bounded by DefaultMaxKeys whatever the
 // keys look like.

@@ -5,6 +5,7 @@ package reqlog
 
 import (
 	"context"
+	"net/http"
 	"slices"
 	"sync"
 )
@@ -31,6 +32,14 @@ type Record struct {
 func NewContext(ctx context.Context) (context.Context, *Record) {
 	r := &Record{}
 	return context.WithValue(ctx, ctxKey{}, r), r
+}
+
+// Middleware attaches a new Record to every request.
+func Middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, _ := NewContext(r.Context())
+		next.ServeHTTP(w, r.WithContext(ctx))
+	})
 }
 
 // From returns the Record of ctx, or nil.

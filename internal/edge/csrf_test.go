@@ -1,4 +1,4 @@
-package browser_test
+package edge_test
 
 import (
 	"encoding/json"
@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/mkgraph/mkgraph/internal/apierr"
-	"github.com/mkgraph/mkgraph/internal/edge/browser"
+	"github.com/mkgraph/mkgraph/internal/edge"
 )
 
 // errorDoc is the GraphQL error document httperr writes.
@@ -102,7 +102,7 @@ func TestCSRFMatrix(t *testing.T) {
 					}
 					var called bool
 					w := httptest.NewRecorder()
-					browser.CSRF(okHandler(&called)).ServeHTTP(w, r)
+					edge.CSRF(okHandler(&called)).ServeHTTP(w, r)
 					if called == wantRefused {
 						t.Fatalf("next called = %v, want %v", called, !wantRefused)
 					}
@@ -133,7 +133,7 @@ func TestCSRFRefusal(t *testing.T) {
 	r := httptest.NewRequest(http.MethodGet, "/graphql?query=%7B__typename%7D", nil)
 	w := httptest.NewRecorder()
 	var called bool
-	browser.CSRF(okHandler(&called)).ServeHTTP(w, r)
+	edge.CSRF(okHandler(&called)).ServeHTTP(w, r)
 	if called {
 		t.Fatal("next was called")
 	}

@@ -1,4 +1,4 @@
-package browser_test
+package edge_test
 
 import (
 	"testing"

@@ -1,4 +1,4 @@
-package browser_test
+package edge_test
 
 import (
 	"io"
@@ -10,25 +10,25 @@ import (
 	"github.com/99designs/gqlgen/graphql/playground"
 
 	"github.com/mkgraph/mkgraph/internal/apierr"
-	"github.com/mkgraph/mkgraph/internal/edge/browser"
+	"github.com/mkgraph/mkgraph/internal/edge"
 	"github.com/mkgraph/mkgraph/internal/edge/httperr"
 )
 
 // testMux stands for the server's routes: /graphql, GraphiQL on /, errors.
 func testMux() http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("/graphql", browser.CSRF(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	mux.Handle("/graphql", edge.CSRF(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		io.WriteString(w, `{"data":{"__typename":"Query"}}`)
 	})))
-	mux.Handle("GET /{$}", browser.GraphiQL(playground.Handler("mkgraph", "/graphql")))
+	mux.Handle("GET /{$}", edge.GraphiQL(playground.Handler("mkgraph", "/graphql")))
 	mux.HandleFunc("GET /boom", func(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "internal error", http.StatusInternalServerError)
 	})
 	mux.HandleFunc("GET /limited", func(w http.ResponseWriter, r *http.Request) {
 		httperr.Write(w, r, http.StatusTooManyRequests, &apierr.Error{Code: apierr.CodeCallerRateLimited, Message: "slow down", RetryAfter: 3e9, HasRetryAfter: true})
 	})
-	return browser.SecurityHeaders(mux)
+	return edge.SecurityHeaders(mux)
 }
 
 func TestSecurityHeaders(t *testing.T) {
@@ -47,15 +47,15 @@ func TestSecurityHeaders(t *testing.T) {
 		wantStatus int
 		wantCSP    string
 	}{
-		{"graphql POST", "POST", "http://mkgraph.test/graphql", http.Header{"Content-Type": {"application/json"}}, 200, browser.APICSP},
-		{"graphql over TLS", "POST", "https://mkgraph.test/graphql", http.Header{"Content-Type": {"application/json"}}, 200, browser.APICSP},
-		{"CSRF refusal", "POST", "http://mkgraph.test/graphql", http.Header{"Content-Type": {"text/plain"}}, 400, browser.APICSP},
-		{"method not allowed", "DELETE", "http://mkgraph.test/boom", nil, 405, browser.APICSP},
-		{"not found", "GET", "http://mkgraph.test/nope", nil, 404, browser.APICSP},
-		{"not found over TLS", "GET", "https://mkgraph.test/nope", nil, 404, browser.APICSP},
-		{"server error", "GET", "http://mkgraph.test/boom", nil, 500, browser.APICSP},
-		{"rate limited", "GET", "http://mkgraph.test/limited", nil, 429, browser.APICSP},
-		{"GraphiQL", "GET", "http://mkgraph.test/", nil, 200, browser.GraphiQLCSP},
+		{"graphql POST", "POST", "http://mkgraph.test/graphql", http.Header{"Content-Type": {"application/json"}}, 200, edge.APICSP},
+		{"graphql over TLS", "POST", "https://mkgraph.test/graphql", http.Header{"Content-Type": {"application/json"}}, 200, edge.APICSP},
+		{"CSRF refusal", "POST", "http://mkgraph.test/graphql", http.Header{"Content-Type": {"text/plain"}}, 400, edge.APICSP},
+		{"method not allowed", "DELETE", "http://mkgraph.test/boom", nil, 405, edge.APICSP},
+		{"not found", "GET", "http://mkgraph.test/nope", nil, 404, edge.APICSP},
+		{"not found over TLS", "GET", "https://mkgraph.test/nope", nil, 404, edge.APICSP},
+		{"server error", "GET", "http://mkgraph.test/boom", nil, 500, edge.APICSP},
+		{"rate limited", "GET", "http://mkgraph.test/limited", nil, 429, edge.APICSP},
+		{"GraphiQL", "GET", "http://mkgraph.test/", nil, 200, edge.GraphiQLCSP},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -112,7 +112,7 @@ func TestSecurityHeadersOverHTTP(t *testing.T) {
 	for k, want := range map[string]string{
 		"X-Content-Type-Options":  "nosniff",
 		"X-Frame-Options":         "DENY",
-		"Content-Security-Policy": browser.APICSP,
+		"Content-Security-Policy": edge.APICSP,
 	} {
 		if got := resp.Header.Get(k); got != want {
 			t.Errorf("%s = %q, want %q", k, got, want)

@@ -1,4 +1,4 @@
-package browser_test
+package edge_test
 
 import (
 	"net/http"
@@ -6,13 +6,13 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/mkgraph/mkgraph/internal/edge/browser"
+	"github.com/mkgraph/mkgraph/internal/edge"
 )
 
 // MustCORS returns the CORS middleware for origins or fails the test.
 func MustCORS(tb testing.TB, origins ...string) func(http.Handler) http.Handler {
 	tb.Helper()
-	mw, err := browser.CORS(origins)
+	mw, err := edge.CORS(origins)
 	if err != nil {
 		tb.Fatalf("CORS(%q): %v", origins, err)
 	}
@@ -134,7 +134,7 @@ func TestCORSConfig(t *testing.T) {
 		{"https://xn--bcher-kva.example"},
 	}
 	for _, origins := range good {
-		if _, err := browser.CORS(origins); err != nil {
+		if _, err := edge.CORS(origins); err != nil {
 			t.Errorf("CORS(%q): %v, want nil", origins, err)
 		}
 	}
@@ -170,7 +170,7 @@ func TestCORSConfig(t *testing.T) {
 		"https://[::g]:3000",
 	}
 	for _, o := range bad {
-		_, err := browser.CORS([]string{"https://ok.example", o})
+		_, err := edge.CORS([]string{"https://ok.example", o})
 		if err == nil {
 			t.Errorf("CORS(%q): nil error, want one", o)
 			continue
@@ -180,7 +180,7 @@ func TestCORSConfig(t *testing.T) {
 		}
 	}
 	// Every bad entry is reported at once.
-	_, err := browser.CORS([]string{"*", "https://ok.example", "null"})
+	_, err := edge.CORS([]string{"*", "https://ok.example", "null"})
 	if err == nil || strings.Count(err.Error(), "MKGRAPH_CORS_ORIGINS") != 2 {
 		t.Errorf("CORS with two bad entries: %v, want both named", err)
 	}

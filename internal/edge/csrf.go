@@ -1,6 +1,4 @@
-// Package browser protects the GraphQL endpoint from what browsers can be
-// made to send: CSRF, cross-origin reads, framing.
-package browser
+package edge
 
 import (
 	"net/http"

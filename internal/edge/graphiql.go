@@ -1,4 +1,4 @@
-package browser
+package edge
 
 import "net/http"
 

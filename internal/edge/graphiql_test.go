@@ -1,4 +1,4 @@
-package browser_test
+package edge_test
 
 import (
 	"crypto/sha256"
@@ -13,7 +13,7 @@ import (
 
 	"github.com/99designs/gqlgen/graphql/playground"
 
-	"github.com/mkgraph/mkgraph/internal/edge/browser"
+	"github.com/mkgraph/mkgraph/internal/edge"
 )
 
 // parseCSP splits a policy into directive name → source list, failing on a
@@ -40,8 +40,8 @@ func TestCSPSanity(t *testing.T) {
 	for _, tt := range []struct {
 		name, policy string
 	}{
-		{"APICSP", browser.APICSP},
-		{"GraphiQLCSP", browser.GraphiQLCSP},
+		{"APICSP", edge.APICSP},
+		{"GraphiQLCSP", edge.GraphiQLCSP},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			d := parseCSP(t, tt.policy)
@@ -69,7 +69,7 @@ func TestCSPSanity(t *testing.T) {
 			}
 		})
 	}
-	d := parseCSP(t, browser.GraphiQLCSP)
+	d := parseCSP(t, edge.GraphiQLCSP)
 	for name, want := range map[string][]string{
 		"connect-src": {"'self'"},
 		"base-uri":    {"'none'"},
@@ -95,14 +95,14 @@ var (
 // serves it and checks that GraphiQLCSP allows each thing it loads or runs:
 // a gqlgen upgrade that changes them fails here, naming what to put in.
 func TestGraphiQLCSPAllowsPage(t *testing.T) {
-	d := parseCSP(t, browser.GraphiQLCSP)
+	d := parseCSP(t, edge.GraphiQLCSP)
 	for _, title := range []string{"mkgraph", "Another <title> & more"} {
 		w := httptest.NewRecorder()
-		browser.GraphiQL(playground.Handler(title, "/graphql")).ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/", nil))
+		edge.GraphiQL(playground.Handler(title, "/graphql")).ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/", nil))
 		if w.Code != http.StatusOK {
 			t.Fatalf("GraphiQL page status = %d", w.Code)
 		}
-		if got := w.Header().Get("Content-Security-Policy"); got != browser.GraphiQLCSP {
+		if got := w.Header().Get("Content-Security-Policy"); got != edge.GraphiQLCSP {
 			t.Errorf("Content-Security-Policy = %q, want GraphiQLCSP", got)
 		}
 		page := w.Body.String()
