@@ -1,8 +1,10 @@
 // Package cache keeps identity answers across requests so repeat reads cost no upstream call (MoneyKit allows 3 identity calls per link per minute).
 //
-// A Cache sits in front of an upstream Fetcher (the *upstream.Client) and
-// satisfies the same interface. It must be consulted only after the caller
-// is authorized for the link: it does no authorization of its own.
+// A Cache sits in front of the upstream call (Config.Next, the
+// *upstream.Client's GetIdentity) and has the same GetIdentity method, so
+// that it can take the client's place (as a graph/loader.Fetcher). It must
+// be consulted only after the caller is authorized for the link: it does no
+// authorization of its own.
 //
 // What it does, per (Namespace, link id):
 //   - a fresh entry (younger than TTL) is served without an upstream call;
@@ -44,18 +46,6 @@ import (
 	"github.com/mkgraph/mkgraph/upstream"
 )
 
-// Fetcher fetches one link's identity answer. *upstream.Client and *Cache
-// satisfy it. Errors should be *apierr.Error; a Cache passes them on
-// unchanged.
-type Fetcher interface {
-	GetIdentity(ctx context.Context, linkID string) (*upstream.Identity, error)
-}
-
-var (
-	_ Fetcher = (*upstream.Client)(nil)
-	_ Fetcher = (*Cache)(nil)
-)
-
 // Defaults for Config.
 const (
 	DefaultMaxBytes     int64 = 64 << 20
@@ -66,8 +56,10 @@ const (
 
 // Config configures a Cache.
 type Config struct {
-	// Next is the upstream client the cache calls on a miss. Required.
-	Next Fetcher
+	// Next is the upstream call, e.g. (*upstream.Client).GetIdentity, made
+	// on a miss. Its errors should be *apierr.Error; the cache passes them
+	// on unchanged. Required.
+	Next func(ctx context.Context, linkID string) (*upstream.Identity, error)
 	// Namespace identifies the upstream credentials (see NamespaceFor):
 	// entries fetched with one set are never served under another. It is
 	// part of every key. Required; it must not contain a NUL byte.
@@ -111,9 +103,11 @@ func NamespaceFor(baseURL, clientID string) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// Cache is a cross-request cache of identity answers in front of a Fetcher.
-// It satisfies Fetcher and is safe for concurrent use. Call Close when done
-// with it, to stop the cache's goroutines and in-flight upstream calls.
+// Cache is a cross-request cache of identity answers in front of
+// Config.Next. Its GetIdentity has Next's signature, so that it can stand
+// where the upstream client would; it is safe for concurrent use. Call
+// Close when done with it, to stop the cache's goroutines and in-flight
+// upstream calls.
 type Cache struct {
 	cfg         Config
 	staleWindow time.Duration // TTL + MaxStale, or TTL when stale serving is off

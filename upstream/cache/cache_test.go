@@ -11,10 +11,18 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mkgraph/mkgraph/graph/loader"
 	"github.com/mkgraph/mkgraph/internal/apierr"
 	"github.com/mkgraph/mkgraph/internal/testing/clocktest"
 	"github.com/mkgraph/mkgraph/upstream"
 	"github.com/mkgraph/mkgraph/upstream/cache"
+)
+
+// The cache stands where the upstream client would: it is a
+// loader.Fetcher, and the client's GetIdentity is a Config.Next.
+var (
+	_ loader.Fetcher = (*cache.Cache)(nil)
+	_                = cache.Config{Next: (*upstream.Client)(nil).GetIdentity}
 )
 
 // newFakeClock returns a clock the tests move by hand.
@@ -150,11 +158,11 @@ func TestNewRefusesBadConfig(t *testing.T) {
 		cfg  cache.Config
 	}{
 		{"no next", cache.Config{Namespace: "ns"}},
-		{"no namespace", cache.Config{Next: next}},
-		{"NUL in namespace", cache.Config{Next: next, Namespace: "a\x00b"}},
-		{"negative TTL", cache.Config{Next: next, Namespace: "ns", TTL: -1}},
-		{"negative MaxBytes", cache.Config{Next: next, Namespace: "ns", MaxBytes: -1}},
-		{"negative FetchTimeout", cache.Config{Next: next, Namespace: "ns", FetchTimeout: -1}},
+		{"no namespace", cache.Config{Next: next.GetIdentity}},
+		{"NUL in namespace", cache.Config{Next: next.GetIdentity, Namespace: "a\x00b"}},
+		{"negative TTL", cache.Config{Next: next.GetIdentity, Namespace: "ns", TTL: -1}},
+		{"negative MaxBytes", cache.Config{Next: next.GetIdentity, Namespace: "ns", MaxBytes: -1}},
+		{"negative FetchTimeout", cache.Config{Next: next.GetIdentity, Namespace: "ns", FetchTimeout: -1}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if c, err := cache.New(tc.cfg); err == nil {
@@ -167,7 +175,7 @@ func TestNewRefusesBadConfig(t *testing.T) {
 
 func TestDefaultsWithRealClock(t *testing.T) {
 	next := &fakeFetcher{answer: script(ok("v1", t0))}
-	c := MustNew(t, cache.Config{Next: next})
+	c := MustNew(t, cache.Config{Next: next.GetIdentity})
 	mustGet(t, t.Context(), c, "l1")
 	mustGet(t, t.Context(), c, "l1")
 	if got := next.Calls(); got != 1 {
@@ -178,7 +186,7 @@ func TestDefaultsWithRealClock(t *testing.T) {
 func TestFreshHitCostsNoCall(t *testing.T) {
 	clk := newFakeClock()
 	next := &fakeFetcher{answer: script(ok("v1", t0), ok("v2", t0.Add(time.Hour)))}
-	c := MustNew(t, cache.Config{Next: next, Now: clk.Now, TTL: 5 * time.Minute})
+	c := MustNew(t, cache.Config{Next: next.GetIdentity, Now: clk.Now, TTL: 5 * time.Minute})
 
 	ctx, served := cache.WithServed(t.Context())
 	if got := version(mustGet(t, ctx, c, "l1")); got != "v1" {
@@ -221,7 +229,7 @@ func TestConcurrentMissesShareOneCall(t *testing.T) {
 		<-release
 		return identity(linkID, fmt.Sprint("v", n), t0), nil
 	}}
-	c := MustNew(t, cache.Config{Next: next, Now: newFakeClock().Now})
+	c := MustNew(t, cache.Config{Next: next.GetIdentity, Now: newFakeClock().Now})
 
 	const callers = 50
 	ctx, served := cache.WithServed(t.Context())
@@ -261,7 +269,7 @@ func TestFirstCallerCancelledOthersGetAnswer(t *testing.T) {
 		}
 		return identity(linkID, "v1", t0), nil
 	}}
-	c := MustNew(t, cache.Config{Next: next, Now: newFakeClock().Now})
+	c := MustNew(t, cache.Config{Next: next.GetIdentity, Now: newFakeClock().Now})
 
 	first, cancelFirst := context.WithCancel(t.Context())
 	firstErr := make(chan error, 1)
@@ -320,7 +328,7 @@ func TestSharedCallIsBoundedAndKeepsValues(t *testing.T) {
 		<-ctx.Done() // a hung upstream
 		return nil, apierr.AsError(ctx.Err())
 	}}
-	c := MustNew(t, cache.Config{Next: next, Now: newFakeClock().Now, FetchTimeout: 20 * time.Millisecond})
+	c := MustNew(t, cache.Config{Next: next.GetIdentity, Now: newFakeClock().Now, FetchTimeout: 20 * time.Millisecond})
 
 	ctx := context.WithValue(t.Context(), ctxKey{}, "request-1")
 	_, err := c.GetIdentity(ctx, "l1")
@@ -347,7 +355,7 @@ func TestNewerRefreshReplacesOlderDoesNot(t *testing.T) {
 		ok("v4", time.Time{}),          // no refreshed_at: cannot be compared, replaces
 		ok("v5", t0.Add(-2*time.Hour)), // older than an unknown refresh: replaces
 	)}
-	c := MustNew(t, cache.Config{Next: next, Now: clk.Now, TTL: ttl})
+	c := MustNew(t, cache.Config{Next: next.GetIdentity, Now: clk.Now, TTL: ttl})
 
 	read := func(want string, wantInfo cache.Info) {
 		t.Helper()
@@ -399,7 +407,7 @@ func TestStaleIfError(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			clk := newFakeClock()
 			next := &fakeFetcher{answer: script(ok("v1", t0), fail(tc.err))}
-			c := MustNew(t, cache.Config{Next: next, Now: clk.Now, TTL: ttl, MaxStale: maxStale})
+			c := MustNew(t, cache.Config{Next: next.GetIdentity, Now: clk.Now, TTL: ttl, MaxStale: maxStale})
 			fetchedAt := clk.Now()
 			mustGet(t, t.Context(), c, "l1")
 
@@ -436,7 +444,7 @@ func TestStaleIfError(t *testing.T) {
 func TestStaleOff(t *testing.T) {
 	clk := newFakeClock()
 	next := &fakeFetcher{answer: script(ok("v1", t0), fail(errRateLimited))}
-	c := MustNew(t, cache.Config{Next: next, Now: clk.Now, TTL: time.Minute, MaxStale: -1})
+	c := MustNew(t, cache.Config{Next: next.GetIdentity, Now: clk.Now, TTL: time.Minute, MaxStale: -1})
 	mustGet(t, t.Context(), c, "l1")
 	clk.Advance(time.Minute)
 	if _, err := c.GetIdentity(t.Context(), "l1"); !errors.Is(err, errRateLimited) {
@@ -460,7 +468,7 @@ func TestLastingErrorDeletesEntry(t *testing.T) {
 			clk := newFakeClock()
 			lasting := apiError(tc.status, tc.code)
 			next := &fakeFetcher{answer: script(ok("v1", t0), fail(lasting), fail(errRateLimited))}
-			c := MustNew(t, cache.Config{Next: next, Now: clk.Now, TTL: time.Minute})
+			c := MustNew(t, cache.Config{Next: next.GetIdentity, Now: clk.Now, TTL: time.Minute})
 			mustGet(t, t.Context(), c, "l1")
 			clk.Advance(time.Minute)
 
@@ -483,7 +491,7 @@ func TestLastingErrorDeletesEntry(t *testing.T) {
 
 func TestErrorsAreNotCached(t *testing.T) {
 	next := &fakeFetcher{answer: script(fail(errUnavailable), fail(errNotFound), fail(errRateLimited), ok("v1", t0))}
-	c := MustNew(t, cache.Config{Next: next, Now: newFakeClock().Now})
+	c := MustNew(t, cache.Config{Next: next.GetIdentity, Now: newFakeClock().Now})
 	for i, want := range []error{errUnavailable, errNotFound, errRateLimited} {
 		if _, err := c.GetIdentity(t.Context(), "l1"); !errors.Is(err, want) {
 			t.Fatalf("call %d: %v, want %v", i+1, err, want)
@@ -500,8 +508,8 @@ func TestNamespacesAreIsolated(t *testing.T) {
 	clk := newFakeClock()
 	nextA := &fakeFetcher{answer: script(ok("from-a", t0))}
 	nextB := &fakeFetcher{answer: script(ok("from-b", t0))}
-	a := MustNew(t, cache.Config{Next: nextA, Namespace: cache.NamespaceFor("https://api.moneykit.com", "client-a"), Now: clk.Now})
-	b := MustNew(t, cache.Config{Next: nextB, Namespace: cache.NamespaceFor("https://api.moneykit.com", "client-b"), Now: clk.Now})
+	a := MustNew(t, cache.Config{Next: nextA.GetIdentity, Namespace: cache.NamespaceFor("https://api.moneykit.com", "client-a"), Now: clk.Now})
+	b := MustNew(t, cache.Config{Next: nextB.GetIdentity, Namespace: cache.NamespaceFor("https://api.moneykit.com", "client-b"), Now: clk.Now})
 	cache.ShareStore(b, a) // one store, as replicas sharing Redis would have
 
 	if a.Key("l1") == b.Key("l1") {
@@ -522,7 +530,8 @@ func TestNamespacesAreIsolated(t *testing.T) {
 }
 
 func TestKeyFormat(t *testing.T) {
-	c := MustNew(t, cache.Config{Next: &fakeFetcher{answer: script(ok("v1", t0))}, Namespace: "ns1"})
+	next := &fakeFetcher{answer: script(ok("v1", t0))}
+	c := MustNew(t, cache.Config{Next: next.GetIdentity, Namespace: "ns1"})
 	if got, want := c.Key("mk_1"), "ns1\x00mk_1"; got != want {
 		t.Errorf("Key(%q) = %q, want %q", "mk_1", got, want)
 	}
@@ -537,7 +546,7 @@ func TestKeyFormat(t *testing.T) {
 func TestBoundedByBytes(t *testing.T) {
 	clk := newFakeClock()
 	next := &fakeFetcher{answer: script(ok("v1", t0))}
-	probe := MustNew(t, cache.Config{Next: next, Now: clk.Now})
+	probe := MustNew(t, cache.Config{Next: next.GetIdentity, Now: clk.Now})
 	mustGet(t, t.Context(), probe, "link-00")
 	probe.CleanUp()
 	one := probe.Stats().Bytes
@@ -546,7 +555,7 @@ func TestBoundedByBytes(t *testing.T) {
 	}
 
 	maxBytes := 3*one + one/2
-	c := MustNew(t, cache.Config{Next: next, Now: clk.Now, MaxBytes: maxBytes})
+	c := MustNew(t, cache.Config{Next: next.GetIdentity, Now: clk.Now, MaxBytes: maxBytes})
 	for i := range 10 {
 		mustGet(t, t.Context(), c, fmt.Sprintf("link-%02d", i))
 	}
@@ -560,7 +569,7 @@ func TestBoundedByBytes(t *testing.T) {
 func TestTooLargeIsNotCached(t *testing.T) {
 	clk := newFakeClock()
 	next := &fakeFetcher{answer: script(ok("v1", t0))}
-	c := MustNew(t, cache.Config{Next: next, Now: clk.Now, MaxBytes: 64})
+	c := MustNew(t, cache.Config{Next: next.GetIdentity, Now: clk.Now, MaxBytes: 64})
 	mustGet(t, t.Context(), c, "l1")
 	mustGet(t, t.Context(), c, "l1")
 	if got := next.Calls(); got != 2 {
@@ -578,7 +587,7 @@ func TestFetcherPanicIsAnError(t *testing.T) {
 		}
 		return nil, nil
 	}}
-	c := MustNew(t, cache.Config{Next: next, Now: newFakeClock().Now})
+	c := MustNew(t, cache.Config{Next: next.GetIdentity, Now: newFakeClock().Now})
 	for i := range 2 {
 		_, err := c.GetIdentity(t.Context(), "l1")
 		wantCode(t, err, apierr.CodeInternal)
@@ -601,7 +610,7 @@ func TestCloseEndsInFlightCalls(t *testing.T) {
 		}
 		return identity(linkID, "v1", t0), nil
 	}}
-	c, err := cache.New(cache.Config{Next: next, Namespace: "ns"})
+	c, err := cache.New(cache.Config{Next: next.GetIdentity, Namespace: "ns"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -634,7 +643,7 @@ func TestServed(t *testing.T) {
 		}
 		return identity(linkID, "v1", t0), nil
 	}}
-	c := MustNew(t, cache.Config{Next: next, Now: clk.Now, TTL: time.Minute})
+	c := MustNew(t, cache.Config{Next: next.GetIdentity, Now: clk.Now, TTL: time.Minute})
 	mustGet(t, t.Context(), c, "old")
 	clk.Advance(30 * time.Minute)
 	mustGet(t, t.Context(), c, "older")
@@ -689,7 +698,7 @@ func TestServed(t *testing.T) {
 
 func BenchmarkHit(b *testing.B) {
 	next := &fakeFetcher{answer: script(ok("v1", t0))}
-	c := MustNew(b, cache.Config{Next: next, TTL: time.Hour})
+	c := MustNew(b, cache.Config{Next: next.GetIdentity, TTL: time.Hour})
 	ctx := context.Background()
 	mustGet(b, ctx, c, "mk_link")
 	b.ReportAllocs()
@@ -721,7 +730,7 @@ func (f *blockingFetcher) GetIdentity(ctx context.Context, _ string) (*upstream.
 // the upstream call it caused, when no other caller shares it.
 func TestCallCancelledWhenEveryCallerLeaves(t *testing.T) {
 	f := &blockingFetcher{cancelled: make(chan struct{})}
-	c := MustNew(t, cache.Config{Next: f, Namespace: "ns"})
+	c := MustNew(t, cache.Config{Next: f.GetIdentity, Namespace: "ns"})
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() {

@@ -159,7 +159,7 @@ func (c *Cache) callNext(ctx context.Context, linkID string) (id *upstream.Ident
 			id, err = nil, internalError(fmt.Errorf("cache: upstream fetcher panicked (%T)\n%s", p, debug.Stack()))
 		}
 	}()
-	id, err = c.cfg.Next.GetIdentity(ctx, linkID)
+	id, err = c.cfg.Next(ctx, linkID)
 	if err == nil && id == nil {
 		err = internalError(errors.New("cache: upstream fetcher returned neither an identity nor an error"))
 	}

@@ -85,7 +85,7 @@ func (s *memShared) entry(key string) (cache.SharedEntry, bool) {
 }
 
 // replica returns a cache over next sharing shared, as one replica's.
-func replica(t *testing.T, next cache.Fetcher, shared cache.Shared, clock *clocktest.Clock) *cache.Cache {
+func replica(t *testing.T, next func(context.Context, string) (*upstream.Identity, error), shared cache.Shared, clock *clocktest.Clock) *cache.Cache {
 	t.Helper()
 	c, err := cache.New(cache.Config{
 		Next: next, Namespace: "ns", TTL: time.Minute, MaxStale: time.Hour,
@@ -106,7 +106,7 @@ func TestSharedAcrossReplicas(t *testing.T) {
 	clock := newFakeClock()
 	shared := newMemShared()
 	up := &fakeFetcher{answer: script(ok("v1", t0), fail(errUnavailable), fail(errNotFound))}
-	a, b, c := replica(t, up, shared, clock), replica(t, up, shared, clock), replica(t, up, shared, clock)
+	a, b, c := replica(t, up.GetIdentity, shared, clock), replica(t, up.GetIdentity, shared, clock), replica(t, up.GetIdentity, shared, clock)
 
 	for i, r := range []*cache.Cache{a, b, c, b, a} {
 		id, err := r.GetIdentity(t.Context(), "link")
@@ -128,7 +128,7 @@ func TestSharedAcrossReplicas(t *testing.T) {
 	// Past the TTL the upstream fails (temporary): a fresh replica serves
 	// the shared entry, stale.
 	clock.Advance(2 * time.Minute)
-	d := replica(t, up, shared, clock)
+	d := replica(t, up.GetIdentity, shared, clock)
 	ctx, served := cache.WithServed(t.Context())
 	id, err := d.GetIdentity(ctx, "link")
 	if err != nil || version(id) != "v1" || !mustServed(t, served, "link").Stale {
@@ -150,7 +150,7 @@ func TestSharedLockWaits(t *testing.T) {
 	clock := newFakeClock()
 	shared := newMemShared()
 	up := &fakeFetcher{answer: script(ok("theirs", t0))}
-	r := replica(t, up, shared, clock)
+	r := replica(t, up.GetIdentity, shared, clock)
 	key := r.Key("link")
 	unlock, _ := shared.Lock(t.Context(), key, time.Second)
 
@@ -195,7 +195,7 @@ func TestSharedLockWaits(t *testing.T) {
 func TestSharedWaitEndsWithCaller(t *testing.T) {
 	shared := newMemShared()
 	up := &fakeFetcher{answer: script(ok("v1", t0))}
-	r := replica(t, up, shared, newFakeClock())
+	r := replica(t, up.GetIdentity, shared, newFakeClock())
 	shared.Lock(t.Context(), r.Key("link"), time.Hour) // never released
 	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
 	defer cancel()
@@ -214,7 +214,7 @@ func TestSharedOlderRefreshKept(t *testing.T) {
 	clock := newFakeClock()
 	shared := newMemShared()
 	up := &fakeFetcher{answer: script(ok("new", t0.Add(time.Hour)), ok("newer", t0.Add(2*time.Hour)))}
-	r := replica(t, up, shared, clock)
+	r := replica(t, up.GetIdentity, shared, clock)
 	if _, err := r.GetIdentity(t.Context(), "link"); err != nil {
 		t.Fatal(err)
 	}
@@ -252,7 +252,7 @@ func TestSharedWaitServesStale(t *testing.T) {
 			clock := newFakeClock()
 			shared := newMemShared()
 			up := &fakeFetcher{answer: script(ok("v1", t0), fail(errNotFound))}
-			r := replica(t, up, shared, clock)
+			r := replica(t, up.GetIdentity, shared, clock)
 			if _, err := r.GetIdentity(t.Context(), "link"); err != nil {
 				t.Fatal(err)
 			}
@@ -296,7 +296,7 @@ func TestSharedMarksTemporaryFailures(t *testing.T) {
 		}
 		return nil, errNotFound
 	}}
-	r := replica(t, up, shared, newFakeClock())
+	r := replica(t, up.GetIdentity, shared, newFakeClock())
 	r.GetIdentity(t.Context(), "flaky")
 	r.GetIdentity(t.Context(), "gone")
 	if !shared.Failed(t.Context(), r.Key("flaky")) {
@@ -321,7 +321,7 @@ func TestDeadlineServesStale(t *testing.T) {
 		<-ctx.Done() // hangs until cancelled
 		return nil, ctx.Err()
 	}}
-	c, err := cache.New(cache.Config{Next: up, Namespace: "ns", TTL: time.Minute, Now: clock.Now})
+	c, err := cache.New(cache.Config{Next: up.GetIdentity, Namespace: "ns", TTL: time.Minute, Now: clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
