@@ -1,4 +1,6 @@
-// Package cache keeps identity answers across requests so repeat reads cost no upstream call (MoneyKit allows 3 identity calls per link per minute).
+// Package cache keeps identity answers across requests so that repeat reads
+// cost no upstream call: MoneyKit allows 3 identity calls per link per
+// minute.
 //
 // A Cache sits in front of the upstream call (Config.Next, the
 // *upstream.Client's GetIdentity) and has the same GetIdentity method, so
