@@ -2,101 +2,13 @@ package cache_test
 
 import (
 	"context"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/mkgraph/mkgraph/internal/apierr"
-	"github.com/mkgraph/mkgraph/internal/testing/clocktest"
 	"github.com/mkgraph/mkgraph/upstream"
 	"github.com/mkgraph/mkgraph/upstream/cache"
 )
-
-// memShared is a cache.Shared in memory: what Redis is to the replicas of
-// these tests, with a lock that can be held from outside.
-type memShared struct {
-	mu      sync.Mutex
-	entries map[string]cache.SharedEntry
-	ttls    map[string]time.Duration
-	locks   map[string]bool
-	failed  map[string]bool
-	gets    int
-	deletes int
-}
-
-func newMemShared() *memShared {
-	return &memShared{entries: map[string]cache.SharedEntry{}, ttls: map[string]time.Duration{}, locks: map[string]bool{}, failed: map[string]bool{}}
-}
-
-func (s *memShared) Get(_ context.Context, key string) (cache.SharedEntry, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.gets++
-	e, ok := s.entries[key]
-	return e, ok
-}
-
-func (s *memShared) Set(_ context.Context, key string, e cache.SharedEntry, ttl time.Duration) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.entries[key], s.ttls[key] = e, ttl
-}
-
-func (s *memShared) Delete(_ context.Context, key string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.deletes++
-	delete(s.entries, key)
-}
-
-func (s *memShared) Lock(_ context.Context, key string, _ time.Duration) (func(), bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.locks[key] {
-		return nil, false
-	}
-	s.locks[key] = true
-	return func() { s.unlock(key) }, true
-}
-
-func (s *memShared) MarkFailed(_ context.Context, key string, _ time.Duration) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.failed[key] = true
-}
-
-func (s *memShared) Failed(_ context.Context, key string) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.failed[key]
-}
-
-func (s *memShared) unlock(key string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	delete(s.locks, key)
-}
-
-func (s *memShared) entry(key string) (cache.SharedEntry, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	e, ok := s.entries[key]
-	return e, ok
-}
-
-// replica returns a cache over next sharing shared, as one replica's.
-func replica(t *testing.T, next cache.Fetcher, shared cache.Shared, clock *clocktest.Clock) *cache.Cache {
-	t.Helper()
-	c, err := cache.New(cache.Config{
-		Next: next, Namespace: "ns", TTL: time.Minute, MaxStale: time.Hour,
-		Now: clock.Now, Shared: shared, SharedLockTTL: time.Second,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	return c
-}
 
 // TestSharedAcrossReplicas: what one replica fetched, the others serve
 // without an upstream call; it is written with TTL + MaxStale; a lasting
@@ -106,7 +18,7 @@ func TestSharedAcrossReplicas(t *testing.T) {
 	clock := newFakeClock()
 	shared := newMemShared()
 	up := &fakeFetcher{answer: script(ok("v1", t0), fail(errUnavailable), fail(errNotFound))}
-	a, b, c := replica(t, up, shared, clock), replica(t, up, shared, clock), replica(t, up, shared, clock)
+	a, b, c := replica(t, up.GetIdentity, shared, clock), replica(t, up.GetIdentity, shared, clock), replica(t, up.GetIdentity, shared, clock)
 
 	for i, r := range []*cache.Cache{a, b, c, b, a} {
 		id, err := r.GetIdentity(t.Context(), "link")
@@ -128,7 +40,7 @@ func TestSharedAcrossReplicas(t *testing.T) {
 	// Past the TTL the upstream fails (temporary): a fresh replica serves
 	// the shared entry, stale.
 	clock.Advance(2 * time.Minute)
-	d := replica(t, up, shared, clock)
+	d := replica(t, up.GetIdentity, shared, clock)
 	ctx, served := cache.WithServed(t.Context())
 	id, err := d.GetIdentity(ctx, "link")
 	if err != nil || version(id) != "v1" || !mustServed(t, served, "link").Stale {
@@ -150,7 +62,7 @@ func TestSharedLockWaits(t *testing.T) {
 	clock := newFakeClock()
 	shared := newMemShared()
 	up := &fakeFetcher{answer: script(ok("theirs", t0))}
-	r := replica(t, up, shared, clock)
+	r := replica(t, up.GetIdentity, shared, clock)
 	key := r.Key("link")
 	unlock, _ := shared.Lock(t.Context(), key, time.Second)
 
@@ -195,7 +107,7 @@ func TestSharedLockWaits(t *testing.T) {
 func TestSharedWaitEndsWithCaller(t *testing.T) {
 	shared := newMemShared()
 	up := &fakeFetcher{answer: script(ok("v1", t0))}
-	r := replica(t, up, shared, newFakeClock())
+	r := replica(t, up.GetIdentity, shared, newFakeClock())
 	shared.Lock(t.Context(), r.Key("link"), time.Hour) // never released
 	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
 	defer cancel()
@@ -214,7 +126,7 @@ func TestSharedOlderRefreshKept(t *testing.T) {
 	clock := newFakeClock()
 	shared := newMemShared()
 	up := &fakeFetcher{answer: script(ok("new", t0.Add(time.Hour)), ok("newer", t0.Add(2*time.Hour)))}
-	r := replica(t, up, shared, clock)
+	r := replica(t, up.GetIdentity, shared, clock)
 	if _, err := r.GetIdentity(t.Context(), "link"); err != nil {
 		t.Fatal(err)
 	}
@@ -252,7 +164,7 @@ func TestSharedWaitServesStale(t *testing.T) {
 			clock := newFakeClock()
 			shared := newMemShared()
 			up := &fakeFetcher{answer: script(ok("v1", t0), fail(errNotFound))}
-			r := replica(t, up, shared, clock)
+			r := replica(t, up.GetIdentity, shared, clock)
 			if _, err := r.GetIdentity(t.Context(), "link"); err != nil {
 				t.Fatal(err)
 			}
@@ -296,7 +208,7 @@ func TestSharedMarksTemporaryFailures(t *testing.T) {
 		}
 		return nil, errNotFound
 	}}
-	r := replica(t, up, shared, newFakeClock())
+	r := replica(t, up.GetIdentity, shared, newFakeClock())
 	r.GetIdentity(t.Context(), "flaky")
 	r.GetIdentity(t.Context(), "gone")
 	if !shared.Failed(t.Context(), r.Key("flaky")) {
@@ -304,37 +216,5 @@ func TestSharedMarksTemporaryFailures(t *testing.T) {
 	}
 	if shared.Failed(t.Context(), r.Key("gone")) {
 		t.Error("a 404 was marked as a temporary failure")
-	}
-}
-
-// TestDeadlineServesStale: without any shared level, an upstream slower
-// than the caller's deadline is answered from a stale entry, not with a
-// timeout.
-func TestDeadlineServesStale(t *testing.T) {
-	clock := newFakeClock()
-	first := true
-	up := &fakeFetcher{answer: func(ctx context.Context, linkID string, n int) (*upstream.Identity, error) {
-		if first {
-			first = false
-			return identity(linkID, "v1", t0), nil
-		}
-		<-ctx.Done() // hangs until cancelled
-		return nil, ctx.Err()
-	}}
-	c, err := cache.New(cache.Config{Next: up, Namespace: "ns", TTL: time.Minute, Now: clock.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if _, err := c.GetIdentity(t.Context(), "link"); err != nil {
-		t.Fatal(err)
-	}
-	clock.Advance(2 * time.Minute)
-	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
-	defer cancel()
-	ctx, served := cache.WithServed(ctx)
-	id, err := c.GetIdentity(ctx, "link")
-	if err != nil || version(id) != "v1" || !mustServed(t, served, "link").Stale {
-		t.Fatalf("read past the deadline = %q, %v; want v1 served stale", version(id), err)
 	}
 }
