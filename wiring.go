@@ -109,7 +109,7 @@ func wire(ctx context.Context, c *config, getenv func(string) string, log zerolo
 	var fetcher loader.Fetcher = client
 	if c.CacheTTL > 0 {
 		cc := cache.Config{
-			Next:      client,
+			Next:      client.GetIdentity,
 			Namespace: namespace,
 			MaxBytes:  c.CacheMaxBytes,
 			TTL:       c.CacheTTL,

@@ -9,19 +9,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mkgraph/mkgraph/graph/loader"
 	"github.com/mkgraph/mkgraph/internal/apierr"
 	"github.com/mkgraph/mkgraph/internal/testing/clocktest"
 	"github.com/mkgraph/mkgraph/upstream"
 	"github.com/mkgraph/mkgraph/upstream/cache"
 )
 
-// The cache stands where the upstream client would: it is a
-// loader.Fetcher, and the client's GetIdentity is a Config.Next.
-var (
-	_ loader.Fetcher = (*cache.Cache)(nil)
-	_                = cache.Config{Next: (*upstream.Client)(nil).GetIdentity}
-)
+// The client's GetIdentity is a Config.Next (that a *Cache stands where the
+// client would is checked where both are wired: package main).
+var _ = cache.Config{Next: (*upstream.Client)(nil).GetIdentity}
 
 // newFakeClock returns a clock the tests move by hand.
 func newFakeClock() *clocktest.Clock {
