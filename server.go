@@ -31,13 +31,13 @@ import (
 // Garbage collector defaults, unless the standard GOGC or GOMEMLIMIT say
 // otherwise. The facade's live heap is small (a few MB plus the identity
 // cache) and it allocates fast, so Go's default of collecting whenever the
-// heap doubles meant a collection every few hundred requests: a large share
-// of the CPU at thousands of requests a second (cached re-reads: ~3,700
-// req/s with GOGC=100, ~8,000 with fewer collections). gctune keeps the
-// heap goal at the live heap + gcHeadroom instead. The soft memory limit
-// caps the whole: the working set (memoryBase) plus the identity cache's
-// budget, whose entries weigh their JSON size and take ~1.3× that decoded
-// (so a full cache never makes the collector thrash under its own limit).
+// heap doubles collects every few hundred requests and costs a large share
+// of the CPU under load (docs/performance.md has the measurements). gctune
+// keeps the heap goal at the live heap + gcHeadroom instead. The soft memory
+// limit caps the whole: the working set (memoryBase) plus the identity
+// cache's budget, with room for entries being larger decoded than the JSON
+// size they are weighed by, so a full cache never makes the collector
+// thrash under its own limit.
 const (
 	gcHeadroom = 48 << 20
 	memoryBase = 64 << 20

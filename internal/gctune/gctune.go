@@ -3,13 +3,13 @@
 // a heap as large again as the live one.
 //
 // The facade's live heap is small (a few MB plus the identity cache) and it
-// allocates fast (~140 KB per request): with GOGC=100 it collected every few
-// hundred requests, the collector taking a fifth of the CPU of cached reads.
-// A fixed GOGC=400 fixed that but let a heap grow five times its live size
-// once the cache filled (150 MiB of RSS for 20 MB of live data). Here GOGC
-// follows the live heap so that the goal stays about live + Headroom:
-// frequent-enough collections for a small heap, no multiplication for a
-// large one; the soft memory limit still caps the whole.
+// allocates fast: with GOGC=100 it collected every few hundred requests, and
+// the collector took a large share of the CPU of cached reads. A fixed,
+// higher GOGC let the heap grow to several times its live size once the
+// cache filled. Here GOGC follows the live heap so that the goal stays about
+// live + Headroom: frequent-enough collections for a small heap, no
+// multiplication for a large one; the soft memory limit still caps the
+// whole. docs/performance.md has the measurements behind this.
 package gctune
 
 import (
