@@ -135,10 +135,7 @@ func TestGraphQLErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			status, body := ts.post(t, tt.query, nil)
-			var resp gqlResponse
-			if err := json.Unmarshal(body, &resp); err != nil {
-				t.Fatal(err)
-			}
+			resp := mustDecode(t, body)
 			if status != tt.status {
 				t.Errorf("HTTP status = %d, want %d", status, tt.status)
 			}

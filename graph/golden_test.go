@@ -146,10 +146,7 @@ func TestGoldenFixtures(t *testing.T) {
 			if status != http.StatusOK {
 				t.Errorf("HTTP status = %d, want 200", status)
 			}
-			var resp gqlResponse
-			if err := json.Unmarshal(body, &resp); err != nil {
-				t.Fatal(err)
-			}
+			resp := mustDecode(t, body)
 			if len(resp.Errors) != 0 {
 				t.Errorf("errors = %+v, want none", resp.Errors)
 			}
@@ -180,10 +177,7 @@ func TestGoldenErrors(t *testing.T) {
 	}
 	MustMatchGolden(t, "links_errors", canonical(t, body))
 
-	var resp gqlResponse
-	if err := json.Unmarshal(body, &resp); err != nil {
-		t.Fatal(err)
-	}
+	resp := mustDecode(t, body)
 	var data struct{ Links []*struct{ ID string } }
 	if err := json.Unmarshal(resp.Data, &data); err != nil {
 		t.Fatal(err)

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -122,11 +121,18 @@ func (s *testServer) post(tb testing.TB, query string, vars map[string]any) (int
 	if err != nil {
 		tb.Fatalf("marshal request: %v", err)
 	}
-	req := httptest.NewRequest(http.MethodPost, "/graphql", bytes.NewReader(body))
+	rec := s.send(context.Background(), body)
+	return rec.Code, rec.Body.Bytes()
+}
+
+// send posts a JSON body through the handler chain under ctx; the one place
+// the tests build a GraphQL request.
+func (s *testServer) send(ctx context.Context, body []byte) *httptest.ResponseRecorder {
+	req := httptest.NewRequestWithContext(ctx, http.MethodPost, "/graphql", bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	rec := httptest.NewRecorder()
 	s.handler.ServeHTTP(rec, req)
-	return rec.Code, rec.Body.Bytes()
+	return rec
 }
 
 // gqlResponse is a GraphQL response with the data left raw.
@@ -146,11 +152,17 @@ type gqlError struct {
 func (s *testServer) MustQuery(tb testing.TB, query string, vars map[string]any) (gqlResponse, []byte) {
 	tb.Helper()
 	_, body := s.post(tb, query, vars)
+	return mustDecode(tb, body), body
+}
+
+// mustDecode decodes a GraphQL response body, failing the test if it is not one.
+func mustDecode(tb testing.TB, body []byte) gqlResponse {
+	tb.Helper()
 	var resp gqlResponse
 	if err := json.Unmarshal(body, &resp); err != nil {
 		tb.Fatalf("decode response %s: %v", body, err)
 	}
-	return resp, body
+	return resp
 }
 
 // MustData decodes resp.Data into v and fails on any error in resp.
@@ -206,13 +218,5 @@ type syncBuffer = logtest.Buffer
 // postRaw sends a raw JSON body.
 func (s *testServer) postRaw(tb testing.TB, body string) gqlResponse {
 	tb.Helper()
-	req := httptest.NewRequest(http.MethodPost, "/graphql", strings.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
-	rec := httptest.NewRecorder()
-	s.handler.ServeHTTP(rec, req)
-	var resp gqlResponse
-	if err := json.Unmarshal(rec.Body.Bytes(), &resp); err != nil {
-		tb.Fatalf("decode %s: %v", rec.Body, err)
-	}
-	return resp
+	return mustDecode(tb, s.send(context.Background(), []byte(body)).Body.Bytes())
 }

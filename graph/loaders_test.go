@@ -24,9 +24,13 @@ func aliasQuery(ids []string, selection string) string {
 	return b.String()
 }
 
+// householdAccounts are the account ids of sandbox.LinkHousehold, in the
+// upstream's order.
+var householdAccounts = []string{"acc_2GqW7xJz4Lm9PdRt8VbN3K", "acc_7YhK2mQ9sXc4VnB8LpT6Wd", "acc_4RzN8kF3pJw6TqD2HcX9Ys"}
+
 func TestUpstreamCallCounts(t *testing.T) {
 	t.Parallel()
-	household := []string{"acc_2GqW7xJz4Lm9PdRt8VbN3K", "acc_7YhK2mQ9sXc4VnB8LpT6Wd", "acc_4RzN8kF3pJw6TqD2HcX9Ys"}
+	household := householdAccounts
 	tests := []struct {
 		name  string
 		query string
@@ -121,7 +125,7 @@ fragment F on Link { id institutionName products { identity { refreshedAt } } }`
 func TestAccountsFilter(t *testing.T) {
 	t.Parallel()
 	ts := newTestServer(t, testOptions{})
-	a0, a1, a2 := "acc_2GqW7xJz4Lm9PdRt8VbN3K", "acc_7YhK2mQ9sXc4VnB8LpT6Wd", "acc_4RzN8kF3pJw6TqD2HcX9Ys"
+	a0, a1, a2 := householdAccounts[0], householdAccounts[1], householdAccounts[2]
 
 	// Through gqlgen's own test client, wrapping the same handler chain.
 	c := client.New(ts.handler)

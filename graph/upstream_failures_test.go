@@ -1,7 +1,6 @@
 package graph_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"net/http"
@@ -106,18 +105,12 @@ func TestRequestDeadline(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	body, _ := json.Marshal(map[string]any{"query": `{ link(id: "` + sandbox.LinkHousehold + `") { id } }`})
-	req := httptest.NewRequestWithContext(ctx, http.MethodPost, "/graphql", bytes.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
-	rec := httptest.NewRecorder()
 	start := time.Now()
-	ts.handler.ServeHTTP(rec, req)
+	rec := ts.send(ctx, body)
 	if elapsed := time.Since(start); elapsed > 2*time.Second {
 		t.Errorf("request took %v after its 50ms deadline: the upstream call did not end with it", elapsed)
 	}
-	var resp gqlResponse
-	if err := json.Unmarshal(rec.Body.Bytes(), &resp); err != nil {
-		t.Fatalf("decode %s: %v", rec.Body, err)
-	}
+	resp := mustDecode(t, rec.Body.Bytes())
 	if len(resp.Errors) != 1 || resp.Errors[0].Extensions["code"] != apierr.CodeUpstreamTimeout {
 		t.Errorf("errors = %s, want one %s", rec.Body, apierr.CodeUpstreamTimeout)
 	}
