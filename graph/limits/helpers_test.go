@@ -20,38 +20,25 @@ func nest(depth int) string {
 	return "{" + strings.Repeat("a{", depth-1) + "a" + strings.Repeat("}", depth-1) + "}"
 }
 
-// aliases returns a query with n aliased fields under one root field.
-func aliases(n int) string {
+// numbered returns open, then item formatted with 0 to n-1, then close.
+func numbered(open, item, close string, n int) string {
 	var b strings.Builder
-	b.WriteString("{l{")
+	b.WriteString(open)
 	for i := range n {
-		fmt.Fprintf(&b, " a%d: x", i)
+		fmt.Fprintf(&b, item, i)
 	}
-	b.WriteString("}}")
+	b.WriteString(close)
 	return b.String()
 }
+
+// aliases returns a query with n aliased fields under one root field.
+func aliases(n int) string { return numbered("{l{", " a%d: x", "}}", n) }
 
 // rootFields returns a query with n distinct root fields.
-func rootFields(n int) string {
-	var b strings.Builder
-	b.WriteString("{")
-	for i := range n {
-		fmt.Fprintf(&b, " f%d", i)
-	}
-	b.WriteString("}")
-	return b.String()
-}
+func rootFields(n int) string { return numbered("{", " f%d", "}", n) }
 
 // directives returns a query with n directives, one per field.
-func directives(n int) string {
-	var b strings.Builder
-	b.WriteString("{l{")
-	for i := range n {
-		fmt.Fprintf(&b, " f%d @include(if: true)", i)
-	}
-	b.WriteString("}}")
-	return b.String()
-}
+func directives(n int) string { return numbered("{l{", " f%d @include(if: true)", "}}", n) }
 
 // tokens returns a query of exactly n tokens (n >= 9), one field deep.
 func tokens(n int) string {

@@ -64,13 +64,8 @@ func BenchmarkRejectDeep(b *testing.B) {
 
 // BenchmarkReject10000Aliases: 10,000 aliases of one link (refused on size).
 func BenchmarkReject10000Aliases(b *testing.B) {
-	var q strings.Builder
-	q.WriteString("{")
-	for i := range 10000 {
-		fmt.Fprintf(&q, ` a%d: link(id: "x") { id }`, i)
-	}
-	q.WriteString("}")
-	benchReject(b, limits.Config{}, http.MethodPost, "/graphql", queryBody(b, q.String()), apierr.CodeQueryTooLarge)
+	q := numbered("{", ` a%d: link(id: "x") { id }`, "}", 10000)
+	benchReject(b, limits.Config{}, http.MethodPost, "/graphql", queryBody(b, q), apierr.CodeQueryTooLarge)
 }
 
 // BenchmarkRejectAliases: 500 aliases, within the size and token limits, so
