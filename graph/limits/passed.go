@@ -11,10 +11,10 @@ import (
 // A frontend sends the same few query texts over and over, with different
 // variables. Check depends on nothing but the limits, the query text and the
 // operation name, so the Middleware remembers the texts that passed, by
-// hash, and lets them through again without lexing and parsing them (which
-// costs ~50 µs for a query of every field). Refusals are not remembered:
-// they are cheap, and a hostile client should not be able to fill the
-// cache with them.
+// hash, and lets them through again without lexing and parsing them (the
+// bulk of Check's work, repeated for the same answer). Refusals are not
+// remembered: they are cheap, and a hostile client should not be able to
+// fill the cache with them.
 //
 // The key is SHA-256, not a fast non-cryptographic hash: a query crafted
 // to collide with one that passed would otherwise skip the limits.

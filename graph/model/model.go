@@ -250,8 +250,8 @@ func NewLink(id *upstream.Identity, warn Warner) *Link {
 			warn("link.available_products", p)
 		}
 	}
-	// One backing array for all accounts: a 500-account link costs one
-	// allocation here, not 500.
+	// One backing array for all accounts: a link with many accounts costs
+	// one allocation here, not one per account.
 	accounts := make([]Account, len(id.Accounts))
 	for i := range id.Accounts {
 		a := &accounts[i]
