@@ -19,6 +19,9 @@ const (
 	DefaultLeeway       = 30 * time.Second
 	DefaultBackendScope = "mkgraph:backend" // the scope suggested in docs; backends by JWT are off unless a scope is set
 	DefaultAPIKeyHeader = "X-Api-Key"
+	// DefaultJWKSTimeout bounds one fetch of the JWKS URL when HTTPClient is
+	// nil or has no timeout of its own.
+	DefaultJWKSTimeout = 10 * time.Second
 )
 
 // Bounds on what a caller may send.
@@ -63,7 +66,7 @@ type Config struct {
 	BackendScope string        // MKGRAPH_JWT_BACKEND_SCOPE: a JWT whose "scope" (space-separated) or "scp" (array) holds it is a backend; "" (the default): no JWT is a backend
 	APIKeysFile  string        // MKGRAPH_API_KEYS_FILE: lines "name sha256hex" (see HashAPIKey); # comments and blank lines allowed
 	APIKeyHeader string        // header of the API key; default "X-Api-Key"
-	HTTPClient   *http.Client  // for the JWKS URL; nil: a client with a 10 s timeout
+	HTTPClient   *http.Client  // for the JWKS URL; nil: a client with DefaultJWKSTimeout
 
 	// For tests: how the JWKS URL is refreshed (zero: hourly, and at most
 	// every 5 minutes on an unknown kid).
