@@ -106,6 +106,12 @@ func userClaims(overrides jwt.MapClaims) jwt.MapClaims {
 		"exp":      now.Add(time.Hour).Unix(),
 		"link_ids": []string{"link-a", "link-b"},
 	}
+	return override(c, overrides)
+}
+
+// override sets the claims of overrides in c, deleting those whose value is
+// nil, and returns c.
+func override(c, overrides jwt.MapClaims) jwt.MapClaims {
 	for k, v := range overrides {
 		if v == nil {
 			delete(c, k)

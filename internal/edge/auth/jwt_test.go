@@ -20,15 +20,7 @@ func TestHS256(t *testing.T) {
 	a := MustNew(t, auth.Config{Mode: "jwt", HS256Secret: testSecret, Issuer: "https://issuer.example", Audience: "mkgraph", BackendScope: auth.DefaultBackendScope})
 	now := time.Now()
 	claims := func(o jwt.MapClaims) jwt.MapClaims {
-		c := userClaims(jwt.MapClaims{"iss": "https://issuer.example", "aud": "mkgraph"})
-		for k, v := range o {
-			if v == nil {
-				delete(c, k)
-			} else {
-				c[k] = v
-			}
-		}
-		return c
+		return override(userClaims(jwt.MapClaims{"iss": "https://issuer.example", "aud": "mkgraph"}), o)
 	}
 	hs := func(c jwt.MapClaims) string { return sign(t, jwt.SigningMethodHS256, testSecret, "", c) }
 	valid := hs(claims(nil))
