@@ -2,8 +2,6 @@ package redisstore
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"strconv"
 	"strings"
@@ -12,12 +10,6 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 )
-
-// sha returns the APQ hash of a query text.
-func sha(q string) string {
-	sum := sha256.Sum256([]byte(q))
-	return hex.EncodeToString(sum[:])
-}
 
 func TestAPQShared(t *testing.T) {
 	tests := []struct {
@@ -55,9 +47,7 @@ func TestAPQShared(t *testing.T) {
 				t.Fatal(err)
 			}
 			within(t, "PTTL", pttl, tt.wantTTL-2*time.Second, tt.wantTTL)
-			if r := e.errs.all(); len(r) != 0 {
-				t.Errorf("OnError reports %v, want none", r)
-			}
+			e.errs.check(t)
 		})
 	}
 }
@@ -115,9 +105,7 @@ func TestAPQPlanted(t *testing.T) {
 			if tt.wantError {
 				want = []string{OpAPQGet}
 			}
-			if got := e.errs.all(); !cmp.Equal(got, want) {
-				t.Errorf("OnError reports %v, want %v", got, want)
-			}
+			e.errs.check(t, want...)
 			// A refused text is not cached locally either: still refused.
 			if !tt.wantOK {
 				if _, ok := a.Get(ctx, tt.hash); ok {
@@ -196,9 +184,7 @@ func TestAPQLocalLRU(t *testing.T) {
 	if n := len(hook.all()); n != 2 { // SET q2, GETEX q1
 		t.Errorf("Redis was asked %d times, want 2: %v", n, hook.all())
 	}
-	if r := e.errs.all(); len(r) != 0 {
-		t.Errorf("OnError reports %v, want none", r)
-	}
+	e.errs.check(t)
 }
 
 func TestAPQRedisDown(t *testing.T) {
@@ -213,9 +199,7 @@ func TestAPQRedisDown(t *testing.T) {
 	if _, ok := a.Get(ctx, sha("unknown")); ok {
 		t.Error("Get of an unknown hash hit")
 	}
-	if got, want := d.errs.all(), []string{OpConnect, OpAPQSet, OpAPQGet}; !cmp.Equal(got, want) {
-		t.Errorf("OnError reports %v, want %v", got, want)
-	}
+	d.errs.check(t, OpConnect, OpAPQSet, OpAPQGet)
 	for _, op := range []string{OpAPQSet, OpAPQGet} {
 		if w := d.log.warnings(t, op); len(w) != 1 {
 			t.Errorf("%d %s warnings, want 1", len(w), op)

@@ -14,7 +14,7 @@ import (
 // replica pays per request when it goes to Redis (an in-memory hit of the
 // identity cache does not):
 //
-//	go test -run '^$' -bench . -benchmem ./graph/redisstore
+//	go test -run '^$' -bench . -benchmem ./internal/redisstore
 func BenchmarkIdentitiesGet(b *testing.B) {
 	for _, link := range []string{sandbox.LinkSeed, sandbox.LinkLarge} {
 		b.Run(link, func(b *testing.B) {

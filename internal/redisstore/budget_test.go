@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-cmp/cmp"
 	"github.com/sony/gobreaker/v2"
 
 	"github.com/mkgraph/mkgraph/upstream"
@@ -92,9 +91,7 @@ func TestBudgetShared(t *testing.T) {
 				for i, r := range tt.steps {
 					checkReserve(t, replicas[r.replica], i, r, 59*time.Second, time.Minute)
 				}
-				if r := e.errs.all(); len(r) != 0 {
-					t.Errorf("OnError reports %v, want none", r)
-				}
+				e.errs.check(t)
 				// The logs in Redis name no link.
 				keys := e.keys(t)
 				if len(keys) == 0 {
@@ -188,9 +185,7 @@ func TestBudgetConcurrent(t *testing.T) {
 			if got := granted.Load(); got != int64(tt.want) {
 				t.Errorf("%d of 50 concurrent calls granted, want %d", got, tt.want)
 			}
-			if r := e.errs.all(); len(r) != 0 {
-				t.Errorf("OnError reports %v, want none", r)
-			}
+			e.errs.check(t)
 		})
 	}
 }
@@ -291,9 +286,8 @@ func TestBudgetRedisDown(t *testing.T) {
 // A slow Redis costs a call at most about Config.Timeout before the local
 // window answers.
 func TestBudgetRedisHangs(t *testing.T) {
-	errs := &recorder{}
 	const timeout = 50 * time.Millisecond
-	c := mustOpen(t, Config{URL: "redis://" + hangingRedis(t) + "/0", Timeout: timeout, OnError: errs.onError})
+	c, errs := openAt(t, hangingRedis(t), timeout)
 	b := NewBudget(c, testNamespace, 1, 0, time.Minute)
 	start := time.Now()
 	if _, scope, err := b.Reserve(context.Background(), "mk_a"); scope != "" || err != nil {
@@ -305,9 +299,7 @@ func TestBudgetRedisHangs(t *testing.T) {
 	if _, scope, _ := b.Reserve(context.Background(), "mk_a"); scope != upstream.ScopeLink {
 		t.Errorf("second Reserve refusedBy %q, want link (local window)", scope)
 	}
-	if got, want := errs.all(), []string{OpConnect, OpBudget, OpBudget}; !cmp.Equal(got, want) {
-		t.Errorf("OnError reports %v, want %v", got, want)
-	}
+	errs.check(t, OpConnect, OpBudget, OpBudget)
 }
 
 // A caller that left is not a Redis failure: the error is the caller's,
@@ -324,9 +316,7 @@ func TestBudgetCanceled(t *testing.T) {
 			t.Fatalf("Reserve with a canceled context: %v, want context.Canceled", err)
 		}
 	}
-	if r := e.errs.all(); len(r) != 0 {
-		t.Errorf("OnError reports %v, want none", r)
-	}
+	e.errs.check(t)
 	if st := c.breaker.State(); st != gobreaker.StateClosed {
 		t.Errorf("breaker %v after canceled calls, want closed", st)
 	}

@@ -5,33 +5,16 @@ import (
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/hkdf"
-	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
-	"encoding/base64"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/mkgraph/mkgraph/upstream"
 	"github.com/mkgraph/mkgraph/upstream/cache"
 )
-
-// KeySize is the size of an identity cache encryption key: AES-256.
-const KeySize = 32
-
-// sealVersion starts every sealed value: the format below, so that a later
-// format can be told apart.
-const sealVersion = 2
-
-// refreshedSize is the size of the refreshed_at trailer: Unix milliseconds,
-// big-endian, 48 bits (exact in Lua's doubles, good until the year 10889).
-const refreshedSize = 6
 
 // Identities is the identity cache's Shared store in Redis. Values are
 // sealed with AES-256-GCM: version (1 byte) | key id (4) | nonce (12) |
@@ -87,97 +70,6 @@ func NewIdentities(c *Client, keys [][]byte) (*Identities, error) {
 		s.keys = append(s.keys, sealer{id: [4]byte(sum[:4]), aead: aead, namer: namer})
 	}
 	return s, nil
-}
-
-// ParseKeys parses MKGRAPH_REDIS_ENCRYPTION_KEY: comma-separated keys, each
-// 32 bytes in base64 (standard or URL alphabet, padded or not) or 64 hex
-// digits. The error never quotes a key.
-func ParseKeys(s string) ([][]byte, error) {
-	var keys [][]byte
-	for i, f := range strings.Split(s, ",") {
-		f = strings.TrimSpace(f)
-		if f == "" {
-			continue
-		}
-		k, ok := decodeKey(f)
-		if !ok {
-			return nil, fmt.Errorf("key %d is not %d bytes in base64 or hex (make one with: openssl rand -base64 32)", i+1, KeySize)
-		}
-		keys = append(keys, k)
-	}
-	if len(keys) == 0 {
-		return nil, errors.New("no key given")
-	}
-	return keys, nil
-}
-
-func decodeKey(s string) ([]byte, bool) {
-	if len(s) == 2*KeySize {
-		if k, err := hex.DecodeString(s); err == nil {
-			return k, true
-		}
-	}
-	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
-		if k, err := enc.DecodeString(s); err == nil && len(k) == KeySize {
-			return k, true
-		}
-	}
-	return nil, false
-}
-
-// DeriveKey derives an identity cache key from the MoneyKit client secret
-// (HKDF-SHA256, salted with the client id), for deployments that set no key
-// of their own: every replica has the secret, nobody who only reads Redis
-// does. Rotating the secret then empties the shared cache (old values no
-// longer open and are refetched).
-func DeriveKey(clientSecret, clientID string) []byte {
-	k, err := hkdf.Key(sha256.New, []byte(clientSecret), []byte(clientID), "mkgraph identity cache v1", KeySize)
-	if err != nil {
-		panic(err) // only for lengths hkdf refuses; KeySize is fine
-	}
-	return k
-}
-
-// NameKey derives, from an encryption key, the Config.NameKey that hides
-// link ids and callers in the names of budget and limit keys. (Rotating the
-// key renames them: budgets and limits then start afresh, for at most a
-// minute's worth.)
-func NameKey(key []byte) []byte {
-	k, err := hkdf.Key(sha256.New, key, nil, "mkgraph redis key names v1", 32)
-	if err != nil {
-		panic(err) // only for lengths hkdf refuses
-	}
-	return k
-}
-
-// redisKey returns the Redis key of a cache key under the sealing key, in
-// namespace kind.
-func (s *Identities) redisKey(kind, key string) string { return s.keyUnder(s.keys[0], kind, key) }
-
-// keyUnder returns the Redis key of a cache key under encryption key k, in
-// namespace kind.
-func (s *Identities) keyUnder(k sealer, kind, key string) string {
-	m := hmac.New(sha256.New, k.namer)
-	m.Write([]byte(key))
-	return s.c.key(kind, hex.EncodeToString(m.Sum(nil)))
-}
-
-// redisKeys returns the Redis keys of a cache key under every encryption
-// key, the sealing key's first.
-func (s *Identities) redisKeys(kind, key string) []string {
-	out := make([]string, len(s.keys))
-	for i, k := range s.keys {
-		out[i] = s.keyUnder(k, kind, key)
-	}
-	return out
-}
-
-// payload is what a sealed value holds.
-type payload struct {
-	FetchedAt int64           `json:"fetched_at"`       // Unix nanoseconds, the writer's clock
-	TTL       int64           `json:"ttl_ms,omitempty"` // the PX it was written with: its age is TTL − PTTL on Redis's clock
-	AgeAtSet  int64           `json:"age_ms,omitempty"` // its age when written, on the writer's clock
-	Identity  json.RawMessage `json:"identity"`         // MoneyKit's own encoding
 }
 
 // Get implements cache.Shared. It looks the key up under each encryption
@@ -344,74 +236,4 @@ func (s *Identities) Lock(ctx context.Context, key string, ttl time.Duration) (f
 			s.c.failed(OpLock, err)
 		}
 	}, true
-}
-
-func (s *Identities) sealEntry(rk string, e cache.SharedEntry, ttl time.Duration) ([]byte, error) {
-	id, err := json.Marshal(e.Identity)
-	if err != nil {
-		return nil, fmt.Errorf("encoding an identity for the shared cache: %w", err)
-	}
-	age := max(time.Since(e.FetchedAt), 0) // after the costly encoding: as of the write
-	plain, err := json.Marshal(payload{FetchedAt: e.FetchedAt.UnixNano(), TTL: ttl.Milliseconds(), AgeAtSet: age.Milliseconds(), Identity: id})
-	if err != nil {
-		return nil, err
-	}
-	return s.seal(s.keys[0], rk, refreshedTrailer(cache.RefreshedAt(e.Identity)), plain), nil
-}
-
-// seal returns version | key id | nonce | AES-GCM(plain) | trailer, with rk
-// and the trailer as additional data.
-func (s *Identities) seal(k sealer, rk string, trailer [refreshedSize]byte, plain []byte) []byte {
-	nonceSize := k.aead.NonceSize()
-	out := make([]byte, 1+4+nonceSize, 1+4+nonceSize+len(plain)+k.aead.Overhead()+refreshedSize)
-	out[0] = sealVersion
-	copy(out[1:5], k.id[:])
-	rand.Read(out[5 : 5+nonceSize])
-	out = k.aead.Seal(out, out[5:5+nonceSize], plain, additionalData(rk, trailer))
-	return append(out, trailer[:]...)
-}
-
-func additionalData(rk string, trailer [refreshedSize]byte) []byte {
-	return append([]byte(rk), trailer[:]...)
-}
-
-// refreshedTrailer encodes t as Unix milliseconds in 48 bits; zero (and
-// anything before 1970) is 0, "unknown".
-func refreshedTrailer(t time.Time) [refreshedSize]byte {
-	var out [refreshedSize]byte
-	if t.IsZero() || t.UnixMilli() <= 0 {
-		return out
-	}
-	ms := uint64(t.UnixMilli())
-	for i := refreshedSize - 1; i >= 0; i-- {
-		out[i] = byte(ms)
-		ms >>= 8
-	}
-	return out
-}
-
-var errUnseal = errors.New("a shared identity cache value did not open with the configured keys (replicas with different MKGRAPH_REDIS_ENCRYPTION_KEY, or a foreign value)")
-
-// unseal opens b, found under rk, the name of key o, and returns the PX
-// it was written with (0 if unknown) and its age then.
-func (s *Identities) unseal(o sealer, rk string, b []byte) (e cache.SharedEntry, ttl, ageAtSet time.Duration, err error) {
-	n := o.aead.NonceSize()
-	if len(b) < 1+4+n+refreshedSize || b[0] != sealVersion || [4]byte(b[1:5]) != o.id {
-		return cache.SharedEntry{}, 0, 0, errUnseal
-	}
-	trailer := [refreshedSize]byte(b[len(b)-refreshedSize:])
-	plain, err := o.aead.Open(nil, b[5:5+n], b[5+n:len(b)-refreshedSize], additionalData(rk, trailer))
-	if err != nil {
-		return cache.SharedEntry{}, 0, 0, errUnseal
-	}
-	var p payload
-	if err := json.Unmarshal(plain, &p); err != nil {
-		return cache.SharedEntry{}, 0, 0, errors.New("a shared identity cache value did not decode")
-	}
-	id, err := upstream.DecodeIdentity(p.Identity)
-	if err != nil {
-		return cache.SharedEntry{}, 0, 0, errors.New("a shared identity cache value is not a valid identity answer")
-	}
-	return cache.SharedEntry{Identity: id, FetchedAt: time.Unix(0, p.FetchedAt)},
-		time.Duration(p.TTL) * time.Millisecond, time.Duration(p.AgeAtSet) * time.Millisecond, nil
 }

@@ -61,9 +61,7 @@ func TestLimiterShared(t *testing.T) {
 			if _, ok, _ := NewLimiter(e.open(t), "user", tt.perMinute, tt.burst).Allow(context.Background(), "user-123"); ok {
 				t.Error("a third replica allowed a spent caller")
 			}
-			if r := e.errs.all(); len(r) != 0 {
-				t.Errorf("OnError reports %v, want none", r)
-			}
+			e.errs.check(t)
 		})
 	}
 }
@@ -214,9 +212,7 @@ func TestLimiterCanceled(t *testing.T) {
 			t.Fatalf("Allow with a canceled context = %v, %v; want allowed", ok, err)
 		}
 	}
-	if r := e.errs.all(); len(r) != 0 {
-		t.Errorf("OnError reports %v, want none", r)
-	}
+	e.errs.check(t)
 	if st := c.breaker.State(); st != gobreaker.StateClosed {
 		t.Errorf("breaker %v, want closed", st)
 	}

@@ -30,8 +30,6 @@ const (
 	// for that limit and the fetch; when the limit would hold it longer, the
 	// token is refused at once.
 	jwksUnknownKIDWait = 5 * time.Second
-	// jwksHTTPTimeout is the default timeout of one JWKS fetch.
-	jwksHTTPTimeout = 10 * time.Second
 	// maxJWKSBytes bounds a JWKS document (real ones are a few KiB).
 	maxJWKSBytes = 1 << 20
 )
@@ -60,7 +58,7 @@ func newJWKS(ctx context.Context, cfg Config) (keyfunc.Keyfunc, error) {
 	client := jwksClient(cfg.HTTPClient)
 	timeout := client.Timeout
 	if timeout <= 0 {
-		timeout = jwksHTTPTimeout
+		timeout = DefaultJWKSTimeout
 	}
 	refresh := cfg.refreshInterval
 	if refresh <= 0 {
@@ -112,14 +110,14 @@ func checkJWKSURL(raw string) error {
 	return errors.New("auth: MKGRAPH_JWT_JWKS_URL must be https (http only to a loopback host)")
 }
 
-// jwksClient returns c (or a client with a 10 s timeout) with its answers
+// jwksClient returns c (or a client with DefaultJWKSTimeout) with its answers
 // capped at maxJWKSBytes.
 func jwksClient(c *http.Client) *http.Client {
 	var cc http.Client
 	if c != nil {
 		cc = *c
 	} else {
-		cc.Timeout = jwksHTTPTimeout
+		cc.Timeout = DefaultJWKSTimeout
 	}
 	base := cc.Transport
 	if base == nil {
