@@ -4,6 +4,8 @@ import (
 	"context"
 	"sync"
 	"time"
+
+	"github.com/mkgraph/mkgraph/internal/ctxkey"
 )
 
 // Info says how one link's answer was served.
@@ -21,19 +23,16 @@ type Served struct {
 	entries map[string]Info
 }
 
-type servedKey struct{}
+var servedKey = ctxkey.New[*Served]("cache.Served")
 
 // WithServed returns ctx carrying a new, empty Served, and that Served.
 func WithServed(ctx context.Context) (context.Context, *Served) {
 	s := &Served{}
-	return context.WithValue(ctx, servedKey{}, s), s
+	return servedKey.With(ctx, s), s
 }
 
 // servedFrom returns the Served of ctx, or nil.
-func servedFrom(ctx context.Context) *Served {
-	s, _ := ctx.Value(servedKey{}).(*Served)
-	return s
-}
+func servedFrom(ctx context.Context) *Served { return servedKey.From(ctx) }
 
 // record notes how linkID was served. A stale answer is not overwritten by
 // a fresh one for the same link: the response may hold either, so it must

@@ -1,7 +1,11 @@
 // Package auth decides who is calling and which links they may read.
 package auth
 
-import "context"
+import (
+	"context"
+
+	"github.com/mkgraph/mkgraph/internal/ctxkey"
+)
 
 // Kind says what sort of caller a request comes from.
 type Kind int
@@ -100,16 +104,11 @@ func (c *Caller) ID() string {
 
 // callerKey is the context key of the Caller; unexported so that only this
 // package can set it.
-type callerKey struct{}
+var callerKey = ctxkey.New[*Caller]("auth.Caller")
 
 // NewContext returns a copy of ctx that carries c.
-func NewContext(ctx context.Context, c *Caller) context.Context {
-	return context.WithValue(ctx, callerKey{}, c)
-}
+func NewContext(ctx context.Context, c *Caller) context.Context { return callerKey.With(ctx, c) }
 
 // FromContext returns the Caller in ctx, or nil when there is none (which
 // may read nothing).
-func FromContext(ctx context.Context) *Caller {
-	c, _ := ctx.Value(callerKey{}).(*Caller)
-	return c
-}
+func FromContext(ctx context.Context) *Caller { return callerKey.From(ctx) }

@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"slices"
 	"sync"
+
+	"github.com/mkgraph/mkgraph/internal/ctxkey"
 )
 
 // maxCodes bounds the distinct error codes kept for one request.
@@ -16,7 +18,7 @@ const maxCodes = 16
 // maxOperationLen bounds the logged operation name: clients choose it.
 const maxOperationLen = 64
 
-type ctxKey struct{}
+var recordKey = ctxkey.New[*Record]("reqlog.Record")
 
 // Record is the per-request summary. Its methods are safe for concurrent use
 // and do nothing on a nil Record, so code can call them without checking
@@ -31,7 +33,7 @@ type Record struct {
 // NewContext returns ctx carrying a new Record.
 func NewContext(ctx context.Context) (context.Context, *Record) {
 	r := &Record{}
-	return context.WithValue(ctx, ctxKey{}, r), r
+	return recordKey.With(ctx, r), r
 }
 
 // Middleware attaches a new Record to every request.
@@ -43,10 +45,7 @@ func Middleware(next http.Handler) http.Handler {
 }
 
 // From returns the Record of ctx, or nil.
-func From(ctx context.Context) *Record {
-	r, _ := ctx.Value(ctxKey{}).(*Record)
-	return r
-}
+func From(ctx context.Context) *Record { return recordKey.From(ctx) }
 
 // SetOperation records the GraphQL operation name (sanitized and truncated).
 func (r *Record) SetOperation(name string) {
