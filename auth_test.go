@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -13,20 +11,15 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
-	"github.com/mkgraph/mkgraph/internal/edge/auth"
 	"github.com/mkgraph/mkgraph/upstream/sandbox"
 )
 
 // signHS256 makes an end-user token for the test secret.
 func signHS256(t *testing.T, secret, sub string, links []string, ttl time.Duration) string {
 	t.Helper()
-	tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
+	return mustSign(t, jwt.SigningMethodHS256, []byte(secret), jwt.MapClaims{
 		"sub": sub, "link_ids": links, "exp": time.Now().Add(ttl).Unix(), "iat": time.Now().Unix(),
-	}).SignedString([]byte(secret))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tok
+	})
 }
 
 // TestAuthEndToEnd: end users read their own links and nothing else, with no
@@ -36,10 +29,7 @@ func signHS256(t *testing.T, secret, sub string, links []string, ttl time.Durati
 func TestAuthEndToEnd(t *testing.T) {
 	const secret = "an-hs256-secret-of-at-least-32-bytes!!"
 	sbx := sandbox.New(sandbox.Options{})
-	keys := filepath.Join(t.TempDir(), "keys")
-	if err := os.WriteFile(keys, []byte("bff "+auth.HashAPIKey("bff-key-value")+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	keys := writeAPIKeys(t, "bff", "bff-key-value")
 	baseURL, logs, _ := startServer(t, map[string]string{
 		"MONEYKIT_BASE_URL":                startUpstream(t, sbx),
 		"MONEYKIT_CLIENT_ID":               sandbox.DefaultClientID,

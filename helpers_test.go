@@ -20,9 +20,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/go-cmp/cmp"
 	"go.uber.org/goleak"
 
+	"github.com/mkgraph/mkgraph/internal/edge/auth"
 	"github.com/mkgraph/mkgraph/internal/testing/logtest"
 	"github.com/mkgraph/mkgraph/upstream/sandbox"
 )
@@ -328,12 +330,12 @@ func checkNoSniff(t *testing.T, what string, r result) {
 	}
 }
 
-// startUpstream serves sbx on an httptest server closed at cleanup (after
+// startUpstream serves h on an httptest server closed at cleanup (after
 // any facade started later in the test has stopped).
-func startUpstream(t *testing.T, h http.Handler) string {
-	t.Helper()
+func startUpstream(tb testing.TB, h http.Handler) string {
+	tb.Helper()
 	ts := httptest.NewServer(h)
-	t.Cleanup(ts.Close)
+	tb.Cleanup(ts.Close)
 	return ts.URL
 }
 
@@ -355,4 +357,37 @@ func merge(ms ...map[string]string) map[string]string {
 		}
 	}
 	return out
+}
+
+// adminAddrOf returns the admin listener's address from a run's logs.
+func adminAddrOf(t *testing.T, logs *syncBuffer) string {
+	t.Helper()
+	for _, line := range strings.Split(logs.String(), "\n") {
+		var l struct{ Message, Addr string }
+		if json.Unmarshal([]byte(line), &l) == nil && l.Message == "admin listening" {
+			return l.Addr
+		}
+	}
+	t.Fatalf("no admin listening line in %s", logs)
+	return ""
+}
+
+// writeAPIKeys writes a keys file holding name's key, and returns its path.
+func writeAPIKeys(t *testing.T, name, key string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "keys")
+	if err := os.WriteFile(path, []byte(name+" "+auth.HashAPIKey(key)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// mustSign signs claims with m and key.
+func mustSign(tb testing.TB, m jwt.SigningMethod, key any, claims jwt.MapClaims) string {
+	tb.Helper()
+	s, err := jwt.NewWithClaims(m, claims).SignedString(key)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return s
 }

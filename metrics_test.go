@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
@@ -13,16 +12,7 @@ import (
 // with traffic and never carry a link id; the public listener does not.
 func TestAdminMetrics(t *testing.T) {
 	baseURL, logs, _ := startServer(t, map[string]string{"MKGRAPH_ADMIN_ADDR": "127.0.0.1:0"})
-	var adminAddr string
-	for _, line := range strings.Split(logs.String(), "\n") {
-		var l struct{ Message, Addr string }
-		if json.Unmarshal([]byte(line), &l) == nil && l.Message == "admin listening" {
-			adminAddr = l.Addr
-		}
-	}
-	if adminAddr == "" {
-		t.Fatalf("no admin listening line in %s", logs)
-	}
+	adminAddr := adminAddrOf(t, logs)
 	c := newClient(t)
 	postGraphQL(t, c, baseURL, gqlRequest{Query: `query Profile { link(id: "` + sandbox.LinkSeed + `") { id } }`, OperationName: "Profile"})
 	postGraphQL(t, c, baseURL, gqlRequest{Query: `{ link(id: "mk_no_such_link_123456") { id } }`})
