@@ -157,8 +157,8 @@ func loadGraphQL(c *http.Client, facadeURL string, ids []string, accounts int, f
 func loadDirect(c *http.Client, sandboxURL string, ids []string) error {
 	get := func(id string) error {
 		req, _ := http.NewRequest(http.MethodGet, sandboxURL+"/links/"+id+"/identity", nil)
-		req.Header.Set("X-Client-Id", loadSandboxID)
-		req.Header.Set("X-Client-Secret", loadSandboxKey)
+		req.Header.Set("X-Client-Id", sandboxClientID)
+		req.Header.Set("X-Client-Secret", sandboxClientSecret)
 		res, err := c.Do(req)
 		if err != nil {
 			return fmt.Errorf("direct transport: %s", transportKind(err))

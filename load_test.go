@@ -15,13 +15,8 @@
 package main
 
 import (
-	"cmp"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -40,11 +35,9 @@ const (
 	loadCheckEvery         = 100 // every n-th answer is decoded and checked in full
 	loadClockTicks         = 100 // USER_HZ of /proc/<pid>/stat on Linux
 
-	loadDoc        = "docs/performance.md"
-	loadBeginMark  = "<!-- load:begin -->"
-	loadEndMark    = "<!-- load:end -->"
-	loadSandboxID  = "mkgraph_sandbox_client"
-	loadSandboxKey = "mkgraph_sandbox_secret"
+	loadDoc       = "docs/performance.md"
+	loadBeginMark = "<!-- load:begin -->"
+	loadEndMark   = "<!-- load:end -->"
 
 	loadSeedLink  = "mk_eqkWN34UEoa2NxyALG8pcV" // 1 account
 	loadLargeLink = "mk_sandbox_large"          // 500 accounts
@@ -68,11 +61,7 @@ func TestLoad(t *testing.T) {
 	dir := t.TempDir()
 
 	// One binary; one sandbox for the whole run, a fresh facade per scenario.
-	bin := filepath.Join(dir, "mkgraph")
-	build := exec.Command(cmp.Or(os.Getenv("GO"), "go"), "build", "-o", bin, ".")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildBinary(t, dir)
 	sandboxAddr := freeAddr(t)
 	sandboxURL := "http://" + sandboxAddr
 	sbx := startProcess(t, dir, "sandbox", bin, []string{"sandbox", "-addr", sandboxAddr, "-latency", loadSandboxLatency},
@@ -80,18 +69,7 @@ func TestLoad(t *testing.T) {
 	waitFor(t, sbx, sandboxURL+"/_sandbox/stats")
 
 	// One client for everything; (b) directly holds 10 connections per client.
-	client := &http.Client{
-		Timeout: loadClientTimeout,
-		Transport: &http.Transport{
-			Proxy:               nil,
-			DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-			MaxIdleConns:        20 * clients,
-			MaxIdleConnsPerHost: 20 * clients,
-			IdleConnTimeout:     90 * time.Second,
-			DisableCompression:  true,
-		},
-	}
-	t.Cleanup(client.CloseIdleConnections)
+	client := loopbackClient(t, loadClientTimeout, 20*clients)
 
 	var seq atomic.Int64 // request numbers, unique over the run: fresh link ids
 	var results []loadRun
@@ -104,8 +82,8 @@ func TestLoad(t *testing.T) {
 		// 2. Through a fresh facade (or several sharing Redis).
 		env := []string{
 			"MONEYKIT_BASE_URL=" + sandboxURL,
-			"MONEYKIT_CLIENT_ID=" + loadSandboxID,
-			"MONEYKIT_CLIENT_SECRET=" + loadSandboxKey,
+			"MONEYKIT_CLIENT_ID=" + sandboxClientID,
+			"MONEYKIT_CLIENT_SECRET=" + sandboxClientSecret,
 			"MKGRAPH_LOG_LEVEL=warn",
 			"MKGRAPH_AUTH=none",
 			"MKGRAPH_USER_RATE_LIMIT=0",

@@ -11,12 +11,8 @@
 package main
 
 import (
-	"cmp"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
 	"time"
 )
@@ -36,11 +32,9 @@ const (
 	soakRequestTimeout  = "5s"
 	soakRateBudget      = "1000000" // per link and per app, calls per minute
 
-	soakDoc        = "docs/resilience.md"
-	soakBeginMark  = "<!-- soak:begin -->"
-	soakEndMark    = "<!-- soak:end -->"
-	soakSandboxID  = "mkgraph_sandbox_client"
-	soakSandboxKey = "mkgraph_sandbox_secret"
+	soakDoc       = "docs/resilience.md"
+	soakBeginMark = "<!-- soak:begin -->"
+	soakEndMark   = "<!-- soak:end -->"
 )
 
 // The contract, checked at the end.
@@ -64,12 +58,7 @@ func TestSoak(t *testing.T) {
 	dir := t.TempDir()
 
 	// 1. One binary, two processes.
-	bin := filepath.Join(dir, "mkgraph")
-	goTool := cmp.Or(os.Getenv("GO"), "go")
-	build := exec.Command(goTool, "build", "-o", bin, ".")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildBinary(t, dir)
 	sandboxAddr, facadeAddr, adminAddr := freeAddr(t), freeAddr(t), freeAddr(t)
 	sandboxURL, facadeURL, adminURL := "http://"+sandboxAddr, "http://"+facadeAddr, "http://"+adminAddr
 
@@ -79,8 +68,8 @@ func TestSoak(t *testing.T) {
 	facade := startProcess(t, dir, "facade", bin, nil, []string{
 		"MKGRAPH_ADDR=" + facadeAddr,
 		"MONEYKIT_BASE_URL=" + sandboxURL,
-		"MONEYKIT_CLIENT_ID=" + soakSandboxID,
-		"MONEYKIT_CLIENT_SECRET=" + soakSandboxKey,
+		"MONEYKIT_CLIENT_ID=" + sandboxClientID,
+		"MONEYKIT_CLIENT_SECRET=" + sandboxClientSecret,
 		"MKGRAPH_ADMIN_ADDR=" + adminAddr,
 		"MKGRAPH_PPROF=true",
 		"MKGRAPH_UPSTREAM_TIMEOUT=" + soakUpstreamTimeout,
@@ -103,18 +92,7 @@ func TestSoak(t *testing.T) {
 	waitFor(t, facade, facadeURL+"/readyz")
 	waitFor(t, facade, adminURL+"/healthz")
 
-	client := &http.Client{
-		Timeout: soakClientTimeout,
-		Transport: &http.Transport{
-			Proxy:               nil,
-			DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-			MaxIdleConns:        soakMaxInFlight,
-			MaxIdleConnsPerHost: soakMaxInFlight,
-			IdleConnTimeout:     90 * time.Second,
-			DisableCompression:  true,
-		},
-	}
-	t.Cleanup(client.CloseIdleConnections)
+	client := loopbackClient(t, soakClientTimeout, soakMaxInFlight)
 
 	// The data every answer must carry: each mk_sandbox_copy_ link is the
 	// household fixture under its own id, so all share one accounts list.
