@@ -1,11 +1,11 @@
 //go:build load
 
-// The load benchmarks of issue 5 ("4. Load benchmarks"): the facade and the
-// sandbox run as two processes of the real binary on loopback, the sandbox
-// answering every identity call after 20 ms, and a closed-loop load
-// generator (LOAD_CLIENTS clients, each sending its next request as soon as
-// the last one is answered) drives each scenario for LOAD_DURATION, bounded
-// also by LOAD_MAX_REQUESTS. Each scenario is run twice in a row: once
+// The load benchmarks: the facade and the sandbox run as two processes of
+// the real binary on loopback, the sandbox answering every identity call
+// after loadSandboxLatency, and a closed-loop load generator (LOAD_CLIENTS
+// clients, each sending its next request as soon as the last one is
+// answered) drives each scenario for LOAD_DURATION, bounded also by
+// LOAD_MAX_REQUESTS. Each scenario is run twice in a row: once
 // directly against the sandbox with the equivalent REST calls, then through
 // a fresh facade process, so that the ratio compares like with like and the
 // facade's peak RSS and CPU are the scenario's own. It is behind the load
@@ -44,7 +44,7 @@ const (
 	loadCopyLink  = "mk_sandbox_copy_"          // + anything: the household fixture (3 accounts)
 )
 
-// The issue's targets; only the error count and the cache's upstream calls
+// The targets; only the error count and the cache's upstream calls
 // fail the test, the others are reported as met or missed.
 const (
 	loadTargetOverheadP50 = time.Millisecond

@@ -1,11 +1,11 @@
 //go:build soak
 
-// The fault soak of issue 3 ("Figures to measure and report"): the facade
-// and the sandbox run as two processes of the real binary on loopback, the
-// sandbox answering 20% of identity calls 503 and hanging on 5%, and an
-// open-loop load generator sends SOAK_RPS GraphQL requests a second for
-// SOAK_DURATION. It is behind the soak build tag, so `go test ./...` never
-// runs it; run it with `make soak`. docs/resilience.md explains the figures.
+// The fault soak: the facade and the sandbox run as two processes of the
+// real binary on loopback, the sandbox answering identity calls with the
+// faults of soakFaults (503s and hangs), and an open-loop load generator
+// sends SOAK_RPS GraphQL requests a second for SOAK_DURATION. It is behind
+// the soak build tag, so `go test ./...` never runs it; run it with
+// `make soak`. docs/resilience.md explains the figures.
 //
 //	SOAK_DURATION=5s go test -tags soak -run TestSoak -count=1 -v .
 package main
@@ -37,10 +37,10 @@ const (
 	soakEndMark   = "<!-- soak:end -->"
 )
 
-// The issue's contract, checked at the end.
+// The contract, checked at the end.
 const (
 	soakMinCorrect       = 0.99
-	soakTargetCalls      = 1.2 // the issue's target, reported
+	soakTargetCalls      = 1.2 // the target, reported
 	soakMaxCalls         = 1.3 // the assertion, a little above the target
 	soakMaxGoroutineRise = 20
 )
@@ -76,7 +76,8 @@ func TestSoak(t *testing.T) {
 		"MKGRAPH_REQUEST_TIMEOUT=" + soakRequestTimeout,
 		"MKGRAPH_LOG_LEVEL=warn",
 		// MoneyKit's own limits (3 per link, 600 per app per minute) would
-		// refuse most of 200 requests/s over 50 links: raise them.
+		// refuse most of SOAK_RPS requests a second over soakDistinctLinks
+		// links: raise them.
 		"MKGRAPH_IDENTITY_BUDGET_PER_LINK=" + soakRateBudget,
 		"MKGRAPH_IDENTITY_BUDGET_PER_APP=" + soakRateBudget,
 		// End-user authentication (and the per-caller request limits that
@@ -84,9 +85,9 @@ func TestSoak(t *testing.T) {
 		// anonymous. With a real upstream the facade logs this at error
 		// level, once, at start.
 		"MKGRAPH_AUTH=none",
-		// The identity cache would answer nearly every read of 50 links
-		// without calling the upstream: the soak measures the upstream
-		// path, retries and faults, so it is off.
+		// The identity cache would answer nearly every read of the
+		// soakDistinctLinks links without calling the upstream: the soak
+		// measures the upstream path, retries and faults, so it is off.
 		"MKGRAPH_CACHE_TTL=0s",
 	})
 	waitFor(t, facade, facadeURL+"/readyz")
@@ -111,7 +112,7 @@ func TestSoak(t *testing.T) {
 	loadStart := time.Now()
 	res := runLoad(client, facadeURL, rps, duration, refAccounts)
 
-	// 5. After: let the last answers and timeouts settle.
+	// 4. After: let the last answers and timeouts settle.
 	client.CloseIdleConnections() // the load generator is gone, as real clients go
 	time.Sleep(soakSettle)
 	goAfter := goroutines(t, adminURL)
@@ -144,7 +145,7 @@ func TestSoak(t *testing.T) {
 		}
 	}
 
-	// 7. The contract.
+	// 5. The contract.
 	if res.sent == 0 {
 		t.Fatal("no request was sent")
 	}
