@@ -3,6 +3,7 @@
 package main
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -22,6 +23,44 @@ import (
 
 // Helpers shared by the soak (soak_test.go) and load (load_test.go) runs,
 // which build only with their tags.
+
+// The credentials the sandbox subcommand accepts by default.
+const (
+	sandboxClientID     = "mkgraph_sandbox_client"
+	sandboxClientSecret = "mkgraph_sandbox_secret"
+)
+
+// buildBinary builds the facade's binary into dir with $GO (default go),
+// and returns its path.
+func buildBinary(t *testing.T, dir string) string {
+	t.Helper()
+	bin := filepath.Join(dir, "mkgraph")
+	build := exec.Command(cmp.Or(os.Getenv("GO"), "go"), "build", "-o", bin, ".")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// loopbackClient is the load generator's one client: no proxy, no
+// compression, up to maxIdle keep-alive connections per host; its idle
+// connections are closed at cleanup.
+func loopbackClient(t *testing.T, timeout time.Duration, maxIdle int) *http.Client {
+	t.Helper()
+	client := &http.Client{
+		Timeout: timeout,
+		Transport: &http.Transport{
+			Proxy:               nil,
+			DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			MaxIdleConns:        maxIdle,
+			MaxIdleConnsPerHost: maxIdle,
+			IdleConnTimeout:     90 * time.Second,
+			DisableCompression:  true,
+		},
+	}
+	t.Cleanup(client.CloseIdleConnections)
+	return client
+}
 
 // writeMarked replaces what stands between the begin and end markers of the
 // file at path with table, appending the markers when they are missing.

@@ -48,8 +48,7 @@ type benchEnv struct {
 func newBenchEnv(tb testing.TB) *benchEnv {
 	tb.Helper()
 	sbx := sandbox.New(sandbox.Options{})
-	ts := httptest.NewServer(sbx)
-	tb.Cleanup(ts.Close)
+	upstreamURL := startUpstream(tb, sbx)
 	c, err := parseConfig("mkgraph", nil, func(string) string { return "" }, io.Discard)
 	if err != nil {
 		tb.Fatal(err)
@@ -57,7 +56,7 @@ func newBenchEnv(tb testing.TB) *benchEnv {
 	hc := &http.Client{}
 	tb.Cleanup(hc.CloseIdleConnections)
 	client, err := upstream.New(upstream.Config{
-		BaseURL: ts.URL, ClientID: sandbox.DefaultClientID, ClientSecret: sandbox.DefaultClientSecret,
+		BaseURL: upstreamURL, ClientID: sandbox.DefaultClientID, ClientSecret: sandbox.DefaultClientSecret,
 		HTTPClient: hc, Observer: observeUpstream(nil),
 	})
 	if err != nil {

@@ -6,31 +6,15 @@ import (
 	"encoding/json"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/mkgraph/mkgraph/internal/edge/auth"
 	"github.com/mkgraph/mkgraph/internal/testing/redistest"
 	"github.com/mkgraph/mkgraph/upstream/sandbox"
 )
-
-// adminAddrOf returns the admin listener's address from a run's logs.
-func adminAddrOf(t *testing.T, logs *syncBuffer) string {
-	t.Helper()
-	for _, line := range strings.Split(logs.String(), "\n") {
-		var l struct{ Message, Addr string }
-		if json.Unmarshal([]byte(line), &l) == nil && l.Message == "admin listening" {
-			return l.Addr
-		}
-	}
-	t.Fatalf("no admin listening line in %s", logs)
-	return ""
-}
 
 // startReplicas starts n facades on loopback ports sharing env (one Redis,
 // one upstream), and returns their base URLs and logs.
@@ -264,14 +248,4 @@ func TestRedisDownDegrades(t *testing.T) {
 func sha256Hex(s string) string {
 	sum := sha256.Sum256([]byte(s))
 	return hex.EncodeToString(sum[:])
-}
-
-// writeAPIKeys writes a keys file holding name's key, and returns its path.
-func writeAPIKeys(t *testing.T, name, key string) string {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "keys")
-	if err := os.WriteFile(path, []byte(name+" "+auth.HashAPIKey(key)+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
 }

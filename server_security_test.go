@@ -99,10 +99,9 @@ func hostileRequests(tb testing.TB) []hostile {
 func securityEnv(tb testing.TB) (http.Handler, *sandbox.Server) {
 	tb.Helper()
 	sbx := sandbox.New(sandbox.Options{})
-	ts := httptest.NewServer(sbx)
-	tb.Cleanup(ts.Close)
+	upstreamURL := startUpstream(tb, sbx)
 	env := map[string]string{
-		"MKGRAPH_ENV": "production", "MONEYKIT_BASE_URL": ts.URL,
+		"MKGRAPH_ENV": "production", "MONEYKIT_BASE_URL": upstreamURL,
 		"MONEYKIT_CLIENT_ID": sandbox.DefaultClientID, "MONEYKIT_CLIENT_SECRET": sandbox.DefaultClientSecret,
 		"MKGRAPH_JWT_HS256_SECRET": securitySecret, "MKGRAPH_USER_RATE_LIMIT": "0",
 	}
@@ -112,7 +111,7 @@ func securityEnv(tb testing.TB) (http.Handler, *sandbox.Server) {
 	}
 	hc := &http.Client{}
 	tb.Cleanup(hc.CloseIdleConnections)
-	client, err := upstream.New(upstream.Config{BaseURL: ts.URL, ClientID: c.ClientID, ClientSecret: c.ClientSecret, HTTPClient: hc})
+	client, err := upstream.New(upstream.Config{BaseURL: upstreamURL, ClientID: c.ClientID, ClientSecret: c.ClientSecret, HTTPClient: hc})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -169,13 +168,4 @@ func BenchmarkReject(b *testing.B) {
 			}
 		})
 	}
-}
-
-func mustSign(tb testing.TB, m jwt.SigningMethod, key any, claims jwt.MapClaims) string {
-	tb.Helper()
-	s, err := jwt.NewWithClaims(m, claims).SignedString(key)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return s
 }
