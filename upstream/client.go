@@ -237,8 +237,23 @@ func ValidateLinkID(id string) error {
 	return nil
 }
 
+// identityPath is the path of GET /links/{id}/identity, with linkID as
+// exactly one segment whatever it holds: url.PathEscape escapes '/', '?',
+// '#', '%', control bytes and invalid UTF-8, and the segments it leaves
+// alone that a proxy could resolve to another path (empty, "." and "..")
+// are refused before any call.
+func identityPath(linkID string) (string, error) {
+	segment := url.PathEscape(linkID)
+	if segment == "" || segment == "." || segment == ".." {
+		return "", apierr.InvalidArgument("A link id must not be empty or a dot segment.")
+	}
+	return "/links/" + segment + "/identity", nil
+}
+
 // GetIdentity calls GET /links/{id}/identity without account_ids: the caller
-// filters accounts, so one answer serves every selection.
+// filters accounts, so one answer serves every selection. The id is not
+// validated again (ValidateLinkID is the caller's, where the id enters), but
+// it always stays one path segment (identityPath).
 //
 // Errors are *apierr.Error: the upstream's codes (link_error.not_found,
 // link_error.forbidden_action, link_error.deleted, link_error.bad_state,
@@ -246,11 +261,12 @@ func ValidateLinkID(id string) error {
 // api_error.auth.*) or facade.invalid_argument, facade.upstream_unavailable,
 // facade.upstream_timeout, facade.upstream_bad_response.
 func (c *Client) GetIdentity(ctx context.Context, linkID string) (*Identity, error) {
-	if err := ValidateLinkID(linkID); err != nil {
+	path, err := identityPath(linkID)
+	if err != nil {
 		return nil, err
 	}
 	var id *Identity
-	err := c.authorizedGet(ctx, EndpointIdentity, linkID, "/links/"+url.PathEscape(linkID)+"/identity", func(body []byte) (err error) {
+	err = c.authorizedGet(ctx, EndpointIdentity, linkID, path, func(body []byte) (err error) {
 		id, err = DecodeIdentity(body)
 		return err
 	})

@@ -40,6 +40,15 @@ func TestGetIdentityPathEscaping(t *testing.T) {
 		{"a;b", "/links/a%3Bb/identity"},
 		{`a\b`, "/links/a%5Cb/identity"},
 		{"...", "/links/.../identity"},
+		// Ids ValidateLinkID refuses, should a caller skip it: still one
+		// segment, escaped.
+		{"mk_a\nb", "/links/mk_a%0Ab/identity"},
+		{"mk_\x00", "/links/mk_%00/identity"},
+		{"mk_\x7f", "/links/mk_%7F/identity"},
+		{"mk_\u0085", "/links/mk_%C2%85/identity"},
+		{"mk_\xff", "/links/mk_%FF/identity"},
+		{"../../x\r\n", "/links/..%2F..%2Fx%0D%0A/identity"},
+		{strings.Repeat("a", upstream.MaxLinkIDLen+1), "/links/" + strings.Repeat("a", upstream.MaxLinkIDLen+1) + "/identity"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.id, func(t *testing.T) {
@@ -141,17 +150,26 @@ func TestValidateLinkID(t *testing.T) {
 			if len(e.Message) > 100 || (len(tt.id) > 3 && strings.Contains(e.Message, tt.id)) {
 				t.Errorf("ValidateLinkID(%q).Message = %q, want a short message that does not echo the id", tt.id, e.Message)
 			}
+		})
+	}
+}
 
-			// GetIdentity refuses it before any HTTP exchange, token included.
+// TestGetIdentityDotSegments: GetIdentity does not validate ids (the
+// resolvers do, where they enter), but the ids PathEscape would leave as a
+// segment a proxy could resolve to another path are refused before any HTTP
+// exchange, token included.
+func TestGetIdentityDotSegments(t *testing.T) {
+	for _, id := range []string{"", ".", ".."} {
+		t.Run(id, func(t *testing.T) {
 			f := newFakeUpstream(t, fakeOptions{})
 			var calls []upstream.Call
 			c := MustNewClient(t, f.URL, upstream.Config{Observer: func(_ context.Context, c upstream.Call) { calls = append(calls, c) }})
-			_, err = c.GetIdentity(t.Context(), tt.id)
+			_, err := c.GetIdentity(t.Context(), id)
 			if e := MustAsError(t, err); e.Code != apierr.CodeInvalidArgument {
-				t.Errorf("GetIdentity(ctx, %q): %v, want %s", tt.id, err, apierr.CodeInvalidArgument)
+				t.Errorf("GetIdentity(ctx, %q): %v, want %s", id, err, apierr.CodeInvalidArgument)
 			}
 			if n := len(f.Requests()); n != 0 || len(calls) != 0 {
-				t.Errorf("GetIdentity(ctx, %q) made %d HTTP requests (%d observed), want 0", tt.id, n, len(calls))
+				t.Errorf("GetIdentity(ctx, %q) made %d HTTP requests (%d observed), want 0", id, n, len(calls))
 			}
 		})
 	}
