@@ -295,7 +295,7 @@ func checkJSON200(t *testing.T, res *http.Response) {
 
 // checkOversized checks that body is at least size bytes of valid JSON: real
 // with a padding string first in its link object. It looks for the padding
-// rather than decode it: decoding 16 MiB takes seconds under the race detector.
+// rather than decode it: decoding 16 MiB is slow under the race detector.
 func checkOversized(t *testing.T, body, real []byte, size int) {
 	t.Helper()
 	if len(body) < size {
