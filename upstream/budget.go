@@ -12,8 +12,9 @@ import (
 
 // MoneyKit's identity limits, which the default budgets mirror.
 const (
-	IdentityCallsPerLink = 3   // per link per minute
-	IdentityCallsPerApp  = 600 // per app per minute
+	IdentityCallsPerLink = 3           // per link per IdentityLimitWindow
+	IdentityCallsPerApp  = 600         // per app per IdentityLimitWindow
+	IdentityLimitWindow  = time.Minute // the window both limits count over
 )
 
 // RateBudget mirrors the upstream's rate limits on the client side, so that

@@ -26,7 +26,7 @@ type Fault struct {
 	// that status.
 	Status int
 	// RetryAfter is the Retry-After header value of a 429 (e.g. "2" or an
-	// HTTP-date); "" means "30".
+	// HTTP-date); "" means DefaultRetryAfter.
 	RetryAfter string
 	// HTML answers 200 with an HTML page (Content-Type text/html), as a
 	// captive portal or a proxy's login page does.
@@ -58,6 +58,9 @@ type Fault struct {
 	// Hang never answers: the call blocks until the request is cancelled.
 	Hang bool
 }
+
+// DefaultRetryAfter is the Retry-After of a 429 Fault without RetryAfter.
+const DefaultRetryAfter = "30"
 
 // RandomFault is a rule of SetRandomFaults: Fault misbehaves on a share Rate
 // (0 to 1) of identity calls.

@@ -49,7 +49,7 @@ func (f Fault) reply(linkID string, query url.Values) reply {
 	switch f.Status {
 	case 0:
 	case http.StatusTooManyRequests:
-		return rateLimited(cmp.Or(f.RetryAfter, "30"))
+		return rateLimited(cmp.Or(f.RetryAfter, DefaultRetryAfter))
 	case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
 		return gatewayPage(f.Status)
 	default:
