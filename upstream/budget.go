@@ -3,14 +3,18 @@ package upstream
 import (
 	"context"
 	"errors"
+	"net/http"
 	"sync"
 	"time"
+
+	"github.com/mkgraph/mkgraph/internal/apierr"
 )
 
 // MoneyKit's identity limits, which the default budgets mirror.
 const (
-	IdentityCallsPerLink = 3   // per link per minute
-	IdentityCallsPerApp  = 600 // per app per minute
+	IdentityCallsPerLink = 3           // per link per IdentityLimitWindow
+	IdentityCallsPerApp  = 600         // per app per IdentityLimitWindow
+	IdentityLimitWindow  = time.Minute // the window both limits count over
 )
 
 // RateBudget mirrors the upstream's rate limits on the client side, so that
@@ -118,4 +122,31 @@ func prune(times []time.Time, since time.Time) []time.Time {
 		return times[:0]
 	}
 	return times[i:]
+}
+
+// reserve takes one call from the rate budget, if there is one.
+func (c *Client) reserve(ctx context.Context, linkID string) error {
+	if c.cfg.Budget == nil {
+		return nil
+	}
+	wait, refusedBy, err := c.cfg.Budget.Reserve(ctx, linkID)
+	switch {
+	case err != nil:
+		// A budget that cannot answer must not stop every call: the
+		// upstream still enforces its limits.
+		return nil
+	case refusedBy != "":
+		if c.cfg.OnBudgetRefused != nil {
+			c.cfg.OnBudgetRefused(refusedBy)
+		}
+		return &apierr.Error{
+			Status:        http.StatusTooManyRequests,
+			Code:          apierr.CodeRateLimitExceeded,
+			Message:       "Rate limit exceeded: MoneyKit allows only a few identity calls per link and per app each minute. Retry after the time in extensions.retryAfter.",
+			RetryAfter:    wait,
+			HasRetryAfter: true,
+			Err:           errLocalBudget,
+		}
+	}
+	return nil
 }

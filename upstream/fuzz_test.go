@@ -12,23 +12,16 @@ package upstream
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"reflect"
 	"sort"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
-
-	"github.com/mkgraph/mkgraph/internal/apierr"
 )
 
 // FuzzDecodeIdentity checks that DecodeIdentity never panics, that what it
@@ -266,179 +259,4 @@ func walkValues(v reflect.Value, path string, fn func(path string, v any)) {
 			walkValues(v.MapIndex(k), fmt.Sprintf("%s[%q]", path, fmt.Sprint(k)), fn)
 		}
 	}
-}
-
-// retryAfterNow is the fixed clock of the Retry-After fuzz targets.
-var retryAfterNow = time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
-
-// FuzzParseRetryAfter checks that ParseRetryAfter never panics, never returns
-// a negative duration, reads every delta-seconds value that fits in uint32
-// exactly, otherwise agrees with http.ParseTime, and that responseError
-// reports the same value for a 429.
-func FuzzParseRetryAfter(f *testing.F) {
-	now := retryAfterNow
-	f.Add(now.Add(90 * time.Second).Format(http.TimeFormat))
-	f.Add(now.Add(-90 * time.Second).Format(http.TimeFormat))
-
-	f.Fuzz(func(t *testing.T, v string) {
-		d, ok := ParseRetryAfter(v, now)
-		if !ok && d != 0 {
-			t.Errorf("ParseRetryAfter(%q) = %v, false; want 0 when not ok", v, d)
-		}
-		if ok && d < 0 {
-			t.Errorf("ParseRetryAfter(%q) = %v, true; want a duration >= 0", v, d)
-		}
-
-		trimmed := strings.TrimSpace(v)
-		if n, err := strconv.ParseUint(trimmed, 10, 32); err == nil && allDigits(trimmed) {
-			if want := time.Duration(n) * time.Second; !ok || d != want {
-				t.Errorf("ParseRetryAfter(%q) = %v, %v; want %v, true (delta-seconds)", v, d, ok, want)
-			}
-		} else if date, err := http.ParseTime(trimmed); err == nil {
-			want := max(date.Sub(now), 0)
-			if !ok || d != want {
-				t.Errorf("ParseRetryAfter(%q) = %v, %v; want %v, true (HTTP-date %v)", v, d, ok, want, date)
-			}
-		} else if ok {
-			t.Errorf("ParseRetryAfter(%q) = %v, true; want not ok (neither delta-seconds in uint32 nor an HTTP-date)", v, d)
-		}
-
-		// Surrounding whitespace does not matter.
-		if d2, ok2 := ParseRetryAfter(" \t"+v+"\t ", now); d2 != d || ok2 != ok {
-			t.Errorf("ParseRetryAfter(%q) = %v, %v but with surrounding whitespace %v, %v", v, d, ok, d2, ok2)
-		}
-
-		// A 429 carries the same value; any other status none.
-		header := http.Header{}
-		header.Set("Retry-After", v)
-		body := []byte(`{"error_code":"api_error.rate_limit_exceeded","error_message":"Rate limit exceeded."}`)
-		if e := responseError(http.StatusTooManyRequests, header, body, now); e.RetryAfter != d || e.Code != apierr.CodeRateLimitExceeded {
-			t.Errorf("responseError(429, Retry-After %q) = {Code %q, RetryAfter %v}; want {%q, %v}", v, e.Code, e.RetryAfter, apierr.CodeRateLimitExceeded, d)
-		}
-		if e := responseError(http.StatusServiceUnavailable, header, body, now); e.RetryAfter != 0 {
-			t.Errorf("responseError(503, Retry-After %q).RetryAfter = %v, want 0", v, e.RetryAfter)
-		}
-	})
-}
-
-// FuzzRetryAfterDate checks that an HTTP-date k seconds after now (k derived
-// from the input, 0..86400) reads back as exactly k seconds, in each of the
-// three date forms and as delta-seconds, from clocks whose next day crosses
-// a month, a year and a leap day.
-func FuzzRetryAfterDate(f *testing.F) {
-	nows := []time.Time{
-		retryAfterNow,
-		time.Date(2024, 12, 31, 12, 0, 0, 0, time.UTC),
-		time.Date(2024, 2, 28, 23, 30, 0, 0, time.UTC),
-	}
-	layouts := []string{
-		http.TimeFormat,                  // IMF-fixdate (RFC 1123)
-		"Monday, 02-Jan-06 15:04:05 GMT", // obsolete RFC 850
-		time.ANSIC,                       // asctime
-	}
-	f.Fuzz(func(t *testing.T, k uint32) {
-		k %= 86400 + 1
-		want := time.Duration(k) * time.Second
-		for _, now := range nows {
-			for _, layout := range layouts {
-				v := now.Add(want).Format(layout)
-				if d, ok := ParseRetryAfter(v, now); !ok || d != want {
-					t.Errorf("ParseRetryAfter(%q, %v) = %v, %v; want %v, true", v, now, d, ok, want)
-				}
-			}
-			v := strconv.FormatUint(uint64(k), 10)
-			if d, ok := ParseRetryAfter(v, now); !ok || d != want {
-				t.Errorf("ParseRetryAfter(%q, %v) = %v, %v; want %v, true", v, now, d, ok, want)
-			}
-		}
-	})
-}
-
-// FuzzDecimal checks that NewDecimal never panics, accepts exactly the JSON
-// numbers (without surrounding whitespace), and that what it accepts
-// round-trips through MarshalJSON and through UnmarshalJSON both as a JSON
-// number and as a JSON string.
-func FuzzDecimal(f *testing.F) {
-	f.Fuzz(func(t *testing.T, s string) {
-		d, err := NewDecimal(s)
-		quoted, qerr := json.Marshal(s)
-		if qerr != nil {
-			t.Fatalf("json.Marshal(%q): %v", s, qerr)
-		}
-		if err != nil {
-			if d.Valid() || d.String() != "" {
-				t.Errorf("NewDecimal(%q) = %q (valid %v) with error %v; want the zero Decimal", s, d.String(), d.Valid(), err)
-			}
-			if isJSONNumber(s) {
-				t.Errorf("NewDecimal(%q): %v; want it accepted, it is a JSON number", s, err)
-			}
-			// The string form is read by NewDecimal itself: refused too.
-			var ds Decimal
-			if err := ds.UnmarshalJSON(quoted); err == nil {
-				t.Errorf("UnmarshalJSON(%s) = %q, nil error; want an error like NewDecimal's", quoted, ds.String())
-			}
-			return
-		}
-
-		if !d.Valid() || d.String() != s {
-			t.Errorf("NewDecimal(%q) = %q (valid %v); want the same digits, valid", s, d.String(), d.Valid())
-		}
-		if !json.Valid([]byte(s)) {
-			t.Errorf("NewDecimal(%q) accepted JSON that json.Valid refuses", s)
-		}
-		if strings.TrimSpace(s) != s || strings.TrimLeft(s, " \t\r\n") != s || strings.TrimRight(s, " \t\r\n") != s {
-			t.Errorf("NewDecimal(%q) accepted surrounding whitespace", s)
-		}
-		if !isJSONNumber(s) {
-			t.Errorf("NewDecimal(%q) accepted something that is not a JSON number", s)
-		}
-
-		if b, err := d.MarshalJSON(); err != nil || string(b) != s {
-			t.Errorf("MarshalJSON of NewDecimal(%q) = %s, %v; want %s, nil", s, b, err, s)
-		}
-		if b, err := json.Marshal(d); err != nil || string(b) != s {
-			t.Errorf("json.Marshal(NewDecimal(%q)) = %s, %v; want %s, nil", s, b, err, s)
-		}
-
-		for _, raw := range [][]byte{[]byte(s), quoted} {
-			var got Decimal
-			if err := got.UnmarshalJSON(raw); err != nil || got != d {
-				t.Errorf("UnmarshalJSON(%s) = %q, %v; want %q, nil", raw, got.String(), err, s)
-			}
-			var wrapped struct {
-				A Decimal `json:"a"`
-			}
-			body := `{"a":` + string(raw) + `}`
-			if err := json.Unmarshal([]byte(body), &wrapped); err != nil || wrapped.A != d {
-				t.Errorf("json.Unmarshal(%s) = %q, %v; want %q, nil", body, wrapped.A.String(), err, s)
-			}
-		}
-	})
-}
-
-// isJSONNumber reports whether s is exactly one JSON number, nothing around it.
-func isJSONNumber(s string) bool {
-	dec := json.NewDecoder(strings.NewReader(s))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
-		return false
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return false
-	}
-	n, ok := v.(json.Number)
-	return ok && string(n) == s
-}
-
-func allDigits(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if !isDigit(s[i]) {
-			return false
-		}
-	}
-	return true
 }

@@ -3,15 +3,19 @@ package upstream_test
 import (
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"go.uber.org/goleak"
 
 	"github.com/mkgraph/mkgraph/internal/apierr"
@@ -194,4 +198,81 @@ func apiErrorJSON(code, message, docs, linkErrorCode string) string {
 // blockUntilGone holds a request until the client gives up on it.
 func blockUntilGone(w http.ResponseWriter, r *http.Request) {
 	<-r.Context().Done()
+}
+
+var update = flag.Bool("update", false, "rewrite testdata/*.golden files from the current output")
+
+// MustReadFile returns the contents of testdata/name.
+func MustReadFile(tb testing.TB, name string) []byte {
+	tb.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", name))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return b
+}
+
+// MustDecodeIdentity decodes body or fails the test.
+func MustDecodeIdentity(tb testing.TB, body string) *upstream.Identity {
+	tb.Helper()
+	id, err := upstream.DecodeIdentity([]byte(body))
+	if err != nil {
+		tb.Fatalf("DecodeIdentity(%.200q): %v, want nil error", body, err)
+	}
+	return id
+}
+
+// checkGolden compares got with testdata/name, or rewrites the file under -update.
+func checkGolden(tb testing.TB, name string, got []byte) {
+	tb.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			tb.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		tb.Fatalf("%v (run go test ./upstream -run %s -update to create it)", err, tb.Name())
+	}
+	if diff := cmp.Diff(string(want), string(got)); diff != "" {
+		tb.Errorf("%s mismatch (-want +got):\n%s", path, diff)
+	}
+}
+
+// accountJSON wraps one account (as JSON) into a minimal identity answer.
+func accountJSON(account string) string {
+	return `{"accounts":[` + account + `],"link":{"link_id":"mk_test"}}`
+}
+
+// balancesJSON wraps balances (as JSON) into a minimal identity answer.
+func balancesJSON(balances string) string {
+	return accountJSON(`{"account_id":"acc_1","account_type":"depository.checking","name":"Checking","balances":` + balances + `,"owners":[]}`)
+}
+
+// productJSON wraps one product status (as JSON) into a minimal identity answer.
+func productJSON(status string) string {
+	return `{"accounts":[],"link":{"link_id":"mk_test","products":{"identity":` + status + `}}}`
+}
+
+// The facade's fixed messages: safe to show, the same whatever went wrong.
+const (
+	msgUnavailable = "The MoneyKit API is unavailable; try again later."
+	msgTimeout     = "The MoneyKit API did not answer in time; try again later."
+	msgBadResponse = "The MoneyKit API sent a response the facade cannot read."
+)
+
+// MoneyKit documentation pages its error answers point to.
+const (
+	docsAuth       = "https://docs.moneykit.com/api/reference/authentication"
+	docsLinkErrors = "https://docs.moneykit.com/api/reference/link-errors"
+	docsRateLimits = "https://docs.moneykit.com/api/reference/rate-limits"
+)
+
+// errorFields is the comparable part of an *apierr.Error (Err is for logs).
+func errorFields(e *apierr.Error) apierr.Error {
+	c := *e
+	c.Err = nil
+	return c
 }

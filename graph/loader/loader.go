@@ -42,9 +42,9 @@ const (
 	DefaultMaxAccounts = 5000
 	// DefaultWait is the batch window: none. Batching saves no upstream
 	// calls here (the API takes one link per call, and the per-request
-	// cache already makes each distinct id one call), and any timer costs
-	// about a millisecond on a busy host (measured: 50µs wait → +0.9 ms per
-	// request), so a request does not wait to gather keys.
+	// cache already makes each distinct id one call), while any timer,
+	// however short, delays every request on a busy host: a request does
+	// not wait to gather keys.
 	DefaultWait time.Duration = 0
 	// DefaultMaxAccountsInFlight bounds the accounts of large answers being
 	// built at once, over all requests (see Config.MaxAccountsInFlight).
@@ -63,12 +63,12 @@ type Config struct {
 	MaxAccounts int            // accounts returned per request; 0: DefaultMaxAccounts
 	OnBatch     func(size int) // told the size of each batch, for metrics; nil: nothing
 	// MaxAccountsInFlight bounds memory: answers of LargeAnswer accounts or
-	// more (each costs ~30 KB of memory per account while gqlgen builds it)
+	// more (gqlgen holds much memory per account while it builds them)
 	// wait until the accounts being built by other requests leave room, so
-	// that 32 clients reading a 500-account link at once hold a few answers'
-	// memory, not 32. A request holds its share until its answer is built
-	// (ReleaseLarge) or ends. 0: DefaultMaxAccountsInFlight; negative: no
-	// bound.
+	// that many clients reading a large link at once hold a few answers'
+	// memory, not one each. A request holds its share until its answer is
+	// built (ReleaseLarge) or ends. 0: DefaultMaxAccountsInFlight; negative:
+	// no bound.
 	MaxAccountsInFlight int
 }
 
@@ -281,9 +281,7 @@ func (l *Loaders) fetch(ctx context.Context, id string) (res *dataloader.Result[
 			res = &dataloader.Result[*model.Link]{Error: &apierr.Error{Code: apierr.CodeInternal, Message: "Internal error."}}
 		}
 	}()
-	if err := upstream.ValidateLinkID(id); err != nil {
-		return &dataloader.Result[*model.Link]{Error: err}
-	}
+	// Ids are not validated here: the resolvers do it, where they enter.
 	// The loader's cache brings each distinct id here once per request.
 	if l.fetched.Add(1) > l.maxLinks {
 		return &dataloader.Result[*model.Link]{Error: apierr.TooComplex(

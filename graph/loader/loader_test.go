@@ -2,160 +2,21 @@ package loader
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/rs/zerolog"
 
-	"github.com/mkgraph/mkgraph/graph/model"
 	"github.com/mkgraph/mkgraph/internal/apierr"
-	"github.com/mkgraph/mkgraph/internal/testing/logtest"
 	"github.com/mkgraph/mkgraph/upstream"
 )
-
-// fakeFetcher is a Fetcher that counts calls per link id, holds each call for
-// a configurable delay (ended early by the context), fails or panics for
-// chosen ids, and records the most calls it saw in flight at once and the
-// contexts it was given.
-type fakeFetcher struct {
-	delay  time.Duration
-	errs   map[string]error  // id → error to return
-	panics map[string]any    // id → value to panic with
-	state  map[string]string // id → upstream link state; "connected" when absent
-	// block, when set, holds every call until it is closed or ctx ends
-	// (or only until it is closed, with blockIgnoresCtx).
-	block           chan struct{}
-	blockIgnoresCtx bool
-
-	mu       sync.Mutex
-	calls    map[string]int
-	ctxs     []context.Context
-	inFlight int
-	maxIn    int
-	total    atomic.Int64 // every call, for names that differ per call
-	started  chan string  // when set, receives each id as its call starts
-}
-
-var _ Fetcher = (*fakeFetcher)(nil)
-
-func (f *fakeFetcher) GetIdentity(ctx context.Context, id string) (*upstream.Identity, error) {
-	f.mu.Lock()
-	if f.calls == nil {
-		f.calls = map[string]int{}
-	}
-	f.calls[id]++
-	f.ctxs = append(f.ctxs, ctx)
-	f.inFlight++
-	f.maxIn = max(f.maxIn, f.inFlight)
-	f.mu.Unlock()
-	defer func() {
-		f.mu.Lock()
-		f.inFlight--
-		f.mu.Unlock()
-	}()
-	n := f.total.Add(1)
-	if f.started != nil {
-		f.started <- id
-	}
-
-	if f.block != nil && f.blockIgnoresCtx {
-		<-f.block
-	} else if f.block != nil {
-		select {
-		case <-f.block:
-		case <-ctx.Done():
-			return nil, apierr.AsError(ctx.Err())
-		}
-	}
-	if f.delay > 0 {
-		t := time.NewTimer(f.delay)
-		defer t.Stop()
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			return nil, apierr.AsError(ctx.Err())
-		}
-	}
-	if p, ok := f.panics[id]; ok {
-		panic(p)
-	}
-	if err, ok := f.errs[id]; ok {
-		return nil, err
-	}
-	state := "connected"
-	if s, ok := f.state[id]; ok {
-		state = s
-	}
-	return &upstream.Identity{
-		Link: upstream.Link{
-			LinkID:          id,
-			InstitutionID:   "inst",
-			InstitutionName: fmt.Sprintf("call %d", n),
-			State:           state,
-		},
-		Accounts: []upstream.Account{{AccountID: "acc_" + id, AccountType: "depository.checking", Name: "Checking"}},
-	}, nil
-}
-
-func (f *fakeFetcher) callsFor(id string) int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.calls[id]
-}
-
-func (f *fakeFetcher) totalCalls() int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	n := 0
-	for _, c := range f.calls {
-		n += c
-	}
-	return n
-}
-
-func (f *fakeFetcher) maxInFlight() int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.maxIn
-}
-
-func (f *fakeFetcher) contexts() []context.Context {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return append([]context.Context(nil), f.ctxs...)
-}
-
-// MustRequest returns a context carrying a fresh set of loaders from f, as
-// Factory.Middleware would attach for one HTTP request.
-func MustRequest(tb testing.TB, f *Factory) context.Context {
-	tb.Helper()
-	l := f.New()
-	if l == nil {
-		tb.Fatal("Factory.New() = nil")
-	}
-	return NewContext(context.Background(), l)
-}
-
-// errCode returns err's *apierr.Error code, or a description of why it has none.
-func errCode(err error) string {
-	if err == nil {
-		return "<nil>"
-	}
-	var e *apierr.Error
-	if !errors.As(err, &e) {
-		return fmt.Sprintf("not an *apierr.Error: %T %v", err, err)
-	}
-	return e.Code
-}
 
 func TestLinkDuplicatesInOneRequestFetchOnce(t *testing.T) {
 	ff := &fakeFetcher{delay: 5 * time.Millisecond}
@@ -201,7 +62,9 @@ func TestLinkDuplicatesInOneRequestFetchOnce(t *testing.T) {
 func TestLinksOrderAndErrors(t *testing.T) {
 	notFound := &apierr.Error{Status: http.StatusNotFound, Code: "link_error.not_found", Message: "Link not found."}
 	gone := &apierr.Error{Status: http.StatusGone, Code: "link_error.deleted", Message: "Deleted."}
-	ff := &fakeFetcher{errs: map[string]error{"missing": notFound, "gone": gone}}
+	// The client's own refusal of a dot segment, without a call.
+	dots := apierr.InvalidArgument("A link id must not be empty or a dot segment.")
+	ff := &fakeFetcher{errs: map[string]error{"missing": notFound, "gone": gone, "..": dots}}
 	ctx := MustRequest(t, NewFactory(Config{Fetcher: ff}))
 
 	ids := []string{"c", "missing", "a", "c", "gone", "b", "missing", "..", "a"}
@@ -230,13 +93,11 @@ func TestLinksOrderAndErrors(t *testing.T) {
 	if !errors.Is(errs[4], gone) {
 		t.Errorf("Links[4] error = %v, want the fetcher's %v", errs[4], gone)
 	}
-	for _, id := range []string{"a", "b", "c", "missing", "gone"} {
+	// Every distinct id is fetched once: validating ids is the resolvers'.
+	for _, id := range []string{"a", "b", "c", "missing", "gone", ".."} {
 		if got := ff.callsFor(id); got != 1 {
 			t.Errorf("fetches of %q = %d, want 1", id, got)
 		}
-	}
-	if got := ff.callsFor(".."); got != 0 {
-		t.Errorf("fetches of %q = %d, want 0", "..", got)
 	}
 }
 
@@ -315,100 +176,6 @@ func TestBatch(t *testing.T) {
 	}
 }
 
-func TestConcurrencyBound(t *testing.T) {
-	ff := &fakeFetcher{delay: 20 * time.Millisecond}
-	ctx := MustRequest(t, NewFactory(Config{Fetcher: ff, Concurrency: 2}))
-
-	ids := strings.Fields("l0 l1 l2 l3 l4 l5 l6 l7 l8 l9")
-	links, errs := Links(ctx, ids)
-	if errs != nil {
-		t.Fatalf("Links: errs = %v", errs)
-	}
-	for i, l := range links {
-		if l == nil || l.ID != ids[i] {
-			t.Errorf("Links[%d] = %v, want %s", i, l, ids[i])
-		}
-	}
-	if got := ff.maxInFlight(); got != 2 {
-		t.Errorf("max fetches in flight = %d, want exactly Concurrency 2", got)
-	}
-}
-
-// TestConcurrencyBoundAcrossBatches checks that the bound holds for the
-// request, not per batch: loads that land in separate batch windows share it.
-func TestConcurrencyBoundAcrossBatches(t *testing.T) {
-	ff := &fakeFetcher{delay: 30 * time.Millisecond}
-	ctx := MustRequest(t, NewFactory(Config{Fetcher: ff, Concurrency: 2, Wait: 100 * time.Microsecond}))
-
-	var wg sync.WaitGroup
-	for i := range 6 {
-		wg.Go(func() {
-			time.Sleep(time.Duration(i) * time.Millisecond) // separate batch windows
-			if _, err := Link(ctx, fmt.Sprintf("s%d", i)); err != nil {
-				t.Errorf("Link(s%d): %v", i, err)
-			}
-		})
-	}
-	wg.Wait()
-	if got := ff.maxInFlight(); got > 2 {
-		t.Errorf("max fetches in flight across batches = %d, want at most 2", got)
-	}
-}
-
-func TestDistinctLinksRunConcurrently(t *testing.T) {
-	const n, delay = 10, 50 * time.Millisecond
-	ids := make([]string, n)
-	for i := range ids {
-		ids[i] = fmt.Sprintf("c%d", i)
-	}
-	// Sequential fetches would take n × delay = 500 ms; concurrent ones
-	// about 50 ms. The bound only needs to tell the two apart, with room for
-	// a loaded CI machine running the race detector.
-	const limit = 450 * time.Millisecond
-
-	// How the loads fall into batch windows depends on scheduling: with the
-	// default window they may each get a batch of their own. A 20 ms window
-	// puts them in one batch, so the batch function itself must fetch
-	// concurrently.
-	for _, wait := range []time.Duration{0, 20 * time.Millisecond} {
-		t.Run(fmt.Sprintf("Links, wait %v", wait), func(t *testing.T) {
-			ff := &fakeFetcher{delay: delay}
-			ctx := MustRequest(t, NewFactory(Config{Fetcher: ff, Concurrency: n, Wait: wait}))
-			start := time.Now()
-			_, errs := Links(ctx, ids)
-			elapsed := time.Since(start)
-			if errs != nil {
-				t.Fatalf("Links: errs = %v", errs)
-			}
-			if elapsed >= limit {
-				t.Errorf("%d links × %v with Concurrency %d took %v, want < %v", n, delay, n, elapsed, limit)
-			}
-			if got := ff.maxInFlight(); got != n {
-				t.Errorf("max fetches in flight = %d, want %d", got, n)
-			}
-		})
-	}
-
-	t.Run("batch", func(t *testing.T) {
-		ff := &fakeFetcher{delay: delay}
-		l := NewFactory(Config{Fetcher: ff, Concurrency: n}).New()
-		start := time.Now()
-		results := l.batch(context.Background(), ids)
-		elapsed := time.Since(start)
-		for i, r := range results {
-			if r == nil || r.Error != nil {
-				t.Errorf("batch result %d = %+v", i, r)
-			}
-		}
-		if elapsed >= limit {
-			t.Errorf("batch of %d keys × %v with Concurrency %d took %v, want < %v", n, delay, n, elapsed, limit)
-		}
-		if got := ff.maxInFlight(); got != n {
-			t.Errorf("max fetches in flight = %d, want %d", got, n)
-		}
-	})
-}
-
 func TestRequestsDoNotShareResults(t *testing.T) {
 	ff := &fakeFetcher{}
 	f := NewFactory(Config{Fetcher: ff})
@@ -459,92 +226,6 @@ func TestMiddlewareAttachesFreshLoaders(t *testing.T) {
 	}
 }
 
-func TestContextCancellationReachesFetcher(t *testing.T) {
-	ff := &fakeFetcher{block: make(chan struct{}), started: make(chan string, 1)}
-	f := NewFactory(Config{Fetcher: ff})
-	ctx, cancel := context.WithCancel(MustRequest(t, f))
-	defer cancel()
-
-	type result struct {
-		l   *model.Link
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
-		l, err := Link(ctx, "slow")
-		done <- result{l, err}
-	}()
-	<-ff.started
-	cancel()
-	select {
-	case r := <-done:
-		if r.l != nil || errCode(r.err) != apierr.CodeUpstreamTimeout {
-			t.Errorf("Link after cancel = %v, %v (code %s); want nil, %s", r.l, r.err, errCode(r.err), apierr.CodeUpstreamTimeout)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("Link did not return after its context was cancelled: the fetcher never saw the cancellation")
-	}
-	for i, c := range ff.contexts() {
-		if c.Err() == nil {
-			t.Errorf("fetch %d context not cancelled after the caller's was", i)
-		}
-	}
-}
-
-// TestCancelledWhileWaitingForSlot checks that a fetch queued behind the
-// concurrency bound gives up when its request ends, without calling upstream.
-func TestCancelledWhileWaitingForSlot(t *testing.T) {
-	// The first fetch holds the only slot until block closes, whatever its
-	// context does.
-	ff := &fakeFetcher{block: make(chan struct{}), blockIgnoresCtx: true, started: make(chan string, 2)}
-	ctx, cancel := context.WithCancel(MustRequest(t, NewFactory(Config{Fetcher: ff, Concurrency: 1})))
-	defer cancel()
-
-	first := make(chan error, 1)
-	go func() {
-		_, err := Link(ctx, "first")
-		first <- err
-	}()
-	<-ff.started
-	second := make(chan error, 1)
-	go func() {
-		_, err := Link(ctx, "second")
-		second <- err
-	}()
-	cancel()
-	select {
-	case err := <-second:
-		if got := errCode(err); got != apierr.CodeUpstreamTimeout {
-			t.Errorf("queued Link after cancel: code %s, want %s", got, apierr.CodeUpstreamTimeout)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("a Link queued for a slot did not return after its context was cancelled")
-	}
-	close(ff.block)
-	<-first
-	if got := ff.callsFor("second"); got != 0 {
-		t.Errorf("fetches of the queued link = %d, want 0", got)
-	}
-}
-
-// TestCancelledContextNeverCallsFetcher checks that a load whose request has
-// already ended does not call upstream even when a slot is free.
-func TestCancelledContextNeverCallsFetcher(t *testing.T) {
-	ff := &fakeFetcher{}
-	f := NewFactory(Config{Fetcher: ff, Concurrency: 1})
-	const n = 64
-	for i := range n {
-		ctx, cancel := context.WithCancel(MustRequest(t, f))
-		cancel()
-		if _, err := Link(ctx, fmt.Sprintf("id%d", i)); errCode(err) != apierr.CodeUpstreamTimeout {
-			t.Errorf("Link on a cancelled context: code %s, want %s", errCode(err), apierr.CodeUpstreamTimeout)
-		}
-	}
-	if got := ff.totalCalls(); got != 0 {
-		t.Errorf("fetches for %d loads on cancelled contexts = %d, want 0", n, got)
-	}
-}
-
 func TestPanickingFetcher(t *testing.T) {
 	var logs syncBuffer
 	ff := &fakeFetcher{panics: map[string]any{"p": "secret panic text 4711", "q": fmt.Errorf("wrapped %w", errors.New("secret cause"))}}
@@ -579,33 +260,43 @@ func TestPanickingFetcher(t *testing.T) {
 	}
 }
 
-func TestInvalidIDsRefusedWithoutFetch(t *testing.T) {
-	ff := &fakeFetcher{}
+// TestIDsReachFetcherUnchanged: the loader does not validate ids; the
+// resolvers do, where an id enters (graph's TestHostileLinkIDs checks that a
+// bad id is answered facade.invalid_argument without an upstream call). Each
+// id reaches the fetcher as it is, and the fetcher's own refusal comes
+// through.
+func TestIDsReachFetcherUnchanged(t *testing.T) {
+	dots := apierr.InvalidArgument("A link id must not be empty or a dot segment.")
+	ff := &fakeFetcher{errs: map[string]error{"": dots, ".": dots, "..": dots}}
 	ctx := MustRequest(t, NewFactory(Config{Fetcher: ff}))
 	tests := []struct {
-		name string
-		id   string
+		name    string
+		id      string
+		refused bool // by the fetcher
 	}{
-		{"empty", ""},
-		{"129 bytes", strings.Repeat("a", upstream.MaxLinkIDLen+1)},
-		{"129 bytes of runes", strings.Repeat("€", 43)},
-		{"newline", "mk_a\nb"},
-		{"NUL", "mk_a\x00"},
-		{"DEL", "mk_a\x7f"},
-		{"dot", "."},
-		{"dot dot", ".."},
-		{"invalid UTF-8", "mk_\xff"},
+		{"empty", "", true},
+		{"129 bytes", strings.Repeat("a", upstream.MaxLinkIDLen+1), false},
+		{"129 bytes of runes", strings.Repeat("€", 43), false},
+		{"newline", "mk_a\nb", false},
+		{"NUL", "mk_a\x00", false},
+		{"DEL", "mk_a\x7f", false},
+		{"dot", ".", true},
+		{"dot dot", "..", true},
+		{"invalid UTF-8", "mk_\xff", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			l, err := Link(ctx, tt.id)
-			if l != nil || errCode(err) != apierr.CodeInvalidArgument {
-				t.Errorf("Link(%q) = %v, %v; want nil, %s", tt.id, l, err, apierr.CodeInvalidArgument)
+			if got := ff.callsFor(tt.id); got != 1 {
+				t.Errorf("fetches of %q = %d, want 1", tt.id, got)
+			}
+			switch {
+			case tt.refused && (l != nil || errCode(err) != apierr.CodeInvalidArgument):
+				t.Errorf("Link(%q) = %v, %v; want nil, the fetcher's %s", tt.id, l, err, apierr.CodeInvalidArgument)
+			case !tt.refused && (err != nil || l == nil || l.ID != tt.id):
+				t.Errorf("Link(%q) = %v, %v; want the link", tt.id, l, err)
 			}
 		})
-	}
-	if got := ff.totalCalls(); got != 0 {
-		t.Errorf("fetches = %d, want 0 for invalid ids", got)
 	}
 	// The longest valid id is fetched.
 	if _, err := Link(ctx, strings.Repeat("a", upstream.MaxLinkIDLen)); err != nil {
@@ -632,74 +323,3 @@ func TestNoLoadersInContext(t *testing.T) {
 		}
 	}
 }
-
-func TestUnknownValuesWarnedOnceAcrossRequests(t *testing.T) {
-	var logs syncBuffer
-	ff := &fakeFetcher{state: map[string]string{"n1": "reconnecting", "n2": "reconnecting", "n3": "paused"}}
-	f := NewFactory(Config{Fetcher: ff})
-	logger := zerolog.New(&logs)
-
-	for range 2 { // two requests
-		ctx := logger.WithContext(MustRequest(t, f))
-		links, errs := Links(ctx, []string{"n1", "n2", "n3"})
-		if errs != nil {
-			t.Fatalf("Links: %v", errs)
-		}
-		for _, l := range links {
-			if l.State != model.LinkStateUnknown {
-				t.Errorf("link %s state = %s, want %s", l.ID, l.State, model.LinkStateUnknown)
-			}
-		}
-	}
-
-	type entry struct {
-		Level, Kind, Value string
-	}
-	count := map[entry]int{}
-	for line := range strings.SplitSeq(strings.TrimSpace(logs.String()), "\n") {
-		var e entry
-		if err := json.Unmarshal([]byte(line), &e); err != nil {
-			t.Fatalf("log line %q: %v", line, err)
-		}
-		count[e]++
-	}
-	want := map[entry]int{
-		{"warn", "link.state", "reconnecting"}: 1,
-		{"warn", "link.state", "paused"}:       1,
-	}
-	if diff := cmp.Diff(want, count); diff != "" {
-		t.Errorf("warnings mismatch (-want +got):\n%s", diff)
-	}
-}
-
-func TestWarnedSetIsBounded(t *testing.T) {
-	s := &onceSet{seen: map[string]struct{}{}}
-	for i := range maxWarned {
-		if !s.add(fmt.Sprint(i)) {
-			t.Fatalf("add(%d) = false before the bound", i)
-		}
-	}
-	if s.add("one more") {
-		t.Error("add past the bound = true, want false")
-	}
-	if s.add("0") {
-		t.Error("add of a known value = true, want false")
-	}
-}
-
-func TestWarningValueTruncated(t *testing.T) {
-	var logs syncBuffer
-	l := NewFactory(Config{Fetcher: &fakeFetcher{}}).New()
-	ctx := zerolog.New(&logs).WithContext(context.Background())
-	l.warnFunc(ctx)("link.state", strings.Repeat("v", 1000))
-	var e struct{ Value string }
-	if err := json.Unmarshal(logs.Bytes(), &e); err != nil {
-		t.Fatalf("log %q: %v", logs.String(), err)
-	}
-	if len(e.Value) > 64+len("…") {
-		t.Errorf("logged value is %d bytes, want it truncated to 64", len(e.Value))
-	}
-}
-
-// syncBuffer is a sink for a logger that the test reads.
-type syncBuffer = logtest.Buffer

@@ -41,8 +41,9 @@ const (
 	DefaultClientSecret = "mkgraph_sandbox_secret"
 )
 
-// defaultTokenTTL is MoneyKit's token lifetime.
-const defaultTokenTTL = 3600 * time.Second
+// DefaultTokenTTL is the lifetime of issued tokens when Options.TokenTTL is
+// 0: MoneyKit's.
+const DefaultTokenTTL = 3600 * time.Second
 
 // Options configures a Server. The zero value is ready to use.
 type Options struct {
@@ -52,7 +53,8 @@ type Options struct {
 	// Latency is added before answering every identity call. The wait ends
 	// early, with no answer, when the request is cancelled.
 	Latency time.Duration
-	// TokenTTL is the lifetime (expires_in) of issued tokens; 0 means 3600s.
+	// TokenTTL is the lifetime (expires_in) of issued tokens; 0 means
+	// DefaultTokenTTL.
 	TokenTTL time.Duration
 	// Now is the clock for token expiry; nil means time.Now.
 	Now func() time.Time
@@ -84,7 +86,7 @@ func New(opts Options) *Server {
 	s := &Server{
 		clientID:     []byte(cmp.Or(opts.ClientID, DefaultClientID)),
 		clientSecret: []byte(cmp.Or(opts.ClientSecret, DefaultClientSecret)),
-		ttl:          cmp.Or(opts.TokenTTL, defaultTokenTTL),
+		ttl:          cmp.Or(opts.TokenTTL, DefaultTokenTTL),
 		now:          opts.Now,
 		tokens:       make(map[string]time.Time),
 		callsByLink:  make(map[string]int),
