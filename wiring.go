@@ -180,9 +180,9 @@ func rateBudget(c *config, embedded bool, rs *redisstore.Client, namespace strin
 	case perLink == 0 && perApp == 0:
 		return nil
 	case rs != nil:
-		return redisstore.NewBudget(rs, namespace, perLink, perApp, time.Minute)
+		return redisstore.NewBudget(rs, namespace, perLink, perApp, upstream.IdentityLimitWindow)
 	}
-	return upstream.NewSlidingWindow(perLink, perApp, time.Minute, nil)
+	return upstream.NewSlidingWindow(perLink, perApp, upstream.IdentityLimitWindow, nil)
 }
 
 // callerLimiter limits one kind of caller to perMinute requests a minute,

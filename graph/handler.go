@@ -13,7 +13,6 @@ import (
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"github.com/mkgraph/mkgraph/graph/loader"
-	"github.com/mkgraph/mkgraph/graph/model"
 	"github.com/mkgraph/mkgraph/internal/apierr"
 	"github.com/mkgraph/mkgraph/internal/obs/reqlog"
 	"github.com/mkgraph/mkgraph/internal/obs/tracing"
@@ -238,39 +237,4 @@ func answerExpired(h graphql.ResponseHandler) graphql.ResponseHandler {
 		}
 		return resp
 	}
-}
-
-// loadAuthorized loads the links the caller may read and answers the others
-// with their own error at their index, without loading them: authorization
-// comes before any loader, cache or upstream call.
-func (r *Resolver) loadAuthorized(ctx context.Context, ids []string) []*model.Link {
-	errs := make([]error, len(ids))
-	allowed := make([]string, 0, len(ids))
-	at := make([]int, 0, len(ids))
-	for i, id := range ids {
-		if err := r.authorize(ctx, id); err != nil {
-			errs[i] = err
-			continue
-		}
-		allowed = append(allowed, id)
-		at = append(at, i)
-	}
-	links := make([]*model.Link, len(ids))
-	loaded, loadErrs := loader.Links(ctx, allowed)
-	for j, i := range at {
-		links[i] = loaded[j]
-		if loadErrs != nil {
-			errs[i] = loadErrs[j]
-		}
-	}
-	addIndexErrors(ctx, errs)
-	return links
-}
-
-// checkLinkIDs refuses a links(ids:) list longer than the configured bound.
-func (r *Resolver) checkLinkIDs(ids []string) error {
-	if len(ids) > r.maxLinkIDs {
-		return apierr.InvalidArgument(fmt.Sprintf("links(ids:) takes at most %d ids.", r.maxLinkIDs))
-	}
-	return nil
 }

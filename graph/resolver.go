@@ -3,7 +3,15 @@
 // per-request loaders of package loader.
 package graph
 
-import "context"
+import (
+	"context"
+	"fmt"
+
+	"github.com/mkgraph/mkgraph/graph/loader"
+	"github.com/mkgraph/mkgraph/graph/model"
+	"github.com/mkgraph/mkgraph/internal/apierr"
+	"github.com/mkgraph/mkgraph/upstream"
+)
 
 //go:generate go run github.com/99designs/gqlgen generate
 
@@ -12,4 +20,45 @@ import "context"
 type Resolver struct {
 	maxLinkIDs int
 	authorize  func(ctx context.Context, linkID string) error
+}
+
+// checkLinkIDs refuses a links(ids:) list longer than the configured bound.
+func (r *Resolver) checkLinkIDs(ids []string) error {
+	if len(ids) > r.maxLinkIDs {
+		return apierr.InvalidArgument(fmt.Sprintf("links(ids:) takes at most %d ids.", r.maxLinkIDs))
+	}
+	return nil
+}
+
+// loadAuthorized loads the links the caller may read and answers the others
+// with their own error at their index, without loading them: authorization
+// comes before any loader, cache or upstream call, and each id is validated
+// here, where it enters (after the caller's authorization, so a refused
+// caller learns nothing about the id's form).
+func (r *Resolver) loadAuthorized(ctx context.Context, ids []string) []*model.Link {
+	errs := make([]error, len(ids))
+	allowed := make([]string, 0, len(ids))
+	at := make([]int, 0, len(ids))
+	for i, id := range ids {
+		if err := r.authorize(ctx, id); err != nil {
+			errs[i] = err
+			continue
+		}
+		if err := upstream.ValidateLinkID(id); err != nil {
+			errs[i] = err
+			continue
+		}
+		allowed = append(allowed, id)
+		at = append(at, i)
+	}
+	links := make([]*model.Link, len(ids))
+	loaded, loadErrs := loader.Links(ctx, allowed)
+	for j, i := range at {
+		links[i] = loaded[j]
+		if loadErrs != nil {
+			errs[i] = loadErrs[j]
+		}
+	}
+	addIndexErrors(ctx, errs)
+	return links
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/mkgraph/mkgraph/graph/model"
 	"github.com/mkgraph/mkgraph/internal/apierr"
+	"github.com/mkgraph/mkgraph/internal/ctxkey"
 	"github.com/mkgraph/mkgraph/upstream"
 )
 
@@ -153,18 +154,13 @@ type Loaders struct {
 	held    int64
 }
 
-type ctxKey struct{}
+var loadersKey = ctxkey.New[*Loaders]("loader.Loaders")
 
 // NewContext returns ctx carrying l.
-func NewContext(ctx context.Context, l *Loaders) context.Context {
-	return context.WithValue(ctx, ctxKey{}, l)
-}
+func NewContext(ctx context.Context, l *Loaders) context.Context { return loadersKey.With(ctx, l) }
 
 // For returns the Loaders of ctx, or nil when the middleware did not run.
-func For(ctx context.Context) *Loaders {
-	l, _ := ctx.Value(ctxKey{}).(*Loaders)
-	return l
-}
+func For(ctx context.Context) *Loaders { return loadersKey.From(ctx) }
 
 // errNoLoaders is a wiring mistake: the handler runs without Middleware.
 var errNoLoaders = &apierr.Error{Code: apierr.CodeInternal, Message: "Internal error.", Err: fmt.Errorf("loader: no loaders in context")}
