@@ -50,7 +50,11 @@ func responseError(status int, header http.Header, body []byte, now time.Time) *
 		e.Message = http.StatusText(status)
 	}
 	if status == http.StatusTooManyRequests {
-		e.RetryAfter, e.HasRetryAfter = ParseRetryAfter(header.Get("Retry-After"), now)
+		v := header.Get("Retry-After")
+		e.RetryAfter, e.HasRetryAfter = ParseRetryAfter(v, now)
+		if e.HasRetryAfter && !isDeltaSeconds(v) {
+			e.RetryAfterSlack = time.Second
+		}
 	}
 	return e
 }
@@ -73,6 +77,13 @@ func ParseRetryAfter(v string, now time.Time) (d time.Duration, ok bool) {
 		d = 0
 	}
 	return d, true
+}
+
+// isDeltaSeconds reports whether a Retry-After value is a number of seconds
+// rather than an HTTP-date.
+func isDeltaSeconds(v string) bool {
+	_, err := strconv.ParseUint(strings.TrimSpace(v), 10, 32)
+	return err == nil
 }
 
 func truncate(s string, n int) string {

@@ -89,7 +89,10 @@ func (c *Client) retryDelay(ctx context.Context, attempt int, err error) (time.D
 	var d time.Duration
 	switch {
 	case e.Status == http.StatusTooManyRequests:
-		if !e.HasRetryAfter || e.RetryAfter > c.cfg.MaxRetryAfterWait {
+		// An HTTP-date counts in whole seconds: "2 s from now" may be read
+		// as anything above 1 s, so a date up to the bound plus that second
+		// is still a short wait.
+		if !e.HasRetryAfter || e.RetryAfter > c.cfg.MaxRetryAfterWait+e.RetryAfterSlack {
 			return 0, false
 		}
 		d = e.RetryAfter

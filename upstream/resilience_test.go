@@ -2,6 +2,7 @@ package upstream_test
 
 import (
 	"context"
+	"net/http"
 	"sync"
 	"testing"
 	"time"
@@ -250,5 +251,47 @@ func TestRefusalHeldUntilSuccess(t *testing.T) {
 	clock.Advance(time.Hour)
 	if err := c.Ready(); err == nil {
 		t.Errorf("Ready() an hour after a refusal, with no success since = nil, want the refusal")
+	}
+}
+
+// TestRetryAfterHTTPDate: an HTTP-date has a one-second resolution, so one
+// "2 s ahead" means a wait of one to two seconds: with the default bound of
+// 1 s it is still waited out; a date further ahead is answered at once.
+func TestRetryAfterHTTPDate(t *testing.T) {
+	tests := []struct {
+		name      string
+		ahead     time.Duration
+		wantCode  string
+		wantCalls int
+	}{
+		{"2 s ahead: waited out", 2 * time.Second, "", 2},
+		{"4 s ahead: answered at once", 4 * time.Second, apierr.CodeRateLimitExceeded, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sb, srv := MustSandbox(t, sandbox.Options{})
+			c := MustNewClient(t, srv.URL, fast)
+			if _, err := c.GetIdentity(t.Context(), sandbox.LinkHousehold); err != nil { // warm: token
+				t.Fatal(err)
+			}
+			date := time.Now().Add(tt.ahead).UTC().Format(http.TimeFormat)
+			sb.SetFault(sandbox.LinkSeed, sandbox.Fault{Status: 429, RetryAfter: date}, 1)
+			sb.Reset()
+			start := time.Now()
+			_, err := c.GetIdentity(t.Context(), sandbox.LinkSeed)
+			took := time.Since(start)
+			switch {
+			case tt.wantCode == "" && err != nil:
+				t.Errorf("Retry-After %q: %v, want success after the wait", date, err)
+			case tt.wantCode != "" && MustAsError(t, err).Code != tt.wantCode:
+				t.Errorf("Retry-After %q: %v, want %s", date, err, tt.wantCode)
+			}
+			if got := sb.IdentityCalls(); got != tt.wantCalls {
+				t.Errorf("Retry-After %q: %d upstream calls, want %d", date, got, tt.wantCalls)
+			}
+			if tt.wantCode != "" && took > 500*time.Millisecond {
+				t.Errorf("Retry-After %q: took %v, want an answer at once", date, took)
+			}
+		})
 	}
 }

@@ -75,6 +75,7 @@ type Error struct {
 	LinkErrorCode    string        // upstream link_error_code (422)
 	RetryAfter       time.Duration // when to come back (a 429's Retry-After, a local budget)
 	HasRetryAfter    bool          // RetryAfter is known
+	RetryAfterSlack  time.Duration // how much later than RetryAfter the wait may really end: 1 s for an HTTP-date, whose resolution is a second
 	Err              error         // cause, for logs only
 }
 
