@@ -104,7 +104,7 @@ func TestGetIdentityErrors(t *testing.T) {
 				"Retry-After", clock.Now().Add(20*time.Second).Format(http.TimeFormat)),
 			cfg: upstream.Config{Now: clock.Now},
 			want: apierr.Error{Status: 429, Code: apierr.CodeRateLimitExceeded, Message: rateLimitMsg,
-				DocumentationURL: docsRateLimits, RetryAfter: 20 * time.Second, HasRetryAfter: true},
+				DocumentationURL: docsRateLimits, RetryAfter: 20 * time.Second, HasRetryAfter: true, RetryAfterSlack: time.Second},
 			wantIdentityCalls: 1, wantTokenCalls: 1,
 		},
 		{
@@ -113,7 +113,7 @@ func TestGetIdentityErrors(t *testing.T) {
 				"Retry-After", clock.Now().Add(-time.Hour).Format(http.TimeFormat)),
 			cfg: upstream.Config{Now: clock.Now, RetryBaseDelay: time.Millisecond},
 			want: apierr.Error{Status: 429, Code: apierr.CodeRateLimitExceeded, Message: rateLimitMsg,
-				DocumentationURL: docsRateLimits, HasRetryAfter: true},
+				DocumentationURL: docsRateLimits, HasRetryAfter: true, RetryAfterSlack: time.Second},
 			wantIdentityCalls: 3, wantTokenCalls: 1, // retried twice
 		},
 		{
