@@ -30,10 +30,12 @@ import (
 // With rs (Redis), replicas share the APQ store and the per-caller limits;
 // without it both are this process's own.
 func newHandler(c *config, log zerolog.Logger, client loader.Fetcher, ready func() error, authn *auth.Authenticator, m *metrics.Metrics, rs *redisstore.Client) (http.Handler, error) {
-	cors, err := edge.CORS(splitList(c.CORSOrigins))
+	cors, err := corsPolicy(c)
 	if err != nil {
 		return nil, err
 	}
+	log.Info().Strs("origins", cors.Origins).Bool("localhost_any_port", cors.LocalhostAnyPort).
+		Strs("headers", cors.Headers).Dur("max_age", cors.MaxAge).Msg("CORS: browser origins allowed to call (besides same-origin pages)")
 	var persisted *graph.PersistedQueries
 	if c.PersistedFile != "" {
 		if persisted, err = graph.LoadPersistedQueries(c.PersistedFile, c.PersistedOnly); err != nil {
@@ -124,8 +126,25 @@ func newHandler(c *config, log zerolog.Logger, client loader.Fetcher, ready func
 		hlog.AccessHandler(edge.AccessLog),
 		edge.Recover,
 		edge.SecurityHeaders,
-		cors,
+		cors.Middleware,
 	), nil
+}
+
+// corsPolicy is the CORS policy of the settings. On the embedded sandbox
+// (which production refuses) any http://localhost or http://127.0.0.1 port
+// may call too, so that a frontend dev server works without settings; with
+// a real MoneyKit only the listed origins may.
+func corsPolicy(c *config) (*edge.CORSPolicy, error) {
+	maxAge := c.CORSMaxAge
+	if maxAge == 0 {
+		maxAge = -1 // MKGRAPH_CORS_MAX_AGE=0s: preflights not cached
+	}
+	return edge.NewCORS(edge.CORSConfig{
+		Origins:          splitList(c.CORSOrigins),
+		Headers:          splitList(c.CORSHeaders),
+		MaxAge:           maxAge,
+		LocalhostAnyPort: c.BaseURL == "" && !c.production(),
+	})
 }
 
 // adminHandler serves what operators need and the public must not reach:

@@ -69,6 +69,8 @@ type config struct {
 	UserRateLimit         int
 	BackendRateLimit      int
 	CORSOrigins           string
+	CORSHeaders           string
+	CORSMaxAge            time.Duration
 	APQCacheSize          int
 	PersistedFile         string
 	PersistedOnly         bool
@@ -167,7 +169,9 @@ func (c *config) settings() []setting {
 		{"api-keys-file", "MKGRAPH_API_KEYS_FILE", "", `backend API keys, one "name sha256hex" per line (X-Api-Key header; "go run . hash-key NAME KEY" prints a line)`, str(&c.APIKeysFile)},
 		{"user-rate-limit", "MKGRAPH_USER_RATE_LIMIT", strconv.Itoa(ratelimit.DefaultUserPerMinute), "requests per minute per end user; 0: none", count(&c.UserRateLimit)},
 		{"backend-rate-limit", "MKGRAPH_BACKEND_RATE_LIMIT", strconv.Itoa(ratelimit.DefaultBackendPerMinute), "requests per minute per backend; 0: none", count(&c.BackendRateLimit)},
-		{"cors-origins", "MKGRAPH_CORS_ORIGINS", "", "comma-separated origins allowed to call from browsers (e.g. https://app.example.com); unset: same origin only", str(&c.CORSOrigins)},
+		{"cors-origins", "MKGRAPH_CORS_ORIGINS", "", "comma-separated origins allowed to call from browsers (e.g. https://app.example.com); unset: same origin only; with the embedded sandbox (never in production) http://localhost and http://127.0.0.1 on any port are allowed too", str(&c.CORSOrigins)},
+		{"cors-headers", "MKGRAPH_CORS_HEADERS", strings.Join(edge.DefaultCORSHeaders, ","), "comma-separated request headers a browser on an allowed origin may send (case-insensitive)", str(&c.CORSHeaders)},
+		{"cors-max-age", "MKGRAPH_CORS_MAX_AGE", edge.DefaultCORSMaxAge.String(), "how long a browser may cache a CORS preflight answer (Access-Control-Max-Age, whole seconds, at most 24h); 0s: not cached", duration(&c.CORSMaxAge, false)},
 		{"apq-cache-size", "MKGRAPH_APQ_CACHE_SIZE", "1000", "automatic persisted queries kept (query texts, never data); 0: APQ off", count(&c.APQCacheSize)},
 		{"persisted-queries-file", "MKGRAPH_PERSISTED_QUERIES_FILE", "", "the app's persisted query manifest (Apollo format)", str(&c.PersistedFile)},
 		{"persisted-queries-only", "MKGRAPH_PERSISTED_QUERIES_ONLY", "false", "accept only operations in the manifest (allowlist)", boolean(&c.PersistedOnly)},
