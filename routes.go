@@ -100,6 +100,8 @@ func newHandler(c *config, log zerolog.Logger, client loader.Fetcher, ready func
 		withServed,
 		loaders.Middleware,
 	))
+	// The schema as SDL, for codegen, whenever introspection is allowed.
+	mux.Handle("GET "+graph.SchemaPath, graph.SchemaHandler(c.Introspection.or(!prod)))
 	if c.GraphiQL.or(!prod) {
 		mux.Handle("GET /{$}", edge.GraphiQL(playground.Handler("mkgraph", "/graphql")))
 	}

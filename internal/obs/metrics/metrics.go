@@ -313,7 +313,7 @@ func (m *Metrics) RedisError(op string) {
 // scanner's requests would add one series per path it tries.
 func routeOf(path string) string {
 	switch path {
-	case "/graphql", "/", "/healthz", "/readyz":
+	case "/graphql", "/graphql/schema.graphql", "/", "/healthz", "/readyz":
 		return path
 	}
 	return Other
