@@ -108,14 +108,7 @@ func newHandler(c *config, log zerolog.Logger, client loader.Fetcher, ready func
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "ok\n")
 	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		if err := ready(); err != nil {
-			// The reason is an error code or a fixed text, never a secret.
-			http.Error(w, "not ready: "+apierr.AsError(err).Code, http.StatusServiceUnavailable)
-			return
-		}
-		io.WriteString(w, "ready\n")
-	})
+	mux.Handle("GET /readyz", readyHandler(ready))
 
 	// The chain, outermost first: every request gets a logger, an id, a
 	// summary record, one access log line, panic recovery, safe headers and
@@ -149,11 +142,26 @@ func corsPolicy(c *config) (*edge.CORSPolicy, error) {
 	})
 }
 
+// readyHandler answers /readyz: 200 "ready" while ready reports nothing,
+// else 503 with the reason.
+func readyHandler(ready func() error) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := ready(); err != nil {
+			// The reason is an error code or a fixed text, never a secret.
+			http.Error(w, "not ready: "+apierr.AsError(err).Code, http.StatusServiceUnavailable)
+			return
+		}
+		io.WriteString(w, "ready\n")
+	})
+}
+
 // adminHandler serves what operators need and the public must not reach:
-// Prometheus metrics, and pprof when enabled.
-func adminHandler(c *config, m *metrics.Metrics) http.Handler {
+// Prometheus metrics, the same /readyz as the main listener (for probes
+// kept off the public port), and pprof when enabled.
+func adminHandler(c *config, m *metrics.Metrics, ready func() error) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
+	mux.Handle("GET /readyz", readyHandler(ready))
 	mux.Handle("GET /metrics", m.Handler())
 	if c.Pprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
