@@ -212,6 +212,9 @@ func parseConfig(name string, args []string, getenv func(string) string, out io.
 	c := &config{}
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(out)
+	if name == "mkgraph" {
+		fs.Usage = func() { usage(fs) }
+	}
 	envErrs := map[string]error{} // by flag name
 	for _, s := range c.settings() {
 		if err := s.set(s.def); err != nil {
@@ -261,6 +264,19 @@ func parseConfig(name string, args []string, getenv func(string) string, out io.
 		}
 	}
 	return c, nil
+}
+
+// usage prints -h: the commands, then every flag with its environment
+// variable and default.
+func usage(fs *flag.FlagSet) {
+	fmt.Fprint(fs.Output(), `Usage:
+  mkgraph [flags]              serve GraphQL on MKGRAPH_ADDR (default :8080)
+  mkgraph sandbox [flags]      serve only the MoneyKit sandbox on its own port (mkgraph sandbox -h lists its flags)
+  mkgraph hash-key NAME KEY    print the MKGRAPH_API_KEYS_FILE line of a backend's API key
+
+Flags (each also set by the environment variable named; a flag wins):
+`)
+	fs.PrintDefaults()
 }
 
 // secretSetting reports whether the setting named env holds a secret, whose
