@@ -82,8 +82,8 @@ func newHandler(c *config, log zerolog.Logger, client loader.Fetcher, ready func
 	fail := func(w http.ResponseWriter, r *http.Request, e *apierr.Error) {
 		httperr.Write(w, r, http.StatusUnauthorized, e)
 	}
-	users := callerLimiter(rs, m, auth.KindUser.String(), c.UserRateLimit)
-	backends := callerLimiter(rs, m, auth.KindBackend.String(), c.BackendRateLimit)
+	users := callerLimiter(rs, m, auth.KindUser.String(), c.UserRateLimit, c.UserRateBurst)
+	backends := callerLimiter(rs, m, auth.KindBackend.String(), c.BackendRateLimit, c.BackendRateBurst)
 
 	mux := http.NewServeMux()
 	// The GraphQL chain, outermost first: cheap refusals before costly work,

@@ -68,6 +68,8 @@ type config struct {
 	APIKeysFile           string
 	UserRateLimit         int
 	BackendRateLimit      int
+	UserRateBurst         int // 0: unset, a sixth of UserRateLimit
+	BackendRateBurst      int // 0: unset, a sixth of BackendRateLimit
 	CORSOrigins           string
 	CORSHeaders           string
 	CORSMaxAge            time.Duration
@@ -169,6 +171,8 @@ func (c *config) settings() []setting {
 		{"api-keys-file", "MKGRAPH_API_KEYS_FILE", "", `backend API keys, one "name sha256hex" per line (X-Api-Key header; "go run . hash-key NAME KEY" prints a line)`, str(&c.APIKeysFile)},
 		{"user-rate-limit", "MKGRAPH_USER_RATE_LIMIT", strconv.Itoa(ratelimit.DefaultUserPerMinute), "requests per minute per end user; 0: none", count(&c.UserRateLimit)},
 		{"backend-rate-limit", "MKGRAPH_BACKEND_RATE_LIMIT", strconv.Itoa(ratelimit.DefaultBackendPerMinute), "requests per minute per backend; 0: none", count(&c.BackendRateLimit)},
+		{"user-rate-burst", "MKGRAPH_USER_RATE_BURST", "", "requests an end user may send at once before MKGRAPH_USER_RATE_LIMIT paces them; unset: a sixth of the limit (10 s worth), at least 1", optPositive(&c.UserRateBurst)},
+		{"backend-rate-burst", "MKGRAPH_BACKEND_RATE_BURST", "", "requests a backend may send at once before MKGRAPH_BACKEND_RATE_LIMIT paces them; unset: a sixth of the limit (10 s worth), at least 1", optPositive(&c.BackendRateBurst)},
 		{"cors-origins", "MKGRAPH_CORS_ORIGINS", "", "comma-separated origins allowed to call from browsers (e.g. https://app.example.com); unset: same origin only; with the embedded sandbox (never in production) http://localhost and http://127.0.0.1 on any port are allowed too", str(&c.CORSOrigins)},
 		{"cors-headers", "MKGRAPH_CORS_HEADERS", strings.Join(edge.DefaultCORSHeaders, ","), "comma-separated request headers a browser on an allowed origin may send (case-insensitive)", str(&c.CORSHeaders)},
 		{"cors-max-age", "MKGRAPH_CORS_MAX_AGE", edge.DefaultCORSMaxAge.String(), "how long a browser may cache a CORS preflight answer (Access-Control-Max-Age, whole seconds, at most 24h); 0s: not cached", duration(&c.CORSMaxAge, false)},
