@@ -59,7 +59,7 @@ func newHandler(c *config, log zerolog.Logger, client loader.Fetcher, ready func
 	m.Gauge("mkgraph_large_answers_waiting", "Requests waiting for room to build a large answer.",
 		func() float64 { _, w := loaders.Gate(); return float64(w) })
 	if rs != nil {
-		m.Gauge("mkgraph_redis_down", "1 while the Redis breaker is open (repeated failures): this replica is on its in-memory state.",
+		m.Gauge("mkgraph_redis_down", "1 while Redis fails (its last operation or background PING, every 5 s, failed, or the breaker is open): this replica is on its in-memory state.",
 			func() float64 {
 				if rs.Down() {
 					return 1
