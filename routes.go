@@ -21,6 +21,7 @@ import (
 	"github.com/mkgraph/mkgraph/internal/edge/ratelimit"
 	"github.com/mkgraph/mkgraph/internal/obs/metrics"
 	"github.com/mkgraph/mkgraph/internal/obs/reqlog"
+	"github.com/mkgraph/mkgraph/internal/obs/tracing"
 	"github.com/mkgraph/mkgraph/internal/redisstore"
 )
 
@@ -110,10 +111,11 @@ func newHandler(c *config, log zerolog.Logger, client loader.Fetcher, ready func
 	})
 	mux.Handle("GET /readyz", readyHandler(ready))
 
-	// The chain, outermost first: every request gets a logger, an id, a
+	// The chain, outermost first: every request gets a server span, a logger, an id, a
 	// summary record, one access log line, panic recovery, safe headers and
 	// CORS (preflights are answered here, before CSRF and auth).
 	return edge.Chain(mux,
+		tracing.Server(metrics.Route, metrics.Other), // continues the caller's trace; nothing when tracing is off
 		hlog.NewHandler(log),
 		edge.RequestID,
 		reqlog.Middleware,
