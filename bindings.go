@@ -129,6 +129,31 @@ func budget(p *int) binding {
 	}
 }
 
+// optPositive binds a positive integer whose default depends on other
+// settings: "" is unset (0).
+func optPositive(p *int) binding {
+	return binding{
+		set: func(s string) error {
+			if s == "" {
+				*p = 0
+				return nil
+			}
+			v, err := strconv.Atoi(s)
+			if err != nil || v <= 0 {
+				return errors.New("must be a positive integer")
+			}
+			*p = v
+			return nil
+		},
+		get: func() string {
+			if *p == 0 {
+				return ""
+			}
+			return strconv.Itoa(*p)
+		},
+	}
+}
+
 func boolean(p *bool) binding {
 	return binding{
 		set: func(s string) (err error) { *p, err = strconv.ParseBool(s); return err },

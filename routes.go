@@ -21,6 +21,7 @@ import (
 	"github.com/mkgraph/mkgraph/internal/edge/ratelimit"
 	"github.com/mkgraph/mkgraph/internal/obs/metrics"
 	"github.com/mkgraph/mkgraph/internal/obs/reqlog"
+	"github.com/mkgraph/mkgraph/internal/obs/tracing"
 	"github.com/mkgraph/mkgraph/internal/redisstore"
 )
 
@@ -30,10 +31,12 @@ import (
 // With rs (Redis), replicas share the APQ store and the per-caller limits;
 // without it both are this process's own.
 func newHandler(c *config, log zerolog.Logger, client loader.Fetcher, ready func() error, authn *auth.Authenticator, m *metrics.Metrics, rs *redisstore.Client) (http.Handler, error) {
-	cors, err := edge.CORS(splitList(c.CORSOrigins))
+	cors, err := corsPolicy(c)
 	if err != nil {
 		return nil, err
 	}
+	log.Info().Strs("origins", cors.Origins).Bool("localhost_any_port", cors.LocalhostAnyPort).
+		Strs("headers", cors.Headers).Dur("max_age", cors.MaxAge).Msg("CORS: browser origins allowed to call (besides same-origin pages)")
 	var persisted *graph.PersistedQueries
 	if c.PersistedFile != "" {
 		if persisted, err = graph.LoadPersistedQueries(c.PersistedFile, c.PersistedOnly); err != nil {
@@ -57,7 +60,7 @@ func newHandler(c *config, log zerolog.Logger, client loader.Fetcher, ready func
 	m.Gauge("mkgraph_large_answers_waiting", "Requests waiting for room to build a large answer.",
 		func() float64 { _, w := loaders.Gate(); return float64(w) })
 	if rs != nil {
-		m.Gauge("mkgraph_redis_down", "1 while the Redis breaker is open (repeated failures): this replica is on its in-memory state.",
+		m.Gauge("mkgraph_redis_down", "1 while Redis fails (its last operation or background PING, every 5 s, failed, or the breaker is open): this replica is on its in-memory state.",
 			func() float64 {
 				if rs.Down() {
 					return 1
@@ -80,8 +83,8 @@ func newHandler(c *config, log zerolog.Logger, client loader.Fetcher, ready func
 	fail := func(w http.ResponseWriter, r *http.Request, e *apierr.Error) {
 		httperr.Write(w, r, http.StatusUnauthorized, e)
 	}
-	users := callerLimiter(rs, m, auth.KindUser.String(), c.UserRateLimit)
-	backends := callerLimiter(rs, m, auth.KindBackend.String(), c.BackendRateLimit)
+	users := callerLimiter(rs, m, auth.KindUser.String(), c.UserRateLimit, c.UserRateBurst)
+	backends := callerLimiter(rs, m, auth.KindBackend.String(), c.BackendRateLimit, c.BackendRateBurst)
 
 	mux := http.NewServeMux()
 	// The GraphQL chain, outermost first: cheap refusals before costly work,
@@ -98,25 +101,21 @@ func newHandler(c *config, log zerolog.Logger, client loader.Fetcher, ready func
 		withServed,
 		loaders.Middleware,
 	))
+	// The schema as SDL, for codegen, whenever introspection is allowed.
+	mux.Handle("GET "+graph.SchemaPath, graph.SchemaHandler(c.Introspection.or(!prod)))
 	if c.GraphiQL.or(!prod) {
 		mux.Handle("GET /{$}", edge.GraphiQL(playground.Handler("mkgraph", "/graphql")))
 	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "ok\n")
 	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		if err := ready(); err != nil {
-			// The reason is an error code or a fixed text, never a secret.
-			http.Error(w, "not ready: "+apierr.AsError(err).Code, http.StatusServiceUnavailable)
-			return
-		}
-		io.WriteString(w, "ready\n")
-	})
+	mux.Handle("GET /readyz", readyHandler(ready))
 
-	// The chain, outermost first: every request gets a logger, an id, a
+	// The chain, outermost first: every request gets a server span, a logger, an id, a
 	// summary record, one access log line, panic recovery, safe headers and
 	// CORS (preflights are answered here, before CSRF and auth).
 	return edge.Chain(mux,
+		tracing.Server(metrics.Route, metrics.Other), // continues the caller's trace; nothing when tracing is off
 		hlog.NewHandler(log),
 		edge.RequestID,
 		reqlog.Middleware,
@@ -124,15 +123,47 @@ func newHandler(c *config, log zerolog.Logger, client loader.Fetcher, ready func
 		hlog.AccessHandler(edge.AccessLog),
 		edge.Recover,
 		edge.SecurityHeaders,
-		cors,
+		cors.Middleware,
 	), nil
 }
 
+// corsPolicy is the CORS policy of the settings. On the embedded sandbox
+// (which production refuses) any http://localhost or http://127.0.0.1 port
+// may call too, so that a frontend dev server works without settings; with
+// a real MoneyKit only the listed origins may.
+func corsPolicy(c *config) (*edge.CORSPolicy, error) {
+	maxAge := c.CORSMaxAge
+	if maxAge == 0 {
+		maxAge = -1 // MKGRAPH_CORS_MAX_AGE=0s: preflights not cached
+	}
+	return edge.NewCORS(edge.CORSConfig{
+		Origins:          splitList(c.CORSOrigins),
+		Headers:          splitList(c.CORSHeaders),
+		MaxAge:           maxAge,
+		LocalhostAnyPort: c.BaseURL == "" && !c.production(),
+	})
+}
+
+// readyHandler answers /readyz: 200 "ready" while ready reports nothing,
+// else 503 with the reason.
+func readyHandler(ready func() error) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := ready(); err != nil {
+			// The reason is an error code or a fixed text, never a secret.
+			http.Error(w, "not ready: "+apierr.AsError(err).Code, http.StatusServiceUnavailable)
+			return
+		}
+		io.WriteString(w, "ready\n")
+	})
+}
+
 // adminHandler serves what operators need and the public must not reach:
-// Prometheus metrics, and pprof when enabled.
-func adminHandler(c *config, m *metrics.Metrics) http.Handler {
+// Prometheus metrics, the same /readyz as the main listener (for probes
+// kept off the public port), and pprof when enabled.
+func adminHandler(c *config, m *metrics.Metrics, ready func() error) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
+	mux.Handle("GET /readyz", readyHandler(ready))
 	mux.Handle("GET /metrics", m.Handler())
 	if c.Pprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)

@@ -156,7 +156,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 			srv.Close()
 			return &configError{fmt.Errorf("MKGRAPH_ADMIN_ADDR: %w", err)}
 		}
-		admin := &http.Server{Handler: adminHandler(c, svc.metrics), ReadHeaderTimeout: 10 * time.Second}
+		admin := &http.Server{Handler: adminHandler(c, svc.metrics, ready), ReadHeaderTimeout: 10 * time.Second}
 		defer admin.Close()
 		go func() {
 			if err := admin.Serve(aln); !errors.Is(err, http.ErrServerClosed) {

@@ -68,7 +68,11 @@ type config struct {
 	APIKeysFile           string
 	UserRateLimit         int
 	BackendRateLimit      int
+	UserRateBurst         int // 0: unset, a sixth of UserRateLimit
+	BackendRateBurst      int // 0: unset, a sixth of BackendRateLimit
 	CORSOrigins           string
+	CORSHeaders           string
+	CORSMaxAge            time.Duration
 	APQCacheSize          int
 	PersistedFile         string
 	PersistedOnly         bool
@@ -167,7 +171,11 @@ func (c *config) settings() []setting {
 		{"api-keys-file", "MKGRAPH_API_KEYS_FILE", "", `backend API keys, one "name sha256hex" per line (X-Api-Key header; "go run . hash-key NAME KEY" prints a line)`, str(&c.APIKeysFile)},
 		{"user-rate-limit", "MKGRAPH_USER_RATE_LIMIT", strconv.Itoa(ratelimit.DefaultUserPerMinute), "requests per minute per end user; 0: none", count(&c.UserRateLimit)},
 		{"backend-rate-limit", "MKGRAPH_BACKEND_RATE_LIMIT", strconv.Itoa(ratelimit.DefaultBackendPerMinute), "requests per minute per backend; 0: none", count(&c.BackendRateLimit)},
-		{"cors-origins", "MKGRAPH_CORS_ORIGINS", "", "comma-separated origins allowed to call from browsers (e.g. https://app.example.com); unset: same origin only", str(&c.CORSOrigins)},
+		{"user-rate-burst", "MKGRAPH_USER_RATE_BURST", "", "requests an end user may send at once before MKGRAPH_USER_RATE_LIMIT paces them; unset: a sixth of the limit (10 s worth), at least 1", optPositive(&c.UserRateBurst)},
+		{"backend-rate-burst", "MKGRAPH_BACKEND_RATE_BURST", "", "requests a backend may send at once before MKGRAPH_BACKEND_RATE_LIMIT paces them; unset: a sixth of the limit (10 s worth), at least 1", optPositive(&c.BackendRateBurst)},
+		{"cors-origins", "MKGRAPH_CORS_ORIGINS", "", "comma-separated origins allowed to call from browsers (e.g. https://app.example.com); unset: same origin only; with the embedded sandbox (never in production) http://localhost and http://127.0.0.1 on any port are allowed too", str(&c.CORSOrigins)},
+		{"cors-headers", "MKGRAPH_CORS_HEADERS", strings.Join(edge.DefaultCORSHeaders, ","), "comma-separated request headers a browser on an allowed origin may send (case-insensitive)", str(&c.CORSHeaders)},
+		{"cors-max-age", "MKGRAPH_CORS_MAX_AGE", edge.DefaultCORSMaxAge.String(), "how long a browser may cache a CORS preflight answer (Access-Control-Max-Age, whole seconds, at most 24h); 0s: not cached", duration(&c.CORSMaxAge, false)},
 		{"apq-cache-size", "MKGRAPH_APQ_CACHE_SIZE", "1000", "automatic persisted queries kept (query texts, never data); 0: APQ off", count(&c.APQCacheSize)},
 		{"persisted-queries-file", "MKGRAPH_PERSISTED_QUERIES_FILE", "", "the app's persisted query manifest (Apollo format)", str(&c.PersistedFile)},
 		{"persisted-queries-only", "MKGRAPH_PERSISTED_QUERIES_ONLY", "false", "accept only operations in the manifest (allowlist)", boolean(&c.PersistedOnly)},
@@ -208,6 +216,9 @@ func parseConfig(name string, args []string, getenv func(string) string, out io.
 	c := &config{}
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(out)
+	if name == "mkgraph" {
+		fs.Usage = func() { usage(fs) }
+	}
 	envErrs := map[string]error{} // by flag name
 	for _, s := range c.settings() {
 		if err := s.set(s.def); err != nil {
@@ -257,6 +268,19 @@ func parseConfig(name string, args []string, getenv func(string) string, out io.
 		}
 	}
 	return c, nil
+}
+
+// usage prints -h: the commands, then every flag with its environment
+// variable and default.
+func usage(fs *flag.FlagSet) {
+	fmt.Fprint(fs.Output(), `Usage:
+  mkgraph [flags]              serve GraphQL on MKGRAPH_ADDR (default :8080)
+  mkgraph sandbox [flags]      serve only the MoneyKit sandbox on its own port (mkgraph sandbox -h lists its flags)
+  mkgraph hash-key NAME KEY    print the MKGRAPH_API_KEYS_FILE line of a backend's API key
+
+Flags (each also set by the environment variable named; a flag wins):
+`)
+	fs.PrintDefaults()
 }
 
 // secretSetting reports whether the setting named env holds a secret, whose

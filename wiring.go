@@ -186,16 +186,23 @@ func rateBudget(c *config, embedded bool, rs *redisstore.Client, namespace strin
 }
 
 // callerLimiter limits one kind of caller to perMinute requests a minute,
-// with bursts of 10 s worth of requests (a sixth of perMinute): in Redis with rs, else in memory. Its refusals are counted as
+// with bursts of burst requests (0: 10 s worth, a sixth of perMinute, at
+// least 1): in Redis with rs, else in memory. Its refusals are counted as
 // mkgraph_rate_budget_refusals_total{scope="caller"}.
-func callerLimiter(rs *redisstore.Client, m *metrics.Metrics, kind string, perMinute int) ratelimit.Limiter {
-	burst := max(1, perMinute/6)
+func callerLimiter(rs *redisstore.Client, m *metrics.Metrics, kind string, perMinute, burst int) ratelimit.Limiter {
+	if burst <= 0 {
+		burst = defaultBurst(perMinute)
+	}
 	var l ratelimit.Limiter = ratelimit.NewMemory(perMinute, burst)
 	if rs != nil {
 		l = redisstore.NewLimiter(rs, kind, perMinute, burst)
 	}
 	return countRefusals{l, m}
 }
+
+// defaultBurst is the burst of a caller limit of perMinute requests a
+// minute when none is set: 10 s worth, at least 1.
+func defaultBurst(perMinute int) int { return max(1, perMinute/6) }
 
 // countRefusals counts a Limiter's refusals in the metrics.
 type countRefusals struct {

@@ -26,6 +26,7 @@ import (
 	"hash"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -43,6 +44,9 @@ const (
 	// breakerCooldown, during which Redis is not asked.
 	breakerFailures = 3
 	breakerCooldown = 2 * time.Second
+	// DefaultProbeInterval is how often a PING checks Redis in the
+	// background, so that Down tells the truth on an idle replica too.
+	DefaultProbeInterval = 5 * time.Second
 )
 
 // Operations passed to Config.OnError (the same names as the metrics
@@ -79,6 +83,9 @@ type Config struct {
 	// does not tell which user or link was active by a dictionary of
 	// SHA-256s. nil: plain SHA-256.
 	NameKey []byte
+	// ProbeInterval is how often a background PING updates Down while the
+	// Client is open. 0: DefaultProbeInterval.
+	ProbeInterval time.Duration
 }
 
 // Client is a Redis connection pool shared by the stores of this package,
@@ -96,6 +103,14 @@ type Client struct {
 	warnMu   sync.Mutex
 	lastWarn map[string]time.Time
 	muted    map[string]int
+
+	// down is set by every failure (a probe's included) and cleared by
+	// every success: Redis's state as last seen, whatever the breaker.
+	down       atomic.Bool
+	stopProbe  context.CancelFunc
+	probeDone  chan struct{}
+	closeOnce  sync.Once
+	closeError error
 }
 
 // Open parses cfg.URL and returns a Client. An unparsable URL is an error;
@@ -151,15 +166,60 @@ func Open(ctx context.Context, cfg Config) (*Client, error) {
 	} else {
 		c.log.Info().Str("redis", c.addr).Msg("Redis connected: replicas share the identity cache, APQ, rate budgets and caller limits")
 	}
+	every := cfg.ProbeInterval
+	if every <= 0 {
+		every = DefaultProbeInterval
+	}
+	var probeCtx context.Context
+	probeCtx, c.stopProbe = context.WithCancel(context.WithoutCancel(ctx))
+	c.probeDone = make(chan struct{})
+	go c.probe(probeCtx, every)
 	return c, nil
 }
 
-// Down reports whether the breaker has stopped asking Redis (after repeated
-// failures, for a cooldown): this replica is on its in-memory state.
-func (c *Client) Down() bool { return c.breaker.State() == gobreaker.StateOpen }
+// probe PINGs Redis every interval until ctx ends, so that Down follows
+// Redis on a replica that serves no request (or only requests that touch no
+// Redis state). Its failures are neither counted nor logged as fallbacks
+// (no request fell back); that Redis answers again is logged once.
+func (c *Client) probe(ctx context.Context, every time.Duration) {
+	defer close(c.probeDone)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		pctx, cancel := context.WithTimeout(ctx, c.timeout)
+		err := c.rdb.Ping(pctx).Err()
+		cancel()
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err != nil:
+			c.down.Store(true)
+		case c.down.Swap(false):
+			c.log.Info().Str("redis", c.addr).Msg("Redis answers again")
+		}
+	}
+}
 
-// Close closes the pool.
-func (c *Client) Close() error { return c.rdb.Close() }
+// Down reports whether Redis is failing: its last operation or background
+// PING failed, or the breaker has stopped asking it (after repeated
+// failures, for a cooldown). This replica is then on its in-memory state.
+func (c *Client) Down() bool { return c.down.Load() || c.breaker.State() == gobreaker.StateOpen }
+
+// Close stops the background PING and closes the pool. It is safe to call
+// more than once.
+func (c *Client) Close() error {
+	c.closeOnce.Do(func() {
+		c.stopProbe()
+		<-c.probeDone
+		c.closeError = c.rdb.Close()
+	})
+	return c.closeError
+}
 
 // Redis returns the underlying go-redis client (for tests and tools).
 func (c *Client) Redis() *redis.Client { return c.rdb }
@@ -185,7 +245,10 @@ func (c *Client) do(ctx context.Context, op string, fn func(ctx context.Context)
 		}
 		return nil, err
 	})
-	if err != nil && !errors.Is(err, errCallerGone) {
+	switch {
+	case err == nil:
+		c.down.Store(false)
+	case !errors.Is(err, errCallerGone):
 		c.failed(op, err)
 	}
 	return err
@@ -205,6 +268,7 @@ var redisLogOnce sync.Once
 
 // failed counts and, when this op has not warned lately, logs a fallback.
 func (c *Client) failed(op string, err error) {
+	c.down.Store(true)
 	if c.onError != nil {
 		c.onError(op)
 	}

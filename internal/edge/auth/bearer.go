@@ -47,13 +47,20 @@ func (a *Authenticator) bearer(ctx context.Context, token string) (*Caller, *api
 	return NewUser(sub, ids...), nil
 }
 
-// keyfunc returns the key to check a token with. The HS256 secret is used
+// keyfunc returns the key to check a token with; a token with a crit header
+// gets none. The HS256 secret is used
 // for HMAC tokens only, JWKS keys for the others only; the parser's method
 // list has already refused any algorithm not configured, and the signing
 // method refuses a key of the wrong type (an RSA key for HS256, a secret for
 // RS256), so no key serves an algorithm it was not made for.
 func (a *Authenticator) keyfunc(ctx context.Context) jwt.Keyfunc {
 	return func(t *jwt.Token) (any, error) {
+		if _, ok := t.Header["crit"]; ok {
+			// RFC 7515 4.1.11: a recipient must refuse a token whose crit
+			// names an extension it does not understand, and this one
+			// understands none (an empty or malformed crit is invalid too).
+			return nil, errors.New("token header has crit: no critical extension is supported")
+		}
 		if _, hmac := t.Method.(*jwt.SigningMethodHMAC); hmac {
 			if a.secret == nil {
 				return nil, errors.New("no HS256 secret configured")
@@ -119,7 +126,8 @@ func hasScope(claims jwt.MapClaims, scope string) bool {
 }
 
 // linkIDs reads the links claim: absent or null is no links; a JSON array of
-// strings or a space-separated string lists them. Anything else, or more
+// strings or a space-separated string (the documented forms, see
+// Config.LinksClaim) lists them, so a string of one id is that one id. Anything else, or more
 // than MaxLinkIDs entries, makes the token invalid.
 func linkIDs(v any) ([]string, error) {
 	var ids []string

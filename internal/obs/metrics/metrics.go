@@ -309,11 +309,31 @@ func (m *Metrics) RedisError(op string) {
 		RedisBudget, RedisRateLimit, RedisLock)).Inc()
 }
 
-// routeOf names the route of path. Paths are not labels as they are: a
-// scanner's requests would add one series per path it tries.
+// Route names the route of a request path: the path of one of the facade's
+// fixed routes, else Other. Paths are not labels (nor log fields) as they
+// are: a scanner's requests would add one series per path it tries, and a
+// path can carry an id or be kilobytes long. The access log uses it too.
+func Route(path string) string { return routeOf(path) }
+
+// OperationName returns a client-chosen GraphQL operation name when it may
+// be recorded (a GraphQL name, at most 64 bytes, that does not look like an
+// identifier: the label rules), "" for "", else Other. Unlike the label it
+// is not capped in distinct values: a log line lives no longer than the
+// logs.
+func OperationName(name string) string {
+	switch {
+	case name == "":
+		return ""
+	case isOperationName(name):
+		return name
+	}
+	return Other
+}
+
+// routeOf names the route of path; see Route.
 func routeOf(path string) string {
 	switch path {
-	case "/graphql", "/", "/healthz", "/readyz":
+	case "/graphql", "/graphql/schema.graphql", "/", "/healthz", "/readyz":
 		return path
 	}
 	return Other

@@ -234,10 +234,11 @@ func errorType(err error) string {
 	return "transport"
 }
 
-// Operation is a gqlgen AroundOperations interceptor: one server span per
+// Operation is a gqlgen AroundOperations interceptor: one span per
 // GraphQL operation named "graphql <type> <name>" (name: the operation name
 // or "anonymous", cut to MaxOperationNameLen bytes), with the attributes
-// graphql.operation.type and graphql.operation.name. Spans started while the
+// graphql.operation.type and graphql.operation.name; under the request's
+// server span (Server) it is an internal span, its child. Spans started while the
 // operation executes are its children. The query text and variables are
 // never recorded. For a subscription the span lasts until the stream ends.
 func Operation(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
@@ -255,8 +256,12 @@ func Operation(ctx context.Context, next graphql.OperationHandler) graphql.Respo
 			opName = truncate(name, MaxOperationNameLen)
 		}
 	}
+	kind := trace.SpanKindServer
+	if serverSpanKey.From(ctx) {
+		kind = trace.SpanKindInternal // under the request's server span (Server)
+	}
 	ctx, span := tracer().Start(ctx, "graphql "+opType+" "+opName,
-		trace.WithSpanKind(trace.SpanKindServer),
+		trace.WithSpanKind(kind),
 		trace.WithAttributes(
 			attribute.String("graphql.operation.type", opType),
 			attribute.String("graphql.operation.name", opName),
