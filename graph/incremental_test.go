@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -477,6 +478,12 @@ func TestDeferLimits(t *testing.T) {
 // test can read, as the server wires them.
 func gatedServer(t *testing.T, wrap func(http.Handler) http.Handler) (*loader.Factory, http.Handler) {
 	t.Helper()
+	return handlerWith(t, graph.HandlerConfig{}, wrap)
+}
+
+// handlerWith is gatedServer with a handler configuration.
+func handlerWith(t *testing.T, cfg graph.HandlerConfig, wrap func(http.Handler) http.Handler) (*loader.Factory, http.Handler) {
+	t.Helper()
 	hs := httptest.NewServer(sandbox.New(sandbox.Options{}))
 	t.Cleanup(hs.Close)
 	up, err := upstream.New(upstream.Config{BaseURL: hs.URL, ClientID: sandbox.DefaultClientID, ClientSecret: sandbox.DefaultClientSecret})
@@ -484,7 +491,7 @@ func gatedServer(t *testing.T, wrap func(http.Handler) http.Handler) (*loader.Fa
 		t.Fatal(err)
 	}
 	f := loader.NewFactory(loader.Config{Fetcher: up, MaxAccountsInFlight: 2000})
-	gql := graph.NewHandler(graph.HandlerConfig{})
+	gql := graph.NewHandler(cfg)
 	return f, wrap(f.Middleware(gql))
 }
 
@@ -576,5 +583,32 @@ func TestDeferMiddlewareOutlivesParts(t *testing.T) {
 	defer mu.Unlock()
 	if len(problems) > 0 {
 		t.Error(problems)
+	}
+}
+
+// TestDeferResponseExtensions: the response extensions (the identity
+// cache's stale notice) are computed for each part; the merged answer and
+// the last part carry the last computation, made once every fragment has
+// loaded.
+func TestDeferResponseExtensions(t *testing.T) {
+	var calls atomic.Int64
+	_, h := handlerWith(t, graph.HandlerConfig{ResponseExtensions: func(context.Context) map[string]any {
+		return map[string]any{"identityCache": map[string]any{"stale": true, "part": calls.Add(1)}}
+	}}, func(h http.Handler) http.Handler { return h })
+	url := serve(t, h)
+	q := `{ link(id: "` + sandbox.LinkSeed + `") { id ... @defer { accounts { id } } } }`
+
+	calls.Store(0)
+	resp := postAccept(t, url, q, "application/json")
+	body, _ := io.ReadAll(resp.Body)
+	if want := `,"extensions":{"identityCache":{"part":2,"stale":true}}}`; !strings.HasSuffix(string(body), want) {
+		t.Errorf("merged answer %s, want it to end %s", body, want)
+	}
+
+	calls.Store(0)
+	parts := readParts(t, postAccept(t, url, q, acceptDefer))
+	if len(parts) != 2 || !strings.Contains(parts[0], `"extensions":{"identityCache":{"part":1,"stale":true}}`) ||
+		!strings.HasSuffix(parts[1], `"hasNext":false,"extensions":{"identityCache":{"part":2,"stale":true}}}`) {
+		t.Errorf("parts %q: want the extensions of each part, the last one's at the top of the last", parts)
 	}
 }
