@@ -131,9 +131,13 @@ func NewHandler(cfg HandlerConfig) *handler.Server {
 	// The answer is built: what remains is writing its bytes, which a slow
 	// reader may stretch to the write timeout. Room for large answers is
 	// given back now, so that such a reader holds no other request back.
+	// With @defer, only after the last part: deferred fragments build
+	// theirs while the earlier parts are written.
 	srv.AroundResponses(func(ctx context.Context, next graphql.ResponseHandler) *graphql.Response {
 		resp := next(ctx)
-		loader.ReleaseLarge(ctx)
+		if resp == nil || resp.HasNext == nil || !*resp.HasNext {
+			loader.ReleaseLarge(ctx)
+		}
 		return resp
 	})
 	srv.SetErrorPresenter(presentError)

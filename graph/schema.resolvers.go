@@ -15,6 +15,8 @@ import (
 
 // Accounts is the resolver for the accounts field.
 func (r *linkResolver) Accounts(ctx context.Context, obj *model.Link, ids []string) ([]*model.Account, error) {
+	ctx, done := requestScoped(ctx) // may wait for room for a large answer
+	defer done()
 	accounts := obj.Accounts(ids)
 	if err := loader.SpendAccounts(ctx, len(accounts)); err != nil {
 		return nil, err
@@ -24,6 +26,8 @@ func (r *linkResolver) Accounts(ctx context.Context, obj *model.Link, ids []stri
 
 // Link is the resolver for the link field.
 func (r *queryResolver) Link(ctx context.Context, id string) (*model.Link, error) {
+	ctx, done := requestScoped(ctx)
+	defer done()
 	if err := upstream.ValidateLinkID(id); err != nil {
 		return nil, err
 	}
@@ -35,6 +39,8 @@ func (r *queryResolver) Link(ctx context.Context, id string) (*model.Link, error
 
 // Links is the resolver for the links field.
 func (r *queryResolver) Links(ctx context.Context, ids []string) ([]*model.Link, error) {
+	ctx, done := requestScoped(ctx)
+	defer done()
 	if err := r.checkLinkIDs(ids); err != nil {
 		return nil, err
 	}

@@ -68,8 +68,7 @@ func (t postTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.G
 		writeResponse(w, exec.DispatchError(graphql.WithOperationContext(ctx, rc), opErr))
 		return
 	}
-	responses, ctx := exec.DispatchOperation(ctx, rc)
-	writeResponse(w, responses(ctx))
+	deliver(ctx, w, r, exec, rc) // incremental.go: one answer, or @defer's parts
 }
 
 // responseContentType is gqlgen's negotiation with its defaults: the first
