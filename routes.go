@@ -19,6 +19,7 @@ import (
 	"github.com/mkgraph/mkgraph/internal/edge/auth"
 	"github.com/mkgraph/mkgraph/internal/edge/httperr"
 	"github.com/mkgraph/mkgraph/internal/edge/ratelimit"
+	"github.com/mkgraph/mkgraph/internal/obs/label"
 	"github.com/mkgraph/mkgraph/internal/obs/metrics"
 	"github.com/mkgraph/mkgraph/internal/obs/reqlog"
 	"github.com/mkgraph/mkgraph/internal/obs/tracing"
@@ -115,7 +116,7 @@ func newHandler(c *config, log zerolog.Logger, client loader.Fetcher, ready func
 	// summary record, one access log line, panic recovery, safe headers and
 	// CORS (preflights are answered here, before CSRF and auth).
 	return edge.Chain(mux,
-		tracing.Server(metrics.Route, metrics.Other), // continues the caller's trace; nothing when tracing is off
+		tracing.Server(label.Route, label.Other), // continues the caller's trace; nothing when tracing is off
 		hlog.NewHandler(log),
 		edge.RequestID,
 		reqlog.Middleware,

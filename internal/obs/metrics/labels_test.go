@@ -8,6 +8,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/mkgraph/mkgraph/internal/obs/label"
 	"github.com/mkgraph/mkgraph/upstream"
 )
 
@@ -71,10 +72,10 @@ func TestLabelShapes(t *testing.T) {
 		{"link_error.eqkWN34UEoa2NxyALG8", false, false},
 		{strings.Repeat("a", 65), false, false},
 	} {
-		if got := isOperationName(tc.s); got != tc.operation {
+		if got := label.IsOperationName(tc.s); got != tc.operation {
 			t.Errorf("isOperationName(%q) = %v, want %v", tc.s, got, tc.operation)
 		}
-		if got := isCode(tc.s); got != tc.cd {
+		if got := label.IsCode(tc.s); got != tc.cd {
 			t.Errorf("isCode(%q) = %v, want %v", tc.s, got, tc.cd)
 		}
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/mkgraph/mkgraph/internal/obs/label"
 	"github.com/mkgraph/mkgraph/internal/obs/reqlog"
 	"github.com/mkgraph/mkgraph/upstream"
 )
@@ -23,7 +24,7 @@ const (
 	// Other replaces a value outside a label's fixed set, a value past a
 	// label's cap on distinct values, or a value that looks like an
 	// identifier.
-	Other = "other"
+	Other = label.Other
 	// Anonymous is the operation label of a GraphQL request without an
 	// operation name.
 	Anonymous = "anonymous"
@@ -151,9 +152,9 @@ func New() *Metrics {
 			Name: "mkgraph_redis_errors_total",
 			Help: "Redis failures that fell back to the in-memory path, by operation.",
 		}, []string{"op"}),
-		operations:    newCapped(maxOperations, isOperationName),
-		errorCodes:    newCapped(maxErrorCodes, isCode),
-		upstreamCodes: newCapped(maxUpstreamCodes, isCode),
+		operations:    newCapped(maxOperations, label.IsOperationName),
+		errorCodes:    newCapped(maxErrorCodes, label.IsCode),
+		upstreamCodes: newCapped(maxUpstreamCodes, label.IsCode),
 	}
 	m.reg.MustRegister(
 		collectors.NewGoCollector(),
@@ -220,7 +221,7 @@ func (m *Metrics) Middleware(next http.Handler) http.Handler {
 
 func (m *Metrics) observeRequest(r *http.Request, status int, d time.Duration) {
 	s := reqlog.From(r.Context()).Summary()
-	route := routeOf(r.URL.Path)
+	route := label.Route(r.URL.Path)
 	operation := ""
 	if route == "/graphql" {
 		operation = Anonymous
@@ -307,36 +308,6 @@ func (m *Metrics) RedisError(op string) {
 	m.redisErrors.WithLabelValues(oneOf(op,
 		RedisConnect, RedisCacheGet, RedisCacheSet, RedisAPQGet, RedisAPQSet,
 		RedisBudget, RedisRateLimit, RedisLock)).Inc()
-}
-
-// Route names the route of a request path: the path of one of the facade's
-// fixed routes, else Other. Paths are not labels (nor log fields) as they
-// are: a scanner's requests would add one series per path it tries, and a
-// path can carry an id or be kilobytes long. The access log uses it too.
-func Route(path string) string { return routeOf(path) }
-
-// OperationName returns a client-chosen GraphQL operation name when it may
-// be recorded (a GraphQL name, at most 64 bytes, that does not look like an
-// identifier: the label rules), "" for "", else Other. Unlike the label it
-// is not capped in distinct values: a log line lives no longer than the
-// logs.
-func OperationName(name string) string {
-	switch {
-	case name == "":
-		return ""
-	case isOperationName(name):
-		return name
-	}
-	return Other
-}
-
-// routeOf names the route of path; see Route.
-func routeOf(path string) string {
-	switch path {
-	case "/graphql", "/graphql/schema.graphql", "/", "/healthz", "/readyz":
-		return path
-	}
-	return Other
 }
 
 // statusLabel is an HTTP status code as a label; the server itself chose it,
