@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -17,6 +19,8 @@ import (
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
+	"github.com/mkgraph/mkgraph/internal/edge"
+	"github.com/mkgraph/mkgraph/internal/graphiql"
 	"github.com/mkgraph/mkgraph/upstream/sandbox"
 )
 
@@ -244,5 +248,53 @@ func checkGraphiQLRun(t *testing.T, what string, run graphiqlRun) {
 		if !strings.Contains(run.query, want) {
 			t.Errorf("%s: default tab lacks %s:\n%s", what, want, run.query)
 		}
+	}
+}
+
+// TestGraphiQLRoutes: with GraphiQL on, the page and its assets carry
+// GraphiQL's CSP (no other host) and their caching; the default tab's query
+// answers the seed link's data through /graphql; with GraphiQL off (or in
+// production) neither the page nor an asset is served.
+func TestGraphiQLRoutes(t *testing.T) {
+	c := newClient(t)
+	baseURL, _, _ := startServer(t, nil)
+	r := get(t, c, baseURL+"/")
+	if r.status != http.StatusOK || r.header.Get("Content-Security-Policy") != edge.GraphiQLCSP || r.header.Get("Cache-Control") != "no-store" {
+		t.Errorf("GET /: HTTP %d, CSP %q, Cache-Control %q; want 200, GraphiQLCSP, no-store", r.status, r.header.Get("Content-Security-Policy"), r.header.Get("Cache-Control"))
+	}
+	for _, host := range []string{"http:", "https:", "//", "jsdelivr", "googleapis", "gstatic", "unpkg"} {
+		if strings.Contains(r.header.Get("Content-Security-Policy"), host) || strings.Contains(string(r.body), host) {
+			t.Errorf("GET /: %q in the page or its CSP", host)
+		}
+	}
+	query, _ := graphiql.DefaultTab(graphiqlOptions(&config{Auth: "none"}))
+	if !strings.Contains(string(r.body), "data-config=") {
+		if !strings.Contains(string(r.body), "make graphiql") {
+			t.Errorf("GET / without a bundle does not say how to build it:\n%s", r.body)
+		}
+	} else {
+		asset := regexp.MustCompile(`src="(/graphiql/main-[A-Z0-9]+\.js)"`).FindStringSubmatch(string(r.body))
+		if asset == nil {
+			t.Fatalf("GET /: no bundle script in\n%s", r.body)
+		}
+		a := get(t, c, baseURL+asset[1])
+		if a.status != http.StatusOK || a.header.Get("Cache-Control") != "public, max-age=31536000, immutable" || a.header.Get("Content-Security-Policy") != edge.GraphiQLCSP {
+			t.Errorf("GET %s: HTTP %d, Cache-Control %q, CSP %q", asset[1], a.status, a.header.Get("Cache-Control"), a.header.Get("Content-Security-Policy"))
+		}
+		if a := get(t, c, baseURL+"/graphiql/licenses.txt"); a.status != http.StatusOK || !strings.Contains(string(a.body), "MIT") {
+			t.Errorf("GET /graphiql/licenses.txt: HTTP %d", a.status)
+		}
+		off, _, _ := startServer(t, map[string]string{"MKGRAPH_GRAPHIQL": "false"})
+		for _, p := range []string{"/", asset[1], "/graphiql/licenses.txt"} {
+			if r := get(t, c, off+p); r.status != http.StatusNotFound {
+				t.Errorf("MKGRAPH_GRAPHIQL=false: GET %s: HTTP %d, want 404", p, r.status)
+			}
+		}
+	}
+	// The default tab's query, as GraphiQL's fetcher sends it (POST
+	// application/json, nothing else: CSRF lets it through).
+	g := decodeGQL(t, postGraphQL(t, c, baseURL, gqlRequest{Query: query}))
+	if len(g.Errors) > 0 || !strings.Contains(string(g.Data), "john.smith@example.com") {
+		t.Errorf("the default tab's query: %s, errors %v", g.Data, g.Errors)
 	}
 }

@@ -33,6 +33,15 @@ import (
 //go:embed all:dist
 var dist embed.FS
 
+// bundle is dist's content: the files web/build.mjs wrote, or only .keep.
+var bundle = func() fs.FS {
+	sub, err := fs.Sub(dist, "dist")
+	if err != nil {
+		panic(err) // "dist" is a valid path
+	}
+	return sub
+}()
+
 // Link is a link id the default tab lists.
 type Link struct {
 	ID    string
@@ -74,12 +83,15 @@ type Handler struct {
 // New reads the embedded bundle and renders the page for o. A bundle whose
 // manifest names a file it lacks is an error; no bundle at all is not (the
 // page then says how to build it).
-func New(o Options) (*Handler, error) {
+func New(o Options) (*Handler, error) { return newFrom(bundle, o) }
+
+// newFrom is New over the bundle in fsys (tests give their own).
+func newFrom(fsys fs.FS, o Options) (*Handler, error) {
 	if !strings.HasPrefix(o.Prefix, "/") || !strings.HasSuffix(o.Prefix, "/") {
 		return nil, fmt.Errorf("graphiql: prefix %q must start and end with /", o.Prefix)
 	}
 	h := &Handler{prefix: o.Prefix, files: map[string]*file{}}
-	raw, err := dist.ReadFile("dist/manifest.json")
+	raw, err := fs.ReadFile(fsys, "manifest.json")
 	if errors.Is(err, fs.ErrNotExist) {
 		h.page = []byte(fallbackPage(o))
 		return h, nil
@@ -97,7 +109,7 @@ func New(o Options) (*Handler, error) {
 		if !fs.ValidPath(name) || strings.Contains(name, "/") || strings.HasPrefix(name, ".") {
 			return nil, fmt.Errorf("graphiql: dist/manifest.json names %q", name)
 		}
-		data, err := dist.ReadFile("dist/" + name)
+		data, err := fs.ReadFile(fsys, name)
 		if err != nil {
 			return nil, fmt.Errorf("graphiql: the bundle is incomplete (run make graphiql again): %w", err)
 		}
