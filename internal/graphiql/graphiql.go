@@ -10,7 +10,6 @@ package graphiql
 
 import (
 	"bytes"
-	"compress/gzip"
 	"crypto/sha256"
 	"embed"
 	"encoding/base64"
@@ -113,7 +112,11 @@ func newFrom(fsys fs.FS, o Options) (*Handler, error) {
 		if err != nil {
 			return nil, fmt.Errorf("graphiql: the bundle is incomplete (run make graphiql again): %w", err)
 		}
-		h.files[name] = &file{name: name, data: data, hashed: hashedName.MatchString(name)}
+		gz, err := fs.ReadFile(fsys, name+".gz")
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return nil, err
+		}
+		h.files[name] = &file{name: name, data: data, gz: gz, hashed: hashedName.MatchString(name)}
 	}
 	for _, name := range append([]string{m.JS, m.CSS}, m.Workers["editor"], m.Workers["json"], m.Workers["graphql"]) {
 		if h.files[name] == nil {
@@ -164,7 +167,8 @@ func (h *Handler) Page() http.Handler {
 }
 
 // Assets serves the bundle's files under the prefix: content-hashed names
-// for a year (immutable), the rest (licenses.txt) revalidated each time.
+// for a year (immutable), the rest (licenses.txt) revalidated each time;
+// gzipped (as build.mjs compressed them) to clients that accept it.
 // Only the files the manifest lists are served; anything else is a 404.
 func (h *Handler) Assets() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -194,30 +198,22 @@ var contentTypes = map[string]string{
 	".png":   "image/png",
 }
 
-// file is one asset. Its ETag and gzip form are computed on first use, so
-// that a server start (every test starts several) does not pay for them.
+// file is one asset, with its gzip form when build.mjs wrote one (name.gz).
+// Its ETag is computed on first use, so that a server start (every test
+// starts several) does not pay for it.
 type file struct {
 	name   string
 	data   []byte
+	gz     []byte
 	hashed bool
 
 	once sync.Once
 	etag string
-	gz   []byte // nil: not worth compressing
 }
 
 func (f *file) prepare() {
 	sum := sha256.Sum256(f.data)
 	f.etag = `"` + base64.RawURLEncoding.EncodeToString(sum[:12]) + `"`
-	if ct := contentTypes[path.Ext(f.name)]; strings.HasPrefix(ct, "text/") || ct == "font/ttf" || ct == "image/svg+xml" {
-		var b bytes.Buffer
-		zw, _ := gzip.NewWriterLevel(&b, gzip.BestCompression)
-		zw.Write(f.data)
-		zw.Close()
-		if b.Len() < len(f.data) {
-			f.gz = b.Bytes()
-		}
-	}
 }
 
 func (f *file) serve(w http.ResponseWriter, r *http.Request) {

@@ -24,7 +24,12 @@ var testOptions = Options{
 // fakeBundle is what web/build.mjs writes, in miniature.
 func fakeBundle() fstest.MapFS {
 	js := strings.Repeat("console.log('GraphiQL');\n", 200)
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	io.WriteString(zw, js)
+	zw.Close()
 	return fstest.MapFS{
+		"main-ABCDEF23.js.gz": {Data: gz.Bytes()},
 		"manifest.json": {Data: []byte(`{"js": "main-ABCDEF23.js", "css": "main-QWERTY45.css",
 			"workers": {"editor": "editor.worker-AAAAAAAA.js", "json": "json.worker-BBBBBBBB.js", "graphql": "graphql.worker-CCCCCCCC.js"},
 			"files": ["main-ABCDEF23.js", "main-QWERTY45.css", "editor.worker-AAAAAAAA.js", "json.worker-BBBBBBBB.js",
@@ -193,7 +198,7 @@ func TestAssetPaths(t *testing.T) {
 		"/graphiql/", "/graphiql/manifest.json", "/graphiql/.keep", "/graphiql/nope.js",
 		"/graphiql/../graphiql.go", "/graphiql/..%2fgraphiql.go", "/graphiql/%2e%2e/go.mod",
 		"/graphiql//etc/passwd", "/graphiql/./main-ABCDEF23.js/", "/graphiql/sub/main-ABCDEF23.js",
-		"/graphiql/main-ABCDEF23.js%00", "/graphiql/MAIN-ABCDEF23.JS",
+		"/graphiql/main-ABCDEF23.js%00", "/graphiql/MAIN-ABCDEF23.JS", "/graphiql/main-ABCDEF23.js.gz",
 	} {
 		resp := serve(t, h, "GET", p)
 		if resp.StatusCode == http.StatusOK {

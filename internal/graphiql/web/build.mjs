@@ -1,10 +1,12 @@
 // Bundles GraphiQL into ../dist for the Go binary to embed (`make graphiql`):
 // main-[hash].js and .css (src/main.jsx and what it imports), Monaco's three
-// workers, manifest.json (which file is which, read by the Go handler) and
-// licenses.txt (the license of every npm package in the bundle).
+// workers, manifest.json (which file is which, read by the Go handler),
+// licenses.txt (the license of every npm package in the bundle) and a .gz of
+// each text file.
 import * as esbuild from "esbuild";
 import fs from "node:fs";
 import path from "node:path";
+import zlib from "node:zlib";
 
 const here = path.dirname(new URL(import.meta.url).pathname);
 const out = path.join(here, "..", "dist");
@@ -82,5 +84,14 @@ fs.writeFileSync(
 );
 manifest.files.push("licenses.txt");
 manifest.files.sort();
+
+// name.gz beside each text file and font, compressed once here rather than
+// by the server on first request; kept only when smaller.
+for (const name of manifest.files) {
+  if (!/\.(js|css|txt|ttf|svg)$/.test(name)) continue;
+  const data = fs.readFileSync(path.join(out, name));
+  const gz = zlib.gzipSync(data, { level: 9 });
+  if (gz.length < data.length) fs.writeFileSync(path.join(out, name + ".gz"), gz);
+}
 fs.writeFileSync(path.join(out, "manifest.json"), JSON.stringify(manifest, null, 2) + "\n");
 console.log(`graphiql: ${manifest.files.length} files in ${path.relative(process.cwd(), out) || "."}, ${pkgs.size} packages in licenses.txt`);
