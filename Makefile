@@ -4,15 +4,15 @@ GO      ?= go
 GQLGEN  := $(GO) run github.com/99designs/gqlgen
 GENERATED := graph/generated.go graph/model/models_gen.go graph/*.resolvers.go
 
-.PHONY: run test redis apollo vet fmt-check check-generate generate bench lint fmt tidy sandbox
+.PHONY: run test redis chromium graphiql apollo vet fmt-check check-generate generate bench lint fmt tidy sandbox
 
-run: ## serve on :8080 (GraphiQL at http://localhost:8080/)
+run: graphiql ## serve on :8080 (GraphiQL at http://localhost:8080/)
 	$(GO) run .
 
 sandbox: ## serve only the MoneyKit sandbox on 127.0.0.1:8081
 	$(GO) run . sandbox -addr 127.0.0.1:8081
 
-test: redis apollo fmt-check vet check-generate ## vet, generated-code check, race tests (starts a loopback Redis)
+test: graphiql redis chromium apollo fmt-check vet check-generate ## vet, generated-code check, race tests (starts Redis, installs Chromium and the npm test clients)
 	$(GO) test -race -count=1 ./...
 
 # Apollo Client 4 for TestDeferApolloClient, pinned by its lockfile:
@@ -28,6 +28,23 @@ $(APOLLO)/node_modules/.package-lock.json: $(APOLLO)/package-lock.json $(APOLLO)
 # Debian's packages when missing, started (no persistence) when not running.
 redis:
 	@bash .ci/ensure-redis
+
+# The GraphiQL browser test needs /usr/bin/chromium: installed from Debian's
+# packages when missing.
+chromium:
+	@bash .ci/ensure-chromium
+
+# GraphiQL's bundle, embedded by internal/graphiql: the npm packages pinned by
+# package-lock.json (npm ci checks their integrity), bundled by esbuild with
+# our entry into internal/graphiql/dist (git-ignored). Nothing happens when
+# the bundle is newer than the lockfile and the sources. Needs Node.js + npm.
+GRAPHIQL_WEB := internal/graphiql/web
+GRAPHIQL_OUT := internal/graphiql/dist/manifest.json
+
+graphiql: $(GRAPHIQL_OUT) ## bundle GraphiQL for the binary (node + npm)
+
+$(GRAPHIQL_OUT): $(GRAPHIQL_WEB)/package.json $(GRAPHIQL_WEB)/package-lock.json $(GRAPHIQL_WEB)/build.mjs $(wildcard $(GRAPHIQL_WEB)/src/*)
+	cd $(GRAPHIQL_WEB) && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error && node build.mjs
 
 vet:
 	$(GO) vet ./...

@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/http/pprof"
 
-	"github.com/99designs/gqlgen/graphql/playground"
 	"github.com/rs/zerolog"
 	"github.com/rs/zerolog/hlog"
 
@@ -20,10 +19,12 @@ import (
 	"github.com/mkgraph/mkgraph/internal/edge/httperr"
 	"github.com/mkgraph/mkgraph/internal/edge/ratelimit"
 	"github.com/mkgraph/mkgraph/internal/obs/label"
+	"github.com/mkgraph/mkgraph/internal/graphiql"
 	"github.com/mkgraph/mkgraph/internal/obs/metrics"
 	"github.com/mkgraph/mkgraph/internal/obs/reqlog"
 	"github.com/mkgraph/mkgraph/internal/obs/tracing"
 	"github.com/mkgraph/mkgraph/internal/redisstore"
+	"github.com/mkgraph/mkgraph/upstream/sandbox"
 )
 
 // newHandler wires the routes and the middleware chain. ready reports why
@@ -105,7 +106,14 @@ func newHandler(c *config, log zerolog.Logger, client loader.Fetcher, ready func
 	// The schema as SDL, for codegen, whenever introspection is allowed.
 	mux.Handle("GET "+graph.SchemaPath, graph.SchemaHandler(c.Introspection.or(!prod)))
 	if c.GraphiQL.or(!prod) {
-		mux.Handle("GET /{$}", edge.GraphiQL(playground.Handler("mkgraph", "/graphql")))
+		// GraphiQL from the binary (internal/graphiql): the page, and the
+		// bundle under /graphiql/, both under GraphiQL's own CSP.
+		gi, err := graphiql.New(graphiqlOptions(c))
+		if err != nil {
+			return nil, err
+		}
+		mux.Handle("GET /{$}", edge.GraphiQL(gi.Page()))
+		mux.Handle("GET "+graphiqlPrefix, edge.GraphiQL(gi.Assets()))
 	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "ok\n")
@@ -156,6 +164,25 @@ func readyHandler(ready func() error) http.Handler {
 		}
 		io.WriteString(w, "ready\n")
 	})
+}
+
+// graphiqlPrefix is the path of GraphiQL's bundle.
+const graphiqlPrefix = "/graphiql/"
+
+// graphiqlOptions configures GraphiQL's default tab: over the embedded
+// sandbox, an example on its seed link with the sandbox's link ids listed
+// (the magic fault ids left out: they hang or drip); in JWT mode, an
+// Authorization header to fill in.
+func graphiqlOptions(c *config) graphiql.Options {
+	o := graphiql.Options{Endpoint: "/graphql", Prefix: graphiqlPrefix, JWT: c.Auth == "jwt"}
+	if c.BaseURL == "" {
+		for _, l := range sandbox.Links() {
+			if !l.Fault {
+				o.SandboxLinks = append(o.SandboxLinks, graphiql.Link{ID: l.ID, About: l.Description})
+			}
+		}
+	}
+	return o
 }
 
 // adminHandler serves what operators need and the public must not reach:

@@ -1,7 +1,7 @@
 // Package edge is the facade's HTTP edge: the middleware every request
 // passes before GraphQL sees it, a file per concern (request ids, the access
 // log, panic recovery, security headers, CORS, CSRF, the body limit, the
-// request deadline) and the GraphiQL page. Chain composes them; the route
+// request deadline) and the GraphiQL policy. Chain composes them; the route
 // table in package main lists them in order. Caller identity (auth) and
 // per-caller limits (ratelimit) are subpackages; httperr is the one writer
 // of pre-execution refusals.

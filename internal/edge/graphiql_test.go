@@ -1,17 +1,12 @@
 package edge_test
 
 import (
-	"crypto/sha256"
-	"encoding/base64"
-	"html"
+	"io"
 	"net/http"
 	"net/http/httptest"
-	"regexp"
 	"slices"
 	"strings"
 	"testing"
-
-	"github.com/99designs/gqlgen/graphql/playground"
 
 	"github.com/mkgraph/mkgraph/internal/edge"
 )
@@ -82,59 +77,36 @@ func TestCSPSanity(t *testing.T) {
 	if _, ok := d["object-src"]; ok {
 		t.Errorf("GraphiQLCSP sets object-src: default-src 'none' covers it")
 	}
+	// GraphiQL is served from this origin: no source names a host or a
+	// scheme but data:, and only style-src has 'unsafe-inline'.
+	for name, sources := range d {
+		for _, s := range sources {
+			switch {
+			case s == "'self'", s == "'none'", s == "'unsafe-inline'":
+			case s == "data:" && (name == "font-src" || name == "img-src"):
+			default:
+				t.Errorf("GraphiQLCSP %s allows %q: only 'self' (and data: for fonts and images)", name, s)
+			}
+		}
+	}
+	for _, name := range []string{"script-src", "worker-src", "style-src", "font-src", "img-src", "connect-src"} {
+		if !slices.Contains(d[name], "'self'") {
+			t.Errorf("GraphiQLCSP %s = %q, want 'self' in it", name, d[name])
+		}
+	}
 }
 
-var (
-	inlineScript = regexp.MustCompile(`(?s)<script>(.*?)</script>`)
-	scriptSrc    = regexp.MustCompile(`(?s)<script\s+src="([^"]+)"`)
-	stylesheet   = regexp.MustCompile(`(?s)<link\s+rel="stylesheet"\s+href="([^"]+)"`)
-	anyScript    = regexp.MustCompile(`<script\b`)
-)
-
-// TestGraphiQLCSPAllowsPage renders gqlgen's GraphiQL page as the server
-// serves it and checks that GraphiQLCSP allows each thing it loads or runs:
-// a gqlgen upgrade that changes them fails here, naming what to put in.
-func TestGraphiQLCSPAllowsPage(t *testing.T) {
-	d := parseCSP(t, edge.GraphiQLCSP)
-	for _, title := range []string{"mkgraph", "Another <title> & more"} {
-		w := httptest.NewRecorder()
-		edge.GraphiQL(playground.Handler(title, "/graphql")).ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/", nil))
-		if w.Code != http.StatusOK {
-			t.Fatalf("GraphiQL page status = %d", w.Code)
-		}
-		if got := w.Header().Get("Content-Security-Policy"); got != edge.GraphiQLCSP {
-			t.Errorf("Content-Security-Policy = %q, want GraphiQLCSP", got)
-		}
-		page := w.Body.String()
-
-		inline := inlineScript.FindAllStringSubmatch(page, -1)
-		external := scriptSrc.FindAllStringSubmatch(page, -1)
-		if n := len(anyScript.FindAllString(page, -1)); n != len(inline)+len(external) || len(inline) == 0 || len(external) == 0 {
-			t.Fatalf("page has %d <script> tags, of which %d inline and %d external: the test no longer understands the page", n, len(inline), len(external))
-		}
-		for _, m := range inline {
-			sum := sha256.Sum256([]byte(m[1]))
-			src := "'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) + "'"
-			if !slices.Contains(d["script-src"], src) {
-				t.Errorf("title %q: script-src lacks %s, the hash of the page's inline script", title, src)
-			}
-		}
-		for _, m := range external {
-			if u := html.UnescapeString(m[1]); !slices.Contains(d["script-src"], u) {
-				t.Errorf("script-src lacks %s, which the page loads", u)
-			}
-		}
-		sheets := stylesheet.FindAllStringSubmatch(page, -1)
-		if len(sheets) == 0 {
-			t.Fatal("page has no stylesheet: the test no longer understands the page")
-		}
-		for _, m := range sheets {
-			if u := html.UnescapeString(m[1]); !slices.Contains(d["style-src"], u) {
-				t.Errorf("style-src lacks %s, which the page loads", u)
-			}
-		}
-		if !strings.Contains(page, `integrity="sha256-`) {
-			t.Error("page loads its CDN files without SRI")
-		}
+func TestGraphiQLSetsCSP(t *testing.T) {
+	w := httptest.NewRecorder()
+	h := edge.SecurityHeaders(edge.GraphiQL(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		io.WriteString(w, "<!DOCTYPE html>")
+	})))
+	h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/", nil))
+	if got := w.Result().Header.Values("Content-Security-Policy"); !slices.Equal(got, []string{edge.GraphiQLCSP}) {
+		t.Errorf("Content-Security-Policy = %q, want [GraphiQLCSP]", got)
+	}
+	if got := w.Header().Get("Cache-Control"); got != "no-store" {
+		t.Errorf("Cache-Control = %q: GraphiQL must leave the handler's own", got)
 	}
 }

@@ -33,8 +33,8 @@ const hstsValue = "max-age=31536000"
 //     our answers through <script> or <img> (no-cors requests: Spectre-style
 //     reads into its process). It does not affect CORS: the fetch standard
 //     checks CORP only for no-cors requests, so allowlisted origins still
-//     read answers with fetch(); GraphiQL's CDN files are other origins'
-//     resources and are not concerned either;
+//     read answers with fetch(); GraphiQL's page loads its files from this
+//     origin, which same-origin allows;
 //   - Permissions-Policy denying cameras, microphones, geolocation, payment
 //     and the like;
 //   - Strict-Transport-Security, only when the request came over TLS to this
