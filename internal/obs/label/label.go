@@ -24,6 +24,9 @@ func Route(path string) string {
 	case "/graphql", "/graphql/schema.graphql", "/", "/healthz", "/readyz":
 		return path
 	}
+	if strings.HasPrefix(path, "/graphiql/") {
+		return "/graphiql/" // the bundle's files: one route, whatever the file
+	}
 	return Other
 }
 
