@@ -1,0 +1,41 @@
+package graph
+
+import (
+	"context"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/99designs/gqlgen/graphql/handler/extension"
+	"github.com/vektah/gqlparser/v2/gqlerror"
+
+	"github.com/mkgraph/mkgraph/internal/apierr"
+)
+
+// apq is gqlgen's automatic persisted queries with the facade's codes for
+// its refusals, which gqlgen answers without one: a hash that is not the
+// query's (facade.persisted_query_hash_mismatch) and an extension that is
+// not {"version": 1, "sha256Hash": "…"} (facade.bad_request). An unknown
+// hash keeps gqlgen's (and Apollo's) PERSISTED_QUERY_NOT_FOUND and
+// "PersistedQueryNotFound", which clients look for.
+type apq struct{ extension.AutomaticPersistedQuery }
+
+var _ interface {
+	graphql.HandlerExtension
+	graphql.OperationParameterMutator
+} = apq{}
+
+// MutateOperationParameters implements graphql.OperationParameterMutator.
+func (a apq) MutateOperationParameters(ctx context.Context, raw *graphql.RawParams) *gqlerror.Error {
+	err := a.AutomaticPersistedQuery.MutateOperationParameters(ctx, raw)
+	if err == nil {
+		return nil
+	}
+	if code, _ := err.Extensions["code"].(string); code != "" {
+		return err // PERSISTED_QUERY_NOT_FOUND
+	}
+	if err.Message == "provided APQ hash does not match query" {
+		return &gqlerror.Error{Message: msgAPQHashMismatch,
+			Extensions: map[string]any{"code": apierr.CodePersistedQueryHashMismatch}}
+	}
+	// "invalid APQ extension data", "unsupported APQ version".
+	return &gqlerror.Error{Message: msgBadAPQ, Extensions: map[string]any{"code": apierr.CodeBadRequest}}
+}
