@@ -16,7 +16,9 @@ import (
 // not {"version": 1, "sha256Hash": "…"} (facade.bad_request). An unknown
 // hash keeps gqlgen's (and Apollo's) PERSISTED_QUERY_NOT_FOUND and
 // "PersistedQueryNotFound", which clients look for.
-type apq struct{ extension.AutomaticPersistedQuery }
+type apq struct {
+	extension.AutomaticPersistedQuery
+}
 
 var _ interface {
 	graphql.HandlerExtension
