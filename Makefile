@@ -4,7 +4,7 @@ GO      ?= go
 GQLGEN  := $(GO) run github.com/99designs/gqlgen
 GENERATED := graph/generated.go graph/model/models_gen.go graph/*.resolvers.go
 
-.PHONY: run test redis vet fmt-check check-generate generate bench lint fmt tidy sandbox
+.PHONY: run test redis js-deps vet fmt-check check-generate generate bench lint fmt tidy sandbox
 
 run: ## serve on :8080 (GraphiQL at http://localhost:8080/)
 	$(GO) run .
@@ -12,8 +12,18 @@ run: ## serve on :8080 (GraphiQL at http://localhost:8080/)
 sandbox: ## serve only the MoneyKit sandbox on 127.0.0.1:8081
 	$(GO) run . sandbox -addr 127.0.0.1:8081
 
-test: redis fmt-check vet check-generate ## vet, generated-code check, race tests (starts a loopback Redis)
+test: redis js-deps fmt-check vet check-generate ## vet, generated-code check, race tests (starts a loopback Redis), GraphQL over HTTP audit
 	$(GO) test -race -count=1 ./...
+
+# The GraphQL over HTTP audit (audit_test.go) runs graphql-http, pinned in
+# testdata/js/audit/package-lock.json, under node: installed with npm ci
+# when node_modules is missing or older than the lockfile.
+AUDIT_DIR := testdata/js/audit
+js-deps: $(AUDIT_DIR)/node_modules/.package-lock.json
+
+$(AUDIT_DIR)/node_modules/.package-lock.json: $(AUDIT_DIR)/package-lock.json $(AUDIT_DIR)/package.json
+	npm ci --prefix $(AUDIT_DIR) --no-audit --no-fund
+	@touch $@
 
 # The Redis tests need a redis-server on 127.0.0.1:6379: installed from
 # Debian's packages when missing, started (no persistence) when not running.
