@@ -2,6 +2,7 @@ package graph
 
 import (
 	"context"
+	"encoding/json"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/handler/extension"
@@ -27,6 +28,15 @@ var _ interface {
 
 // MutateOperationParameters implements graphql.OperationParameterMutator.
 func (a apq) MutateOperationParameters(ctx context.Context, raw *graphql.RawParams) *gqlerror.Error {
+	if ext, present := raw.Extensions["persistedQuery"]; present && ext != nil {
+		// gqlgen's decoding is lenient (a number for the hash passes as
+		// text); the facade takes only what the protocol says.
+		m, _ := ext.(map[string]any)
+		_, isString := m["sha256Hash"].(string)
+		if !isString || !isOne(m["version"]) {
+			return &gqlerror.Error{Message: msgBadAPQ, Extensions: map[string]any{"code": apierr.CodeBadRequest}}
+		}
+	}
 	err := a.AutomaticPersistedQuery.MutateOperationParameters(ctx, raw)
 	if err == nil {
 		return nil
@@ -40,4 +50,20 @@ func (a apq) MutateOperationParameters(ctx context.Context, raw *graphql.RawPara
 	}
 	// "invalid APQ extension data", "unsupported APQ version".
 	return &gqlerror.Error{Message: msgBadAPQ, Extensions: map[string]any{"code": apierr.CodeBadRequest}}
+}
+
+// isOne reports whether v is the JSON number 1, however it was decoded.
+func isOne(v any) bool {
+	switch n := v.(type) {
+	case json.Number:
+		f, err := n.Float64()
+		return err == nil && f == 1
+	case float64:
+		return n == 1
+	case int:
+		return n == 1
+	case int64:
+		return n == 1
+	}
+	return false
 }
