@@ -89,7 +89,7 @@ func TestHostileTransportRequests(t *testing.T) {
 		// Methods, Content-Types, upgrades.
 		{"PUT", body(http.MethodPut, "application/json", `{"query": "{ __typename }"}`), 405, bad},
 		{"DELETE", body(http.MethodDelete, "", ``), 405, bad},
-		{"PATCH", body(http.MethodPatch, "application/json", `{"query": "` + marker + `"}`), 405, bad},
+		{"PATCH", body(http.MethodPatch, "application/json", `{"query": "`+marker+`"}`), 405, bad},
 		{"POST text/plain", body(http.MethodPost, "text/plain", `{"query": "{ __typename }"}`), 415, bad},
 		{"POST no Content-Type", body(http.MethodPost, "", `{"query": "{ __typename }"}`), 415, bad},
 		{"POST application/graphql", body(http.MethodPost, "application/graphql", `{ __typename }`), 415, bad},
