@@ -159,8 +159,8 @@ func TestErrorTable(t *testing.T) {
 			"MKGRAPH_AUTH": "jwt", "MKGRAPH_JWT_HS256_SECRET": errorTableSecret, "MKGRAPH_USER_RATE_LIMIT": "2",
 		},
 		"persisted": {"MKGRAPH_PERSISTED_QUERIES_FILE": manifest, "MKGRAPH_PERSISTED_QUERIES_ONLY": "true"},
-		"badcreds": {"MONEYKIT_BASE_URL": sbx, "MONEYKIT_CLIENT_ID": sandbox.DefaultClientID, "MONEYKIT_CLIENT_SECRET": "not-the-secret"},
-		"fault":    {"MONEYKIT_BASE_URL": faultUpstream(t), "MONEYKIT_CLIENT_ID": sandbox.DefaultClientID, "MONEYKIT_CLIENT_SECRET": sandbox.DefaultClientSecret},
+		"badcreds":  {"MONEYKIT_BASE_URL": sbx, "MONEYKIT_CLIENT_ID": sandbox.DefaultClientID, "MONEYKIT_CLIENT_SECRET": "not-the-secret"},
+		"fault":     {"MONEYKIT_BASE_URL": faultUpstream(t), "MONEYKIT_CLIENT_ID": sandbox.DefaultClientID, "MONEYKIT_CLIENT_SECRET": sandbox.DefaultClientSecret},
 	}
 	link := func(id string) string { return `{ link(id: "` + id + `") { id } }` }
 	gr := []string{"Accept", "application/graphql-response+json"}
