@@ -4,7 +4,7 @@ GO      ?= go
 GQLGEN  := $(GO) run github.com/99designs/gqlgen
 GENERATED := graph/generated.go graph/model/models_gen.go graph/*.resolvers.go
 
-.PHONY: run test redis chromium graphiql apollo vet fmt-check check-generate generate bench lint fmt tidy sandbox
+.PHONY: run test redis chromium graphiql js-deps vet fmt-check check-generate generate bench lint fmt tidy sandbox
 
 run: graphiql ## serve on :8080 (GraphiQL at http://localhost:8080/)
 	$(GO) run .
@@ -12,16 +12,18 @@ run: graphiql ## serve on :8080 (GraphiQL at http://localhost:8080/)
 sandbox: ## serve only the MoneyKit sandbox on 127.0.0.1:8081
 	$(GO) run . sandbox -addr 127.0.0.1:8081
 
-test: graphiql redis chromium apollo fmt-check vet check-generate ## vet, generated-code check, race tests (starts Redis, installs Chromium and the npm test clients)
+test: graphiql redis chromium js-deps fmt-check vet check-generate ## vet, generated-code check, race tests (starts Redis, installs Chromium and the npm test clients)
 	$(GO) test -race -count=1 ./...
 
-# Apollo Client 4 for TestDeferApolloClient, pinned by its lockfile:
-# installed when node_modules is missing or older than the lockfile.
-APOLLO := testdata/js/apollo
-apollo: $(APOLLO)/node_modules/.package-lock.json
+# The node clients the tests run, each pinned by its own lockfile and
+# installed with npm ci when its node_modules is missing or older than the
+# lockfile: graphql-http's server audit (audit_test.go) and Apollo Client 4
+# (defer_apollo_test.go).
+JS_CLIENTS := testdata/js/audit testdata/js/apollo
+js-deps: $(addsuffix /node_modules/.package-lock.json,$(JS_CLIENTS))
 
-$(APOLLO)/node_modules/.package-lock.json: $(APOLLO)/package-lock.json $(APOLLO)/package.json
-	npm ci --prefix $(APOLLO) --no-audit --no-fund
+testdata/js/%/node_modules/.package-lock.json: testdata/js/%/package-lock.json testdata/js/%/package.json
+	npm ci --prefix testdata/js/$* --no-audit --no-fund
 	@touch $@
 
 # The Redis tests need a redis-server on 127.0.0.1:6379: installed from

@@ -89,7 +89,7 @@ func hostileRequests(tb testing.TB) []hostile {
 		{"alg: none", http.StatusUnauthorized, apierr.CodeUnauthenticated, post(seed, "Authorization", none)},
 		{"another user's link", http.StatusOK, apierr.CodeForbidden, query(`{ link(id: "` + sandbox.LinkHousehold + `") { id } }`)},
 		{"path-traversal link id", http.StatusOK, apierr.CodeForbidden, query(`{ link(id: "../../auth/token") { id } }`)},
-		{"oversized links(ids:)", http.StatusOK, apierr.CodeTooManyLinkIDs, query(`{ links(ids: [` + strings.Join(ids, ",") + `]) { id } }`)},
+		{"oversized links(ids:)", http.StatusUnprocessableEntity, apierr.CodeTooManyLinkIDs, query(`{ links(ids: [` + strings.Join(ids, ",") + `]) { id } }`)},
 		{"batched array of 1,000 operations", http.StatusBadRequest, apierr.CodeBatchingDisabled, post(batch)},
 	}
 }

@@ -77,8 +77,10 @@ func NewHandler(cfg HandlerConfig) *handler.Server {
 		Complexity: complexity(),
 	}))
 	srv.AddTransport(transport.Options{})
-	srv.AddTransport(transport.GET{})
+	srv.AddTransport(getTransport{})
 	srv.AddTransport(postTransport{})
+	srv.AddTransport(unsupportedTransport{}) // last: it takes whatever the others do not
+	srv.SetValidationRulesFn(validationRules)
 	// Parsed documents are far larger than their text and the cache is
 	// bounded by entries: keep it small (a frontend has few operations).
 	srv.SetQueryCache(lru.New[*ast.QueryDocument](256))
@@ -100,7 +102,7 @@ func NewHandler(cfg HandlerConfig) *handler.Server {
 		if cfg.APQCache != nil {
 			store = cfg.APQCache
 		}
-		srv.Use(extension.AutomaticPersistedQuery{Cache: store})
+		srv.Use(apq{extension.AutomaticPersistedQuery{Cache: store}})
 	}
 	srv.Use(extension.FixedComplexityLimit(cfg.MaxComplexity))
 	srv.AroundOperations(tracing.Operation) // a span per operation; free when tracing is off

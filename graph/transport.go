@@ -4,32 +4,32 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
-	"mime"
 	"net/http"
 	"strconv"
-	"strings"
 	"sync"
 
 	"github.com/99designs/gqlgen/graphql"
-	"github.com/99designs/gqlgen/graphql/errcode"
 	"github.com/99designs/gqlgen/graphql/handler/transport"
-	"github.com/vektah/gqlparser/v2/gqlerror"
+
+	"github.com/mkgraph/mkgraph/internal/edge/httperr"
 )
 
-// postTransport is gqlgen's transport.POST (same requests, same statuses,
-// same content negotiation), writing the response itself. gqlgen's writes
-// json.Marshal the response, which validates and copies the data gqlgen has
-// just encoded (json.RawMessage is compacted): a large share of the CPU of
-// a cached request. Here the data is copied once, with json.HTMLEscape doing the only
-// change Marshal would make to it (<, >, &, U+2028, U+2029 escaped), so the
-// bytes on the wire are the same (TestWriteResponseMatchesMarshal).
+// postTransport is gqlgen's transport.POST (same requests, same content
+// negotiation), writing the response itself, and answering what it cannot
+// run with the facade's codes and the statuses of GraphQL over HTTP (see
+// writeRequestErrors). gqlgen's writes json.Marshal the response, which
+// validates and copies the data gqlgen has just encoded (json.RawMessage is
+// compacted): a large share of the CPU of a cached request. Here the data is
+// copied once, with json.HTMLEscape doing the only change Marshal would make
+// to it (<, >, &, U+2028, U+2029 escaped), so the bytes on the wire are the
+// same (TestWriteResponseMatchesMarshal).
 type postTransport struct{ transport.POST }
 
 var _ graphql.Transport = postTransport{}
 
 const (
-	contentTypeJSON            = "application/json"
-	contentTypeGraphQLResponse = "application/graphql-response+json"
+	contentTypeJSON            = httperr.ContentTypeJSON
+	contentTypeGraphQLResponse = httperr.ContentTypeGraphQLResponse
 )
 
 // Do is transport.POST.Do with writeResponse.
@@ -41,58 +41,37 @@ func (t postTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.G
 
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
-		writeResponse(w, exec.DispatchError(ctx, gqlerror.List{gqlerror.Errorf("could not read request body: %+v", err)}))
+		writeBadRequest(ctx, w, exec, contentType, msgUnreadableBody)
 		return
 	}
 	var params graphql.RawParams
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
 	if err := dec.Decode(&params); err != nil {
-		w.WriteHeader(http.StatusBadRequest)
-		writeResponse(w, exec.DispatchError(ctx, gqlerror.List{gqlerror.Errorf("json request body could not be decoded: %+v body:%s", err, body)}))
+		// Neither the decoder's error (Go type names) nor the body (any
+		// size, anything) is shown.
+		writeBadRequest(ctx, w, exec, contentType, msgNotARequest)
 		return
 	}
 	params.Headers = r.Header
 	params.ReadTime = graphql.TraceTiming{Start: start, End: graphql.Now()}
+	if params.Query == "" && params.Extensions["persistedQuery"] == nil {
+		writeBadRequest(ctx, w, exec, contentType, msgNoQuery)
+		return
+	}
 
 	rc, opErr := exec.CreateOperationContext(ctx, &params)
 	if opErr != nil {
-		status := http.StatusOK
-		if errcode.GetErrorKind(opErr) == errcode.KindProtocol {
-			status = http.StatusUnprocessableEntity
-			if contentType == contentTypeGraphQLResponse {
-				status = http.StatusBadRequest
-			}
-		}
-		w.WriteHeader(status)
-		writeResponse(w, exec.DispatchError(graphql.WithOperationContext(ctx, rc), opErr))
+		writeRequestErrors(ctx, w, exec, contentType, rc, opErr)
 		return
 	}
 	deliver(ctx, w, r, exec, rc) // incremental.go: one answer, or @defer's parts
 }
 
-// responseContentType is gqlgen's negotiation with its defaults: the first
-// acceptable type of Accept; application/json when Accept is empty or a
-// wildcard; application/graphql-response+json when nothing matches.
-func responseContentType(r *http.Request) string {
-	accept := r.Header.Get("Accept")
-	if accept == "" {
-		return contentTypeJSON
-	}
-	for part := range strings.SplitSeq(accept, ",") {
-		mediaType, _, err := mime.ParseMediaType(strings.TrimSpace(part))
-		if err != nil {
-			continue
-		}
-		switch mediaType {
-		case "*/*", "application/*", contentTypeJSON:
-			return contentTypeJSON
-		case contentTypeGraphQLResponse:
-			return contentTypeGraphQLResponse
-		}
-	}
-	return contentTypeGraphQLResponse
-}
+// responseContentType is the facade's negotiation (httperr.ResponseType):
+// application/graphql-response+json when Accept accepts it,
+// application/json otherwise.
+func responseContentType(r *http.Request) string { return httperr.ResponseType(r) }
 
 var responseBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 

@@ -53,9 +53,15 @@ func TestResponseContentType(t *testing.T) {
 		{"application/*", contentTypeJSON},
 		{"application/json", contentTypeJSON},
 		{"application/graphql-response+json, application/json", contentTypeGraphQLResponse},
+		{"application/json, application/graphql-response+json", contentTypeGraphQLResponse},
+		{"application/graphql-response+json", contentTypeGraphQLResponse},
+		{"application/graphql-response+json;charset=utf-8", contentTypeGraphQLResponse},
+		{"application/json;q=0.9, application/graphql-response+json;q=0.1", contentTypeGraphQLResponse},
+		{"application/graphql-response+json;q=0", contentTypeJSON},
 		{"text/html, application/json;q=0.9", contentTypeJSON},
-		{"text/html", contentTypeGraphQLResponse},
+		{"text/html", contentTypeJSON},
 		{";;;, application/json", contentTypeJSON},
+		{"nonsense", contentTypeJSON},
 	}
 	for _, tt := range tests {
 		r := httptest.NewRequest("POST", "/graphql", nil)

@@ -31,7 +31,8 @@ const maxPrealloc = 8 << 20
 // Some requests pass unchecked, because gqlgen does the checking or the
 // refusing for them: a request without a query (an automatic persisted
 // query sent by hash was checked when it was registered), and a body or
-// query string gqlgen cannot decode (gqlgen answers it with its own 400).
+// query string the transports cannot decode (graph answers it with
+// facade.bad_request and 400).
 //
 // A query text (with its operation name) that passed is remembered, and
 // passes again without being checked (see passed.go).

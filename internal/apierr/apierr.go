@@ -44,6 +44,21 @@ const (
 	CodeCallerRateLimited        = "facade.rate_limit_exceeded"
 	CodeIntrospectionDisabled    = "facade.introspection_disabled"
 	CodeTooManyLinkIDs           = "facade.too_many_link_ids"
+	// CodePersistedQueryHashMismatch: an automatic persisted query whose
+	// sha256Hash is not the hash of the query sent with it (a client bug a
+	// client must tell from PERSISTED_QUERY_NOT_FOUND, which asks it to send
+	// the query).
+	CodePersistedQueryHashMismatch = "facade.persisted_query_hash_mismatch"
+
+	// CodePersistedQueryNotFound is gqlgen's (and Apollo's) code for an
+	// automatic persisted query sent by hash alone whose hash is unknown:
+	// the client sends it again with its query.
+	CodePersistedQueryNotFound = "PERSISTED_QUERY_NOT_FOUND"
+	// CodeGraphQLParseFailed and CodeGraphQLValidationFailed are gqlgen's
+	// codes for a document that does not parse or does not validate
+	// (variable coercion included).
+	CodeGraphQLParseFailed      = "GRAPHQL_PARSE_FAILED"
+	CodeGraphQLValidationFailed = "GRAPHQL_VALIDATION_FAILED"
 
 	// CodeRateLimitExceeded is MoneyKit's own code for a 429.
 	CodeRateLimitExceeded = "api_error.rate_limit_exceeded"

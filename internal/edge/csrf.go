@@ -48,9 +48,9 @@ const csrfMessage = "This request has been blocked as a possible cross-site requ
 // method, OPTIONS included, passes: a browser preflights it, and CORS
 // decides.
 //
-// Mutations over GET are not this middleware's business: gqlgen's GET
-// transport refuses them ("GET requests only allow query operations"),
-// whatever the headers.
+// Mutations over GET are not this middleware's business: graph's GET
+// transport refuses them (HTTP 405, facade.bad_request), whatever the
+// headers.
 func CSRF(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if sendableCrossSite(r) {

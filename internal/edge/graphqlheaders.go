@@ -3,8 +3,8 @@ package edge
 import "net/http"
 
 // GraphQLHeaders keeps identity answers out of browser and proxy caches and
-// labels every answer JSON unless the handler set a Content-Type of its own:
-// gqlgen writes its transport errors without one. A header set before next
+// labels every answer JSON unless the handler set a Content-Type of its own
+// (gqlgen's Options transport, a HEAD, writes none). A header set before next
 // runs would not do: gqlgen's GET transport adds its Content-Type, and the
 // answer would carry two.
 func GraphQLHeaders(next http.Handler) http.Handler {
