@@ -161,3 +161,13 @@ func (m *MemoryStore) Release(_ context.Context, key, token string) error {
 	}
 	return nil
 }
+
+// Applied reports whether key was confirmed and has not expired, without
+// claiming it (a shared Store asks it before a round trip).
+func (m *MemoryStore) Applied(key string) bool {
+	k := sha256.Sum256([]byte(key))
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	e := m.lookup(k, m.now())
+	return e != nil && e.done
+}

@@ -54,6 +54,20 @@ func storeContract(t *testing.T, s webhook.Store, advance func(time.Duration)) {
 func TestMemoryStore(t *testing.T) {
 	clock := clocktest.New(t0)
 	storeContract(t, webhook.NewMemoryStore(10, clock.Now), clock.Advance)
+
+	s := webhook.NewMemoryStore(10, clock.Now)
+	ctx := context.Background()
+	s.Claim(ctx, "k", "t", time.Minute)
+	if s.Applied("k") {
+		t.Error("a claimed key is Applied")
+	}
+	s.Confirm(ctx, "k", "t", time.Hour)
+	if !s.Applied("k") || s.Applied("other") {
+		t.Error("Applied does not follow Confirm")
+	}
+	if st, _ := s.Claim(ctx, "k", "t", time.Minute); st != webhook.Done {
+		t.Errorf("Applied changed the key: Claim = %v", st)
+	}
 }
 
 func TestMemoryStoreIsBounded(t *testing.T) {
