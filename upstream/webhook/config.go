@@ -96,7 +96,8 @@ type Config struct {
 	// OnEvent is called once for each new verified event, with a context
 	// that outlives the request (MoneyKit hanging up does not cancel it)
 	// bounded by ApplyTimeout. An error (or a panic) answers 503 and
-	// forgets the key, so MoneyKit's retry calls it again. nil: events are
+	// forgets the key, so MoneyKit's retry calls it again; the error's
+	// text is logged, so it must hold no personal data. nil: events are
 	// accepted and dropped.
 	OnEvent func(ctx context.Context, e Event) error
 	// OnVerdict, when set, is told the verdict of every delivery (one of
