@@ -25,7 +25,8 @@ const (
 // claimed on one replica (SET NX with the "in progress" lease) is Busy on
 // the others, and Done everywhere once confirmed (for the dedupe TTL), so
 // that MoneyKit's concurrent or repeated deliveries of one event are applied
-// once. Redis key names hold an HMAC of the idempotency key, never the key.
+// once. Redis key names hold an HMAC (Config.NameKey) or SHA-256 of the
+// idempotency key, never the key.
 //
 // When Redis fails it falls back to a webhook.MemoryStore of this replica
 // (and confirms there too, so this replica never applies a key twice): a
