@@ -39,8 +39,8 @@ const (
 
 // Webhook events the sandbox sends.
 const (
-	EventProductRefresh          = "link.product_refresh"
-	EventStateChanged            = "link.state_changed"
+	EventProductRefresh               = "link.product_refresh"
+	EventStateChanged                 = "link.state_changed"
 	EventTransactionsUpdatesAvailable = "transactions.updates_available"
 )
 
@@ -86,10 +86,10 @@ func newSigningKey(n int) signingKey {
 // webhooks is a Server's webhook machinery: its keys, its delivery queue
 // and worker, its lifecycle and counters.
 type webhooks struct {
-	url      string // Options.WebhookURL; "" sends nothing
-	attempts int
-	backoff  time.Duration
-	client   *http.Client
+	url       string // Options.WebhookURL; "" sends nothing
+	attempts  int
+	backoff   time.Duration
+	client    *http.Client
 	closeIdle func()
 
 	mu        sync.Mutex
