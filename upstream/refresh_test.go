@@ -14,6 +14,7 @@ import (
 
 	"github.com/mkgraph/mkgraph/internal/apierr"
 	"github.com/mkgraph/mkgraph/upstream"
+	"github.com/mkgraph/mkgraph/upstream/sandbox"
 )
 
 // refreshAccepted is a 202 answer of POST /links/{id}/products.
@@ -267,5 +268,107 @@ func TestDecodeLink(t *testing.T) {
 	l, err = upstream.DecodeLink([]byte(`{"link_id":"x","products":{"identity":{"refreshed_at":42}}}`))
 	if err != nil || !l.Products["identity"].RefreshedAt.Invalid {
 		t.Errorf("DecodeLink with refreshed_at 42 = %+v, %v; want an Invalid timestamp", l, err)
+	}
+}
+
+// TestRefreshAgainstSandbox closes the loop with no credentials: accept,
+// refuse too soon, then read the changed identity.
+func TestRefreshAgainstSandbox(t *testing.T) {
+	clock := newFakeClock()
+	sb, srv := MustSandbox(t, sandbox.Options{Now: clock.Now, RefreshDelay: 5 * time.Millisecond})
+	t.Cleanup(sb.Close)
+	c := MustNewClient(t, srv.URL, upstream.Config{Now: clock.Now})
+
+	before, err := c.GetIdentity(t.Context(), sandbox.LinkHousehold)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prev := before.Link.Products["identity"].RefreshedAt.Time
+
+	l, err := c.RefreshProducts(t.Context(), sandbox.LinkHousehold, []string{upstream.ProductIdentity})
+	if err != nil {
+		t.Fatalf("RefreshProducts: %v, want nil", err)
+	}
+	if p := l.Products["identity"]; l.LinkID != sandbox.LinkHousehold || p == nil || !p.LastAttemptedAt.Time.Equal(clock.Now()) {
+		t.Errorf("RefreshProducts = %+v, want the household link with identity attempted now", l)
+	}
+
+	_, err = c.RefreshProducts(t.Context(), sandbox.LinkHousehold, []string{upstream.ProductIdentity})
+	if e := MustAsError(t, err); e.Code != apierr.CodeRateLimitExceeded || e.Status != 429 || !e.HasRetryAfter || e.RetryAfter != sandbox.DefaultRefreshInterval {
+		t.Errorf("second RefreshProducts = %v (retryAfter %v), want %s with retryAfter %v", err, e.RetryAfter, apierr.CodeRateLimitExceeded, sandbox.DefaultRefreshInterval)
+	}
+	if n := sb.RefreshCallsFor(sandbox.LinkHousehold); n != 2 {
+		t.Errorf("%d refresh calls, want 2: the 429 is not retried", n)
+	}
+
+	deadline := time.Now().Add(5 * time.Second)
+	for sb.IdentityRefreshes(sandbox.LinkHousehold) == 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	after, err := c.GetIdentity(t.Context(), sandbox.LinkHousehold)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := after.Link.Products["identity"].RefreshedAt.Time; !got.After(prev) {
+		t.Errorf("refreshed_at %v after the refresh, want later than %v", got, prev)
+	}
+	found := false
+	for _, e := range after.Accounts[0].Owners[0].Emails {
+		found = found || (e.Address != nil && *e.Address == "refreshed-1@example.com")
+	}
+	if !found {
+		t.Errorf("no refreshed-1@example.com among the first owner's emails after the refresh")
+	}
+}
+
+func TestRefreshSandboxErrors(t *testing.T) {
+	sb, srv := MustSandbox(t, sandbox.Options{RefreshDelay: time.Hour})
+	t.Cleanup(sb.Close)
+	c := MustNewClient(t, srv.URL, upstream.Config{})
+	tests := []struct {
+		id   string
+		want apierr.Error // Status, Code, RetryAfter
+	}{
+		{"mk_sandbox_unknown", apierr.Error{Status: 404, Code: "link_error.not_found"}},
+		{sandbox.LinkDeleted, apierr.Error{Status: 410, Code: "link_error.deleted"}},
+		{sandbox.LinkRateLimited, apierr.Error{Status: 429, Code: apierr.CodeRateLimitExceeded, RetryAfter: 30 * time.Second}},
+		{sandbox.LinkUnavailable, apierr.Error{Status: 503, Code: apierr.CodeUpstreamUnavailable}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.id, func(t *testing.T) {
+			_, err := c.RefreshProducts(t.Context(), tt.id, []string{"identity"})
+			e := MustAsError(t, err)
+			if diff := cmp.Diff(tt.want, apierr.Error{Status: e.Status, Code: e.Code, RetryAfter: e.RetryAfter}); diff != "" {
+				t.Errorf("RefreshProducts(%q) error mismatch (-want +got):\n%s", tt.id, diff)
+			}
+			if n := sb.RefreshCallsFor(tt.id); n != 1 {
+				t.Errorf("%d calls, want 1", n)
+			}
+		})
+	}
+	// A hostile id reaches the sandbox as one segment: a copy link of that name.
+	hostile := sandbox.LinkCopyPrefix + "a/../../auth/token?x#y"
+	l, err := c.RefreshProducts(t.Context(), hostile, []string{"identity"})
+	if err != nil || l.LinkID != hostile {
+		t.Errorf("RefreshProducts(%q) = %+v, %v; want that link", hostile, l, err)
+	}
+}
+
+// TestRefreshSandboxTokenRenewal: the sandbox refuses the cached token as
+// expired; the client renews it and sends the refresh once more.
+func TestRefreshSandboxTokenRenewal(t *testing.T) {
+	clock := newFakeClock()
+	sb, srv := MustSandbox(t, sandbox.Options{Now: clock.Now, RefreshDelay: time.Hour})
+	t.Cleanup(sb.Close)
+	c := MustNewClient(t, srv.URL, upstream.Config{})
+	if _, err := c.RefreshProducts(t.Context(), sandbox.LinkSeed, []string{"identity"}); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(2 * time.Hour) // the token expired; the refresh interval too
+	if _, err := c.RefreshProducts(t.Context(), sandbox.LinkSeed, []string{"identity"}); err != nil {
+		t.Fatalf("RefreshProducts with an expired token: %v, want nil after one renewal", err)
+	}
+	if refresh, token := sb.RefreshCallsFor(sandbox.LinkSeed), sb.TokenCalls(); refresh != 3 || token != 2 {
+		t.Errorf("%d refresh and %d token calls, want 3 and 2", refresh, token)
 	}
 }
