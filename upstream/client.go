@@ -1,6 +1,6 @@
 // Package upstream is the MoneyKit REST client: token handling, the Get
-// Identity call, exact decoding and one typed error for everything that can
-// go wrong on the way. It knows nothing of GraphQL.
+// Identity and product refresh calls, exact decoding and one typed error for
+// everything that can go wrong on the way. It knows nothing of GraphQL.
 package upstream
 
 import (
@@ -27,7 +27,7 @@ const (
 // Call describes one HTTP exchange with the upstream, for metrics and logs.
 // It never holds identity data or credentials.
 type Call struct {
-	Endpoint string        // EndpointToken or EndpointIdentity
+	Endpoint string        // EndpointToken, EndpointIdentity or EndpointRefresh
 	Status   int           // HTTP status; 0 when no answer was read
 	Code     string        // error code when the call failed, else ""
 	Duration time.Duration // until the body was read

@@ -57,7 +57,8 @@ type Config struct {
 	WrapTransport func(http.RoundTripper) http.RoundTripper
 	// Budget, when set, is asked before every identity call (retries
 	// included); a refusal is answered as api_error.rate_limit_exceeded with
-	// the budget's retryAfter, without calling the upstream.
+	// the budget's retryAfter, without calling the upstream. RefreshProducts
+	// does not ask it: MoneyKit limits refreshes apart from reads.
 	Budget RateBudget
 }
 

@@ -43,21 +43,26 @@ func (c *Client) attempt(ctx context.Context, endpoint, linkID, path string, dec
 		return err
 	}
 	defer release()
-	for renewed := false; ; renewed = true {
-		tok, err := c.tokens.Token(ctx)
-		if err != nil {
-			return fmt.Errorf("%w: %w", errNoRetry, err) // retries are for GETs, not the token POST
-		}
+	return c.withToken(ctx, func(tok string) error {
 		// Every identity call counts against MoneyKit's limits, the
 		// retry after a renewal too.
 		if err := c.reserve(ctx, linkID); err != nil {
 			return err
 		}
-		err = c.do(ctx, endpoint, http.MethodGet, path, nil, func(h http.Header) {
-			h.Set("Authorization", "Bearer "+tok)
-			h.Set("X-Client-Id", c.cfg.ClientID)
-			h.Set("X-Client-Secret", c.cfg.ClientSecret)
-		}, decode)
+		return c.do(ctx, endpoint, http.MethodGet, path, nil, c.authHeaders(tok, nil), decode)
+	})
+}
+
+// withToken runs call with a bearer token, and once more with a new token
+// when the upstream says the first one expired. A refusal of the
+// credentials is remembered for Ready.
+func (c *Client) withToken(ctx context.Context, call func(tok string) error) error {
+	for renewed := false; ; renewed = true {
+		tok, err := c.tokens.Token(ctx)
+		if err != nil {
+			return fmt.Errorf("%w: %w", errNoRetry, err) // retries are for GETs, not the token POST
+		}
+		err = call(tok)
 		var e *apierr.Error
 		switch {
 		case !errors.As(err, &e):
@@ -68,6 +73,19 @@ func (c *Client) attempt(ctx context.Context, endpoint, linkID, path string, dec
 			c.tokens.MarkRefused(err)
 		}
 		return err
+	}
+}
+
+// authHeaders returns the header setter of an authorized call with tok,
+// which also calls more, when set.
+func (c *Client) authHeaders(tok string, more func(http.Header)) func(http.Header) {
+	return func(h http.Header) {
+		h.Set("Authorization", "Bearer "+tok)
+		h.Set("X-Client-Id", c.cfg.ClientID)
+		h.Set("X-Client-Secret", c.cfg.ClientSecret)
+		if more != nil {
+			more(h)
+		}
 	}
 }
 

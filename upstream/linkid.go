@@ -2,7 +2,6 @@ package upstream
 
 import (
 	"fmt"
-	"net/url"
 	"unicode"
 	"unicode/utf8"
 
@@ -42,9 +41,5 @@ func ValidateLinkID(id string) error {
 // alone that a proxy could resolve to another path (empty, "." and "..")
 // are refused before any call.
 func identityPath(linkID string) (string, error) {
-	segment := url.PathEscape(linkID)
-	if segment == "" || segment == "." || segment == ".." {
-		return "", apierr.InvalidArgument("A link id must not be empty or a dot segment.")
-	}
-	return "/links/" + segment + "/identity", nil
+	return linkPath(linkID, "/identity")
 }

@@ -140,7 +140,8 @@ func (s *Server) SetRandomFaults(seed uint64, rules []RandomFault) {
 }
 
 // ExpireTokensAfter makes every access token expire after n authorized
-// identity calls made with it (counting from this call to ExpireTokensAfter):
+// calls made with it (identity, refresh and test webhook calls, counting
+// from this call to ExpireTokensAfter):
 // the next call with that token answers 401
 // api_error.auth.expired_access_token, as does every later one, while a newly
 // issued token works. It tests a client's renew-and-retry-once. n <= 0 turns

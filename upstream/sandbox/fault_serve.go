@@ -9,7 +9,6 @@ import (
 	"maps"
 	"net"
 	"net/http"
-	"net/url"
 	"slices"
 	"strconv"
 	"time"
@@ -21,8 +20,9 @@ const dripChunk = 16
 // paddingField is the unknown field Fault.Oversize adds.
 const paddingField = "sandbox_padding"
 
-// serveFault answers an identity call for linkID as f.
-func serveFault(w http.ResponseWriter, r *http.Request, f Fault, linkID string, query url.Values) {
+// serveFault answers an identity call as f; real is the call's answer
+// without a fault.
+func serveFault(w http.ResponseWriter, r *http.Request, f Fault, real func() reply) {
 	ctx := r.Context()
 	if !sleep(ctx, f.Latency) {
 		return // the client has gone
@@ -35,7 +35,7 @@ func serveFault(w http.ResponseWriter, r *http.Request, f Fault, linkID string, 
 		<-ctx.Done()
 		return
 	}
-	rp := f.reply(linkID, query)
+	rp := f.reply(real)
 	if f.Drip > 0 {
 		drip(ctx, w, rp, f.Drip)
 		return
@@ -45,7 +45,7 @@ func serveFault(w http.ResponseWriter, r *http.Request, f Fault, linkID string, 
 
 // reply is the answer f gives in place of a call's real answer; Latency,
 // Reset, Hang and Drip aside.
-func (f Fault) reply(linkID string, query url.Values) reply {
+func (f Fault) reply(real func() reply) reply {
 	switch f.Status {
 	case 0:
 	case http.StatusTooManyRequests:
@@ -58,7 +58,7 @@ func (f Fault) reply(linkID string, query url.Values) reply {
 	if f.HTML {
 		return portalPage
 	}
-	rp := identityReply(linkID, query)
+	rp := real()
 	if f.Oversize > 0 {
 		rp.body = padded(rp.body, f.Oversize)
 	}

@@ -183,9 +183,10 @@ var knownLinks = sync.OnceValue(func() map[string]link {
 	return m
 })
 
-// identityReply is the identity answer for linkID, keeping only the
-// accounts listed in query's account_ids when that parameter is present.
-func identityReply(linkID string, query url.Values) reply {
+// fixtureReply is the identity answer for linkID as its fixture has it,
+// keeping only the accounts listed in query's account_ids when that
+// parameter is present.
+func fixtureReply(linkID string, query url.Values) reply {
 	l, ok := knownLinks()[linkID]
 	switch {
 	case !ok && strings.HasPrefix(linkID, LinkCopyPrefix):
@@ -353,6 +354,7 @@ var (
 	errRouteNotFound  = apiError{"api_error.not_found", "Not found.", docsErrors, ""}.reply(http.StatusNotFound)
 	errTokenMethod    = apiError{"api_error.method_not_allowed", "Method not allowed.", docsErrors, ""}.reply(http.StatusMethodNotAllowed, "Allow", http.MethodPost)
 	errIdentityMethod = apiError{"api_error.method_not_allowed", "Method not allowed.", docsErrors, ""}.reply(http.StatusMethodNotAllowed, "Allow", http.MethodGet)
+	errPostMethod     = errTokenMethod
 
 	errInternal    = apiError{"api_error.internal", "An internal error occurred. Please try again later.", docsErrors, ""}
 	errRateLimited = apiError{"api_error.rate_limit_exceeded", "Rate limit exceeded. Use the value of the Retry-After header as guidance for when to retry the request.", docsRateLimits, ""}

@@ -17,6 +17,17 @@
 // ids (LinkFault502 and the others) carry one built in, so that a person in
 // GraphiQL can trigger each by id alone. ExpireTokensAfter makes access
 // tokens expire after a number of calls, to test renewal.
+//
+// It also closes MoneyKit's refresh loop without credentials: POST
+// /links/{id}/products accepts a refresh (202, or 429 when asked again
+// within Options.RefreshInterval), completes it after Options.RefreshDelay
+// (a later products.<name>.refreshed_at and, for identity, an added owner
+// email refreshed-N@example.com), and sends signed link.product_refresh
+// webhooks (pending, then completed) to Options.WebhookURL. GET
+// /.well-known/jwks.json serves the keys that sign them (Rotate changes
+// key), and POST /webhooks/test/link/{id} sends a test webhook. A Server
+// that has refreshed or sent webhooks must be closed (Close) to end that
+// background work.
 package sandbox
 
 import (
@@ -56,8 +67,33 @@ type Options struct {
 	// TokenTTL is the lifetime (expires_in) of issued tokens; 0 means
 	// DefaultTokenTTL.
 	TokenTTL time.Duration
-	// Now is the clock for token expiry; nil means time.Now.
+	// Now is the clock for token expiry, refresh intervals and the times
+	// refreshes and webhooks carry; nil means time.Now. Delays
+	// (RefreshDelay, webhook retries) are real time.
 	Now func() time.Time
+
+	// RefreshInterval is how soon POST /links/{id}/products may ask for a
+	// product of a link again, counted from the last accepted request for
+	// it; sooner answers 429 api_error.rate_limit_exceeded with Retry-After
+	// in whole seconds. 0 means DefaultRefreshInterval (MoneyKit's own is a
+	// day for identity); negative means no limit.
+	RefreshInterval time.Duration
+	// RefreshDelay is how long an accepted refresh takes to complete: then
+	// the products' refreshed_at increase and, for identity, the link's
+	// owners gain an email. 0 means DefaultRefreshDelay; negative means at
+	// once (still after the 202).
+	RefreshDelay time.Duration
+	// WebhookURL receives the sandbox's webhooks (link.product_refresh for
+	// each refresh, and the test webhooks of POST /webhooks/test/link/{id}),
+	// for every link whatever its webhook field says; "" sends none. It
+	// must be an absolute http(s) URL: New panics otherwise.
+	WebhookURL string
+	// WebhookAttempts is how many times a delivery not answered 2xx is
+	// tried in all; 0 means DefaultWebhookAttempts.
+	WebhookAttempts int
+	// WebhookBackoff is the wait before the first retry of a delivery, each
+	// later one twice the one before; 0 means DefaultWebhookBackoff.
+	WebhookBackoff time.Duration
 }
 
 // Server is a simulated MoneyKit API. It implements http.Handler and is safe
@@ -77,6 +113,14 @@ type Server struct {
 	callsByLink   map[string]int
 	lastQuery     map[string]url.Values
 	faults        faultState
+
+	// Refreshes: links' changed state, and the calls seen.
+	refreshInterval, refreshDelay time.Duration
+	links                         map[string]*linkState
+	refreshCalls                  int
+	refreshByLink                 map[string]int
+
+	hooks *webhooks // its own lock
 }
 
 var _ http.Handler = (*Server)(nil)
@@ -91,6 +135,12 @@ func New(opts Options) *Server {
 		tokens:       make(map[string]time.Time),
 		callsByLink:  make(map[string]int),
 		lastQuery:    make(map[string]url.Values),
+
+		refreshInterval: cmp.Or(opts.RefreshInterval, DefaultRefreshInterval),
+		refreshDelay:    cmp.Or(opts.RefreshDelay, DefaultRefreshDelay),
+		links:           make(map[string]*linkState),
+		refreshByLink:   make(map[string]int),
+		hooks:           newWebhooks(opts),
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -99,18 +149,31 @@ func New(opts Options) *Server {
 	return s
 }
 
-// ServeHTTP answers POST /auth/token and GET /links/{id}/identity, and 404
-// for any other path.
+// ServeHTTP answers POST /auth/token, GET /links/{id}/identity, POST
+// /links/{id}/products, GET /.well-known/jwks.json and POST
+// /webhooks/test/link/{id}, and 404 for any other path.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Route on the escaped path: an id holding an escaped "/" must stay one
 	// segment rather than reach another route.
 	path := r.URL.EscapedPath()
-	if path == "/auth/token" {
+	switch path {
+	case "/auth/token":
 		s.serveToken(w, r)
 		return
+	case JWKSPath:
+		s.serveJWKS(w, r)
+		return
 	}
-	if id, ok := identityLinkID(path); ok {
+	if id, ok := pathSegment(path, "/links/", "/identity"); ok {
 		s.serveIdentity(w, r, id)
+		return
+	}
+	if id, ok := pathSegment(path, "/links/", "/products"); ok {
+		s.serveRefresh(w, r, id)
+		return
+	}
+	if id, ok := pathSegment(path, TestWebhookPrefix, ""); ok {
+		s.serveTestWebhook(w, r, id)
 		return
 	}
 	if path == StatsPath && r.Method == http.MethodGet {
@@ -129,20 +192,26 @@ type Stats struct {
 	IdentityCalls int `json:"identity_calls"`
 	TokenCalls    int `json:"token_calls"`
 	FaultsServed  int `json:"faults_served"`
+	RefreshCalls  int `json:"refresh_calls"`
+	WebhooksSent  int `json:"webhooks_sent"`
 }
 
 // Stats returns the counters.
 func (s *Server) Stats() Stats {
-	return Stats{IdentityCalls: s.IdentityCalls(), TokenCalls: s.TokenCalls(), FaultsServed: s.FaultsServed()}
+	return Stats{
+		IdentityCalls: s.IdentityCalls(), TokenCalls: s.TokenCalls(), FaultsServed: s.FaultsServed(),
+		RefreshCalls: s.RefreshCalls(), WebhooksSent: s.WebhooksSent(),
+	}
 }
 
-// identityLinkID returns the unescaped {id} of an escaped /links/{id}/identity path.
-func identityLinkID(escapedPath string) (string, bool) {
-	rest, ok := strings.CutPrefix(escapedPath, "/links/")
+// pathSegment returns the unescaped {id} of an escaped prefix{id}suffix
+// path, {id} being one non-empty segment.
+func pathSegment(escapedPath, prefix, suffix string) (string, bool) {
+	rest, ok := strings.CutPrefix(escapedPath, prefix)
 	if !ok {
 		return "", false
 	}
-	segment, ok := strings.CutSuffix(rest, "/identity")
+	segment, ok := strings.CutSuffix(rest, suffix)
 	if !ok || segment == "" || strings.Contains(segment, "/") {
 		return "", false
 	}
@@ -228,10 +297,10 @@ func (s *Server) serveIdentity(w http.ResponseWriter, r *http.Request, linkID st
 	// Faults come after the credential check, so that a client's 401
 	// handling is never hidden by one.
 	if f, ok := s.takeFault(linkID); ok {
-		serveFault(w, r, f, linkID, query)
+		serveFault(w, r, f, func() reply { return s.identityReply(linkID, query) })
 		return
 	}
-	identityReply(linkID, query).write(w)
+	s.identityReply(linkID, query).write(w)
 }
 
 // wait sleeps for the current latency and reports whether ctx outlived it.
@@ -330,15 +399,21 @@ func (s *Server) LastIdentityQuery(linkID string) url.Values {
 	return clone
 }
 
-// Reset zeroes all counters, FaultsServed included, and forgets the last
-// queries. Issued tokens stay valid, and faults stay set (ClearFaults removes
-// them).
+// Reset zeroes all counters, FaultsServed and the webhook counters
+// included, and forgets the last queries and WebhookDeliveries. Issued
+// tokens stay valid, faults stay set (ClearFaults removes them), and
+// refreshed links keep their data and refresh intervals.
 func (s *Server) Reset() {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.tokenCalls = 0
 	s.identityCalls = 0
+	s.refreshCalls = 0
 	s.faults.served = 0
 	clear(s.callsByLink)
 	clear(s.lastQuery)
+	clear(s.refreshByLink)
+	s.mu.Unlock()
+	s.hooks.mu.Lock()
+	s.hooks.resetLocked()
+	s.hooks.mu.Unlock()
 }
