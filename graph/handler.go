@@ -14,8 +14,10 @@ import (
 
 	"github.com/mkgraph/mkgraph/graph/loader"
 	"github.com/mkgraph/mkgraph/internal/apierr"
+	"github.com/mkgraph/mkgraph/internal/linkevents"
 	"github.com/mkgraph/mkgraph/internal/obs/reqlog"
 	"github.com/mkgraph/mkgraph/internal/obs/tracing"
+	"github.com/mkgraph/mkgraph/upstream"
 )
 
 // Defaults for HandlerConfig.
@@ -56,6 +58,17 @@ type HandlerConfig struct {
 	// ResponseExtensions, when set, adds top-level response extensions (the
 	// identity cache says there when an answer is stale, and how old).
 	ResponseExtensions func(ctx context.Context) map[string]any
+	// Refresh asks MoneyKit to refresh a link's identity data (the
+	// refreshIdentity mutation), after the caller was authorized and within
+	// the facade's refresh budget; it returns the link as MoneyKit answered.
+	// nil: the mutation answers facade.upstream_unavailable.
+	Refresh func(ctx context.Context, linkID string) (*upstream.Link, error)
+	// Events delivers the link events of linkEvents subscriptions (webhooks
+	// verified by this or another replica). nil: subscriptions are refused.
+	Events linkevents.Bus
+	// Loaders makes fresh per-event loaders for what a subscription event
+	// selects (its link), so no event reads another's cached answer.
+	Loaders *loader.Factory
 }
 
 // NewHandler returns the GraphQL HTTP handler. It expects the request context
