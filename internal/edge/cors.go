@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/rs/cors"
+	"golang.org/x/net/http/httpguts"
 )
 
 // DefaultCORSMaxAge is how long a browser may cache a preflight answer:
@@ -123,7 +124,7 @@ func NewCORS(cfg CORSConfig) (*CORSPolicy, error) {
 		if h == "" {
 			continue
 		}
-		if h == "*" || !validToken(h) {
+		if h == "*" || !httpguts.ValidHeaderFieldName(h) {
 			errs = append(errs, fmt.Errorf("MKGRAPH_CORS_HEADERS: %q: want a header name (an HTTP token; wildcards are not allowed: credentials are)", h))
 			continue
 		}
@@ -199,24 +200,6 @@ func isLocalhostOrigin(o string) bool {
 	}
 	n, err := strconv.Atoi(port)
 	return err == nil && n >= 1 && n <= 65535 && n != 80 && strconv.Itoa(n) == port
-}
-
-// validToken reports whether s is an HTTP token (RFC 9110 5.6.2), as a
-// header name must be.
-func validToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
-		default:
-			return false
-		}
-	}
-	return true
 }
 
 // checkOrigin reports why o is not an origin a browser would send.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/MicahParks/keyfunc/v3"
 	"github.com/golang-jwt/jwt/v5"
+	"golang.org/x/net/http/httpguts"
 )
 
 // Defaults of Config.
@@ -134,7 +135,7 @@ func New(ctx context.Context, cfg Config) (_ *Authenticator, err error) {
 		keyHeader = DefaultAPIKeyHeader
 	}
 	keyHeader = http.CanonicalHeaderKey(keyHeader)
-	if !validHeaderName(keyHeader) || keyHeader == "Authorization" {
+	if !httpguts.ValidHeaderFieldName(keyHeader) || keyHeader == "Authorization" {
 		return nil, errors.New("auth: APIKeyHeader must be a header name other than Authorization")
 	}
 
@@ -194,21 +195,4 @@ func (a *Authenticator) Close() {
 			a.cancel()
 		}
 	})
-}
-
-// validHeaderName reports whether s is an HTTP token (RFC 9110 5.6.2).
-func validHeaderName(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
-		default:
-			return false
-		}
-	}
-	return true
 }

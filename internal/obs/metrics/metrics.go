@@ -204,17 +204,17 @@ func (m *Metrics) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		m.inFlight.Inc()
 		start := time.Now()
-		sw := &statusWriter{ResponseWriter: w}
+		sw := &reqlog.StatusRecorder{ResponseWriter: w}
 		// Deferred so that a request aborted by a panic (http.ErrAbortHandler
 		// re-panicked by the recoverer) still leaves the in-flight gauge and
 		// is counted.
 		defer func() {
 			m.inFlight.Dec()
-			m.observeRequest(r, sw.statusOr(http.StatusInternalServerError), time.Since(start))
+			m.observeRequest(r, sw.StatusOr(http.StatusInternalServerError), time.Since(start))
 		}()
 		next.ServeHTTP(sw, r)
-		if sw.status == 0 {
-			sw.status = http.StatusOK // net/http answers 200 for a handler that wrote nothing
+		if sw.Status == 0 {
+			sw.Status = http.StatusOK // net/http answers 200 for a handler that wrote nothing
 		}
 	})
 }

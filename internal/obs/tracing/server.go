@@ -10,6 +10,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/mkgraph/mkgraph/internal/ctxkey"
+	"github.com/mkgraph/mkgraph/internal/obs/reqlog"
 )
 
 // serverSpanKey marks a context whose span is the request's server span, so
@@ -58,9 +59,9 @@ func Server(route func(path string) string, other string) func(http.Handler) htt
 				next.ServeHTTP(w, r)
 				return
 			}
-			sw := &statusWriter{ResponseWriter: w}
+			sw := &reqlog.StatusRecorder{ResponseWriter: w}
 			next.ServeHTTP(sw, r.WithContext(serverSpanKey.With(ctx, true)))
-			status := sw.status
+			status := sw.Status
 			if status == 0 {
 				status = http.StatusOK
 			}
@@ -72,33 +73,3 @@ func Server(route func(path string) string, other string) func(http.Handler) htt
 		})
 	}
 }
-
-// statusWriter remembers the status of a response and passes Flush through
-// (the multipart answers of @defer stream).
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	if w.status == 0 && code >= 200 {
-		w.status = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Write(b []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	return w.ResponseWriter.Write(b)
-}
-
-func (w *statusWriter) Flush() {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	_ = http.NewResponseController(w.ResponseWriter).Flush()
-}
-
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
