@@ -141,4 +141,6 @@ func TestSubscriptionsEndToEnd(t *testing.T) {
 
 func toJSON(v any) string { b, _ := json.Marshal(v); return string(b) }
 
-func errorsIsTimeout(err error) bool { return err == context.DeadlineExceeded || strings.Contains(err.Error(), "deadline exceeded") }
+func errorsIsTimeout(err error) bool {
+	return err == context.DeadlineExceeded || strings.Contains(err.Error(), "deadline exceeded")
+}
