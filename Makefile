@@ -18,8 +18,8 @@ test: graphiql redis chromium js-deps fmt-check vet check-generate ## vet, gener
 # The node clients the tests run, each pinned by its own lockfile and
 # installed with npm ci when its node_modules is missing or older than the
 # lockfile: graphql-http's server audit (audit_test.go) and Apollo Client 4
-# (defer_apollo_test.go).
-JS_CLIENTS := testdata/js/audit testdata/js/apollo
+# (defer_apollo_test.go), and the graphql-ws library (graphqlws_node_test.go).
+JS_CLIENTS := testdata/js/audit testdata/js/apollo testdata/js/graphql-ws
 js-deps: $(addsuffix /node_modules/.package-lock.json,$(JS_CLIENTS))
 
 testdata/js/%/node_modules/.package-lock.json: testdata/js/%/package-lock.json testdata/js/%/package.json

@@ -2,6 +2,7 @@ package main
 
 import (
 	"cmp"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -70,6 +71,21 @@ func newHandler(c *config, log zerolog.Logger, client loader.Fetcher, ready func
 				return 0
 			})
 	}
+	// Subscriptions: WebSockets authenticate in connection_init with the
+	// same authenticator, open only from allowed origins.
+	subs := graph.NewSubscriptions(graph.SubscriptionConfig{
+		Authenticate: func(ctx context.Context, h http.Header) (context.Context, error) {
+			caller, err := authn.AuthenticateHeaders(ctx, h)
+			if err != nil {
+				return ctx, err
+			}
+			return auth.NewContext(ctx, caller), nil
+		},
+		AllowOrigin: cors.AllowsOrigin,
+		CallerKey:   func(ctx context.Context) string { return auth.FromContext(ctx).ID() },
+		KeyHeader:   authn.KeyHeader(),
+	})
+	m.Subscriptions(subs)
 	gql := graph.NewHandler(graph.HandlerConfig{
 		MaxLinkIDs:         c.MaxLinkIDs,
 		MaxComplexity:      c.MaxComplexity,
@@ -81,6 +97,8 @@ func newHandler(c *config, log zerolog.Logger, client loader.Fetcher, ready func
 		APQCache:           apqCache(c, rs),
 		Persisted:          persisted,
 		ResponseExtensions: staleExtensions,
+		Loaders:            loaders,
+		Subscriptions:      subs,
 	})
 	fail := func(w http.ResponseWriter, r *http.Request, e *apierr.Error) {
 		httperr.Write(w, r, http.StatusUnauthorized, e)
@@ -91,7 +109,7 @@ func newHandler(c *config, log zerolog.Logger, client loader.Fetcher, ready func
 	mux := http.NewServeMux()
 	// The GraphQL chain, outermost first: cheap refusals before costly work,
 	// the caller known before anything is loaded.
-	mux.Handle("/graphql", edge.Chain(gql,
+	httpChain := edge.Chain(gql,
 		edge.GraphQLHeaders,
 		edge.CSRF,
 		edge.BodyLimit(c.MaxBodyBytes),
@@ -99,10 +117,22 @@ func newHandler(c *config, log zerolog.Logger, client loader.Fetcher, ready func
 		authn.Middleware(fail),
 		ratelimit.Middleware(users, callerKey(auth.KindUser)),
 		ratelimit.Middleware(backends, callerKey(auth.KindBackend)),
+		graph.StreamContext, // lets an SSE subscription outlive the timeout, not its client
 		edge.Timeout(c.RequestTimeout),
 		withServed,
 		loaders.Middleware,
-	))
+	)
+	// A WebSocket upgrade carries no credentials (its connection_init does)
+	// and lives past any request timeout; its Origin is checked by graph,
+	// which serves only subscriptions over it.
+	wsChain := edge.Chain(gql, edge.GraphQLHeaders, edge.CSRF, withServed, loaders.Middleware)
+	mux.Handle("/graphql", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if graph.IsWebSocketUpgrade(r) {
+			wsChain.ServeHTTP(w, r)
+			return
+		}
+		httpChain.ServeHTTP(w, r)
+	}))
 	// The schema as SDL, for codegen, whenever introspection is allowed.
 	mux.Handle("GET "+graph.SchemaPath, graph.SchemaHandler(c.Introspection.or(!prod)))
 	if c.GraphiQL.or(!prod) {
@@ -123,7 +153,7 @@ func newHandler(c *config, log zerolog.Logger, client loader.Fetcher, ready func
 	// The chain, outermost first: every request gets a server span, a logger, an id, a
 	// summary record, one access log line, panic recovery, safe headers and
 	// CORS (preflights are answered here, before CSRF and auth).
-	return edge.Chain(mux,
+	return withShutdown{Handler: edge.Chain(mux,
 		tracing.Server(label.Route, label.Other), // continues the caller's trace; nothing when tracing is off
 		hlog.NewHandler(log),
 		edge.RequestID,
@@ -133,8 +163,19 @@ func newHandler(c *config, log zerolog.Logger, client loader.Fetcher, ready func
 		edge.Recover,
 		edge.SecurityHeaders,
 		cors.Middleware,
-	), nil
+	), shutdownHook: subs.Shutdown}, nil
 }
+
+// withShutdown is the server's handler with what http.Server.Shutdown must
+// also end: the subscriptions' WebSockets (hijacked, so not closed by it)
+// and SSE streams. server.go registers Shutdown with RegisterOnShutdown.
+type withShutdown struct {
+	http.Handler
+	shutdownHook func()
+}
+
+// Shutdown ends the subscriptions (WebSockets closed with 1012).
+func (h withShutdown) Shutdown() { h.shutdownHook() }
 
 // corsPolicy is the CORS policy of the settings. On the embedded sandbox
 // (which production refuses) any http://localhost or http://127.0.0.1 port

@@ -142,6 +142,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          stdLogger(log),
 	}
+	if h, ok := handler.(interface{ Shutdown() }); ok {
+		srv.RegisterOnShutdown(h.Shutdown) // subscriptions: WebSockets closed with 1012, SSE streams ended
+	}
 	// Listen before Serve so that a bad address fails here, synchronously,
 	// and ":0" works in tests.
 	ln, err := net.Listen("tcp", c.Addr)

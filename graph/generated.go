@@ -30,7 +30,10 @@ type Config = graphql.Config[ResolverRoot, DirectiveRoot, ComplexityRoot]
 
 type ResolverRoot interface {
 	Link() LinkResolver
+	LinkEvent() LinkEventResolver
+	Mutation() MutationResolver
 	Query() QueryResolver
+	Subscription() SubscriptionResolver
 }
 
 type DirectiveRoot struct {
@@ -71,6 +74,12 @@ type ComplexityRoot struct {
 		Primary func(childComplexity int) int
 	}
 
+	IdentityRefresh struct {
+		LinkID      func(childComplexity int) int
+		RequestedAt func(childComplexity int) int
+		Status      func(childComplexity int) int
+	}
+
 	Link struct {
 		Accounts          func(childComplexity int, ids []string) int
 		AvailableProducts func(childComplexity int) int
@@ -84,6 +93,21 @@ type ComplexityRoot struct {
 		State             func(childComplexity int) int
 		Tags              func(childComplexity int) int
 		Webhook           func(childComplexity int) int
+	}
+
+	LinkEvent struct {
+		ErrorMessage func(childComplexity int) int
+		Kind         func(childComplexity int) int
+		Link         func(childComplexity int) int
+		LinkID       func(childComplexity int) int
+		LinkState    func(childComplexity int) int
+		OccurredAt   func(childComplexity int) int
+		Product      func(childComplexity int) int
+		RefreshState func(childComplexity int) int
+	}
+
+	Mutation struct {
+		RefreshIdentity func(childComplexity int, linkID string) int
 	}
 
 	Owner struct {
@@ -121,6 +145,10 @@ type ComplexityRoot struct {
 		Link  func(childComplexity int, id string) int
 		Links func(childComplexity int, ids []string) int
 	}
+
+	Subscription struct {
+		LinkEvents func(childComplexity int, linkID string) int
+	}
 }
 
 // endregion ***************************** api!.gotpl *****************************
@@ -130,9 +158,18 @@ type ComplexityRoot struct {
 type LinkResolver interface {
 	Accounts(ctx context.Context, obj *model.Link, ids []string) ([]*model.Account, error)
 }
+type LinkEventResolver interface {
+	Link(ctx context.Context, obj *model.LinkEvent) (*model.Link, error)
+}
+type MutationResolver interface {
+	RefreshIdentity(ctx context.Context, linkID string) (*model.IdentityRefresh, error)
+}
 type QueryResolver interface {
 	Link(ctx context.Context, id string) (*model.Link, error)
 	Links(ctx context.Context, ids []string) ([]*model.Link, error)
+}
+type SubscriptionResolver interface {
+	LinkEvents(ctx context.Context, linkID string) (<-chan *model.LinkEvent, error)
 }
 
 // endregion ************************** generated!.gotpl **************************
@@ -289,6 +326,25 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Email.Primary(childComplexity), true
 
+	case "IdentityRefresh.linkId":
+		if e.ComplexityRoot.IdentityRefresh.LinkID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.IdentityRefresh.LinkID(childComplexity), true
+	case "IdentityRefresh.requestedAt":
+		if e.ComplexityRoot.IdentityRefresh.RequestedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.IdentityRefresh.RequestedAt(childComplexity), true
+	case "IdentityRefresh.status":
+		if e.ComplexityRoot.IdentityRefresh.Status == nil {
+			break
+		}
+
+		return e.ComplexityRoot.IdentityRefresh.Status(childComplexity), true
+
 	case "Link.accounts":
 		if e.ComplexityRoot.Link.Accounts == nil {
 			break
@@ -366,6 +422,67 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Link.Webhook(childComplexity), true
+
+	case "LinkEvent.errorMessage":
+		if e.ComplexityRoot.LinkEvent.ErrorMessage == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LinkEvent.ErrorMessage(childComplexity), true
+	case "LinkEvent.kind":
+		if e.ComplexityRoot.LinkEvent.Kind == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LinkEvent.Kind(childComplexity), true
+	case "LinkEvent.link":
+		if e.ComplexityRoot.LinkEvent.Link == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LinkEvent.Link(childComplexity), true
+	case "LinkEvent.linkId":
+		if e.ComplexityRoot.LinkEvent.LinkID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LinkEvent.LinkID(childComplexity), true
+	case "LinkEvent.linkState":
+		if e.ComplexityRoot.LinkEvent.LinkState == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LinkEvent.LinkState(childComplexity), true
+	case "LinkEvent.occurredAt":
+		if e.ComplexityRoot.LinkEvent.OccurredAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LinkEvent.OccurredAt(childComplexity), true
+	case "LinkEvent.product":
+		if e.ComplexityRoot.LinkEvent.Product == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LinkEvent.Product(childComplexity), true
+	case "LinkEvent.refreshState":
+		if e.ComplexityRoot.LinkEvent.RefreshState == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LinkEvent.RefreshState(childComplexity), true
+
+	case "Mutation.refreshIdentity":
+		if e.ComplexityRoot.Mutation.RefreshIdentity == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_refreshIdentity_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.RefreshIdentity(childComplexity, args["linkId"].(string)), true
 
 	case "Owner.addresses":
 		if e.ComplexityRoot.Owner.Addresses == nil {
@@ -508,6 +625,18 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Query.Links(childComplexity, args["ids"].([]string)), true
 
+	case "Subscription.linkEvents":
+		if e.ComplexityRoot.Subscription.LinkEvents == nil {
+			break
+		}
+
+		args, err := ec.field_Subscription_linkEvents_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Subscription.LinkEvents(childComplexity, args["linkId"].(string)), true
+
 	}
 	return 0, false
 }
@@ -550,6 +679,38 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			}
 
 			return &response
+		}
+	case ast.Mutation:
+		return func(ctx context.Context) *graphql.Response {
+			if !first {
+				return nil
+			}
+			first = false
+			ctx = graphql.WithLazyInputUnmarshalerIndex(ctx, inputUnmarshalers)
+			data := ec._Mutation(ctx, opCtx.Operation.SelectionSet)
+			var buf bytes.Buffer
+			data.MarshalGQL(&buf)
+
+			return &graphql.Response{
+				Data: buf.Bytes(),
+			}
+		}
+	case ast.Subscription:
+		next := ec._Subscription(ctx, opCtx.Operation.SelectionSet)
+
+		var buf bytes.Buffer
+		return func(ctx context.Context) *graphql.Response {
+			buf.Reset()
+			data := next(ctx)
+
+			if data == nil {
+				return nil
+			}
+			data.MarshalGQL(&buf)
+
+			return &graphql.Response{
+				Data: buf.Bytes(),
+			}
 		}
 
 	default:
@@ -664,6 +825,18 @@ func (ec *executionContext) childFields_Email(ctx context.Context, field graphql
 	return nil, fmt.Errorf("no field named %q was found under type Email", field.Name)
 }
 
+func (ec *executionContext) childFields_IdentityRefresh(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "linkId":
+		return ec.fieldContext_IdentityRefresh_linkId(ctx, field)
+	case "requestedAt":
+		return ec.fieldContext_IdentityRefresh_requestedAt(ctx, field)
+	case "status":
+		return ec.fieldContext_IdentityRefresh_status(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type IdentityRefresh", field.Name)
+}
+
 func (ec *executionContext) childFields_Link(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "id":
@@ -692,6 +865,28 @@ func (ec *executionContext) childFields_Link(ctx context.Context, field graphql.
 		return ec.fieldContext_Link_accounts(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Link", field.Name)
+}
+
+func (ec *executionContext) childFields_LinkEvent(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "linkId":
+		return ec.fieldContext_LinkEvent_linkId(ctx, field)
+	case "kind":
+		return ec.fieldContext_LinkEvent_kind(ctx, field)
+	case "product":
+		return ec.fieldContext_LinkEvent_product(ctx, field)
+	case "refreshState":
+		return ec.fieldContext_LinkEvent_refreshState(ctx, field)
+	case "linkState":
+		return ec.fieldContext_LinkEvent_linkState(ctx, field)
+	case "errorMessage":
+		return ec.fieldContext_LinkEvent_errorMessage(ctx, field)
+	case "occurredAt":
+		return ec.fieldContext_LinkEvent_occurredAt(ctx, field)
+	case "link":
+		return ec.fieldContext_LinkEvent_link(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type LinkEvent", field.Name)
 }
 
 func (ec *executionContext) childFields_Owner(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -886,6 +1081,20 @@ func (ec *executionContext) field_Link_accounts_args(ctx context.Context, rawArg
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_refreshIdentity_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "linkId",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["linkId"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Query___type_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -925,6 +1134,20 @@ func (ec *executionContext) field_Query_links_args(ctx context.Context, rawArgs 
 		return nil, err
 	}
 	args["ids"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Subscription_linkEvents_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "linkId",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["linkId"] = arg0
 	return args, nil
 }
 
@@ -1526,6 +1749,84 @@ func (ec *executionContext) fieldContext_Email_primary(_ context.Context, field 
 	return graphql.NewScalarFieldContext("Email", field, false, false, "Boolean")
 }
 
+func (ec *executionContext) _IdentityRefresh_linkId(ctx context.Context, field graphql.CollectedField, obj *model.IdentityRefresh) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_IdentityRefresh_linkId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.LinkID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_IdentityRefresh_linkId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("IdentityRefresh", field, false, false, "ID")
+}
+
+func (ec *executionContext) _IdentityRefresh_requestedAt(ctx context.Context, field graphql.CollectedField, obj *model.IdentityRefresh) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_IdentityRefresh_requestedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.RequestedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNDateTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_IdentityRefresh_requestedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("IdentityRefresh", field, false, false, "DateTime")
+}
+
+func (ec *executionContext) _IdentityRefresh_status(ctx context.Context, field graphql.CollectedField, obj *model.IdentityRefresh) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_IdentityRefresh_status(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Status, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.ProductStatus) graphql.Marshaler {
+			return ec.marshalOProductStatus2ᚖgithubᚗcomᚋmkgraphᚋmkgraphᚋgraphᚋmodelᚐProductStatus(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_IdentityRefresh_status(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "IdentityRefresh",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ProductStatus(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Link_id(ctx context.Context, field graphql.CollectedField, obj *model.Link) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -1826,6 +2127,243 @@ func (ec *executionContext) fieldContext_Link_accounts(ctx context.Context, fiel
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Link_accounts_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _LinkEvent_linkId(ctx context.Context, field graphql.CollectedField, obj *model.LinkEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LinkEvent_linkId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.LinkID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LinkEvent_linkId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LinkEvent", field, false, false, "ID")
+}
+
+func (ec *executionContext) _LinkEvent_kind(ctx context.Context, field graphql.CollectedField, obj *model.LinkEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LinkEvent_kind(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Kind, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.LinkEventKind) graphql.Marshaler {
+			return ec.marshalNLinkEventKind2githubᚗcomᚋmkgraphᚋmkgraphᚋgraphᚋmodelᚐLinkEventKind(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LinkEvent_kind(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LinkEvent", field, false, false, "LinkEventKind")
+}
+
+func (ec *executionContext) _LinkEvent_product(ctx context.Context, field graphql.CollectedField, obj *model.LinkEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LinkEvent_product(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Product, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.Product) graphql.Marshaler {
+			return ec.marshalOProduct2ᚖgithubᚗcomᚋmkgraphᚋmkgraphᚋgraphᚋmodelᚐProduct(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_LinkEvent_product(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LinkEvent", field, false, false, "Product")
+}
+
+func (ec *executionContext) _LinkEvent_refreshState(ctx context.Context, field graphql.CollectedField, obj *model.LinkEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LinkEvent_refreshState(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.RefreshState, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.RefreshState) graphql.Marshaler {
+			return ec.marshalORefreshState2ᚖgithubᚗcomᚋmkgraphᚋmkgraphᚋgraphᚋmodelᚐRefreshState(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_LinkEvent_refreshState(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LinkEvent", field, false, false, "RefreshState")
+}
+
+func (ec *executionContext) _LinkEvent_linkState(ctx context.Context, field graphql.CollectedField, obj *model.LinkEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LinkEvent_linkState(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.LinkState, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.LinkState) graphql.Marshaler {
+			return ec.marshalOLinkState2ᚖgithubᚗcomᚋmkgraphᚋmkgraphᚋgraphᚋmodelᚐLinkState(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_LinkEvent_linkState(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LinkEvent", field, false, false, "LinkState")
+}
+
+func (ec *executionContext) _LinkEvent_errorMessage(ctx context.Context, field graphql.CollectedField, obj *model.LinkEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LinkEvent_errorMessage(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ErrorMessage, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_LinkEvent_errorMessage(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LinkEvent", field, false, false, "String")
+}
+
+func (ec *executionContext) _LinkEvent_occurredAt(ctx context.Context, field graphql.CollectedField, obj *model.LinkEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LinkEvent_occurredAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.OccurredAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNDateTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LinkEvent_occurredAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LinkEvent", field, false, false, "DateTime")
+}
+
+func (ec *executionContext) _LinkEvent_link(ctx context.Context, field graphql.CollectedField, obj *model.LinkEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LinkEvent_link(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.LinkEvent().Link(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.Link) graphql.Marshaler {
+			return ec.marshalOLink2ᚖgithubᚗcomᚋmkgraphᚋmkgraphᚋgraphᚋmodelᚐLink(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_LinkEvent_link(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "LinkEvent",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Link(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_refreshIdentity(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_refreshIdentity(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().RefreshIdentity(ctx, fc.Args["linkId"].(string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.IdentityRefresh) graphql.Marshaler {
+			return ec.marshalNIdentityRefresh2ᚖgithubᚗcomᚋmkgraphᚋmkgraphᚋgraphᚋmodelᚐIdentityRefresh(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_refreshIdentity(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_IdentityRefresh(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_refreshIdentity_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -2510,6 +3048,50 @@ func (ec *executionContext) fieldContext_Query___schema(_ context.Context, field
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields___Schema(ctx, field)
 		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Subscription_linkEvents(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
+	return graphql.ResolveFieldStream(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Subscription_linkEvents(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Subscription().LinkEvents(ctx, fc.Args["linkId"].(string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.LinkEvent) graphql.Marshaler {
+			return ec.marshalNLinkEvent2ᚖgithubᚗcomᚋmkgraphᚋmkgraphᚋgraphᚋmodelᚐLinkEvent(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Subscription_linkEvents(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Subscription",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_LinkEvent(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Subscription_linkEvents_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
 	}
 	return fc, nil
 }
@@ -3817,6 +4399,49 @@ func (ec *executionContext) _Email(ctx context.Context, sel ast.SelectionSet, ob
 	return out
 }
 
+var identityRefreshImplementors = []string{"IdentityRefresh"}
+
+func (ec *executionContext) _IdentityRefresh(ctx context.Context, sel ast.SelectionSet, obj *model.IdentityRefresh) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, identityRefreshImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("IdentityRefresh")
+		case "linkId":
+			out.Values[i] = ec._IdentityRefresh_linkId(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "requestedAt":
+			out.Values[i] = ec._IdentityRefresh_requestedAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "status":
+			out.Values[i] = ec._IdentityRefresh_status(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var linkImplementors = []string{"Link"}
 
 func (ec *executionContext) _Link(ctx context.Context, sel ast.SelectionSet, obj *model.Link) graphql.Marshaler {
@@ -3889,6 +4514,118 @@ func (ec *executionContext) _Link(ctx context.Context, sel ast.SelectionSet, obj
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Link_accounts(ctx, field, obj)
 				})
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var linkEventImplementors = []string{"LinkEvent"}
+
+func (ec *executionContext) _LinkEvent(ctx context.Context, sel ast.SelectionSet, obj *model.LinkEvent) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, linkEventImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("LinkEvent")
+		case "linkId":
+			out.Values[i] = ec._LinkEvent_linkId(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "kind":
+			out.Values[i] = ec._LinkEvent_kind(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "product":
+			out.Values[i] = ec._LinkEvent_product(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "refreshState":
+			out.Values[i] = ec._LinkEvent_refreshState(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "linkState":
+			out.Values[i] = ec._LinkEvent_linkState(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "errorMessage":
+			out.Values[i] = ec._LinkEvent_errorMessage(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "occurredAt":
+			out.Values[i] = ec._LinkEvent_occurredAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "link":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._LinkEvent_link(ctx, field, obj)
+				})
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var mutationImplementors = []string{"Mutation"}
+
+func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, mutationImplementors)
+	ctx = graphql.WithFieldContext(ctx, &graphql.FieldContext{
+		Object: "Mutation",
+	})
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		innerCtx := graphql.WithRootFieldContext(ctx, &graphql.RootFieldContext{
+			Object: field.Name,
+			Field:  field,
+		})
+
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("Mutation")
+		case "refreshIdentity":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_refreshIdentity(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -4173,6 +4910,26 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 	}
 
 	return out
+}
+
+var subscriptionImplementors = []string{"Subscription"}
+
+func (ec *executionContext) _Subscription(ctx context.Context, sel ast.SelectionSet) func(ctx context.Context) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, subscriptionImplementors)
+	ctx = graphql.WithFieldContext(ctx, &graphql.FieldContext{
+		Object: "Subscription",
+	})
+	if len(fields) != 1 {
+		graphql.AddErrorf(ctx, "must subscribe to exactly one stream")
+		return nil
+	}
+
+	switch fields[0].Name {
+	case "linkEvents":
+		return ec._Subscription_linkEvents(ctx, fields[0])
+	default:
+		panic("unknown field " + strconv.Quote(fields[0].Name))
+	}
 }
 
 var __DirectiveImplementors = []string{"__Directive"}
@@ -4599,6 +5356,20 @@ func (ec *executionContext) marshalNBoolean2bool(ctx context.Context, sel ast.Se
 	return res
 }
 
+func (ec *executionContext) unmarshalNDateTime2timeᚐTime(ctx context.Context, v any) (time.Time, error) {
+	res, err := model.UnmarshalDateTime(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNDateTime2timeᚐTime(ctx context.Context, sel ast.SelectionSet, v time.Time) graphql.Marshaler {
+	_ = sel
+	res := model.MarshalDateTime(v)
+	if res == graphql.Null {
+		graphql.AddInvalidNullFromMarshaler(ctx, "DateTime!")
+	}
+	return res
+}
+
 func (ec *executionContext) marshalNEmail2ᚕᚖgithubᚗcomᚋmkgraphᚋmkgraphᚋgraphᚋmodelᚐEmailᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.Email) graphql.Marshaler {
 	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
@@ -4666,6 +5437,14 @@ func (ec *executionContext) marshalNID2ᚕstringᚄ(ctx context.Context, sel ast
 	return ret
 }
 
+func (ec *executionContext) marshalNIdentityRefresh2ᚖgithubᚗcomᚋmkgraphᚋmkgraphᚋgraphᚋmodelᚐIdentityRefresh(ctx context.Context, sel ast.SelectionSet, v *model.IdentityRefresh) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "IdentityRefresh!")
+		return graphql.Null
+	}
+	return ec._IdentityRefresh(ctx, sel, v)
+}
+
 func (ec *executionContext) marshalNLink2ᚕᚖgithubᚗcomᚋmkgraphᚋmkgraphᚋgraphᚋmodelᚐLink(ctx context.Context, sel ast.SelectionSet, v []*model.Link) graphql.Marshaler {
 	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
@@ -4674,6 +5453,24 @@ func (ec *executionContext) marshalNLink2ᚕᚖgithubᚗcomᚋmkgraphᚋmkgraph�
 	})
 
 	return ret
+}
+
+func (ec *executionContext) marshalNLinkEvent2ᚖgithubᚗcomᚋmkgraphᚋmkgraphᚋgraphᚋmodelᚐLinkEvent(ctx context.Context, sel ast.SelectionSet, v *model.LinkEvent) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "LinkEvent!")
+		return graphql.Null
+	}
+	return ec._LinkEvent(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNLinkEventKind2githubᚗcomᚋmkgraphᚋmkgraphᚋgraphᚋmodelᚐLinkEventKind(ctx context.Context, v any) (model.LinkEventKind, error) {
+	var res model.LinkEventKind
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNLinkEventKind2githubᚗcomᚋmkgraphᚋmkgraphᚋgraphᚋmodelᚐLinkEventKind(ctx context.Context, sel ast.SelectionSet, v model.LinkEventKind) graphql.Marshaler {
+	return v
 }
 
 func (ec *executionContext) unmarshalNLinkState2githubᚗcomᚋmkgraphᚋmkgraphᚋgraphᚋmodelᚐLinkState(ctx context.Context, v any) (model.LinkState, error) {
@@ -5100,11 +5897,59 @@ func (ec *executionContext) marshalOLink2ᚖgithubᚗcomᚋmkgraphᚋmkgraphᚋg
 	return ec._Link(ctx, sel, v)
 }
 
+func (ec *executionContext) unmarshalOLinkState2ᚖgithubᚗcomᚋmkgraphᚋmkgraphᚋgraphᚋmodelᚐLinkState(ctx context.Context, v any) (*model.LinkState, error) {
+	if v == nil {
+		return nil, nil
+	}
+	var res = new(model.LinkState)
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOLinkState2ᚖgithubᚗcomᚋmkgraphᚋmkgraphᚋgraphᚋmodelᚐLinkState(ctx context.Context, sel ast.SelectionSet, v *model.LinkState) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return v
+}
+
+func (ec *executionContext) unmarshalOProduct2ᚖgithubᚗcomᚋmkgraphᚋmkgraphᚋgraphᚋmodelᚐProduct(ctx context.Context, v any) (*model.Product, error) {
+	if v == nil {
+		return nil, nil
+	}
+	var res = new(model.Product)
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOProduct2ᚖgithubᚗcomᚋmkgraphᚋmkgraphᚋgraphᚋmodelᚐProduct(ctx context.Context, sel ast.SelectionSet, v *model.Product) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return v
+}
+
 func (ec *executionContext) marshalOProductStatus2ᚖgithubᚗcomᚋmkgraphᚋmkgraphᚋgraphᚋmodelᚐProductStatus(ctx context.Context, sel ast.SelectionSet, v *model.ProductStatus) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
 	}
 	return ec._ProductStatus(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalORefreshState2ᚖgithubᚗcomᚋmkgraphᚋmkgraphᚋgraphᚋmodelᚐRefreshState(ctx context.Context, v any) (*model.RefreshState, error) {
+	if v == nil {
+		return nil, nil
+	}
+	var res = new(model.RefreshState)
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalORefreshState2ᚖgithubᚗcomᚋmkgraphᚋmkgraphᚋgraphᚋmodelᚐRefreshState(ctx context.Context, sel ast.SelectionSet, v *model.RefreshState) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return v
 }
 
 func (ec *executionContext) unmarshalOString2ᚖstring(ctx context.Context, v any) (*string, error) {

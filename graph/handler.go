@@ -69,6 +69,10 @@ type HandlerConfig struct {
 	// Loaders makes fresh per-event loaders for what a subscription event
 	// selects (its link), so no event reads another's cached answer.
 	Loaders *loader.Factory
+	// Subscriptions bounds and wires subscriptions (WebSocket and SSE);
+	// its Shutdown ends them on server shutdown. nil: the defaults, no
+	// credential checks on WebSockets, no cross-origin WebSockets.
+	Subscriptions *Subscriptions
 }
 
 // NewHandler returns the GraphQL HTTP handler. It expects the request context
@@ -85,13 +89,19 @@ func NewHandler(cfg HandlerConfig) *handler.Server {
 	if authorize == nil {
 		authorize = func(context.Context, string) error { return nil }
 	}
+	subs := cfg.Subscriptions
+	if subs == nil {
+		subs = NewSubscriptions(SubscriptionConfig{})
+	}
 	srv := handler.New(NewExecutableSchema(Config{
-		Resolvers:  &Resolver{maxLinkIDs: cfg.MaxLinkIDs, authorize: authorize},
+		Resolvers: &Resolver{maxLinkIDs: cfg.MaxLinkIDs, authorize: authorize,
+			refresh: cfg.Refresh, events: cfg.Events, loaders: cfg.Loaders, subs: subs},
 		Complexity: complexity(),
 	}))
 	srv.AddTransport(transport.Options{})
+	srv.AddTransport(newWSTransport(subs)) // transport_ws.go: subscriptions over WebSocket
 	srv.AddTransport(getTransport{})
-	srv.AddTransport(postTransport{})
+	srv.AddTransport(postTransport{subs: subs})
 	srv.AddTransport(unsupportedTransport{}) // last: it takes whatever the others do not
 	srv.SetValidationRulesFn(validationRules)
 	// Parsed documents are far larger than their text and the cache is
@@ -126,8 +136,12 @@ func NewHandler(cfg HandlerConfig) *handler.Server {
 			name = oc.Operation.Name
 		}
 		reqlog.From(ctx).SetOperation(name)
+		if oc.Operation != nil && oc.Operation.Operation == ast.Subscription {
+			return next(ctx) // a stream: nil is its end, not an expiry
+		}
 		return answerExpired(next(ctx))
 	})
+	srv.AroundOperations(subscriptionOperations)
 	if f := cfg.ResponseExtensions; f != nil {
 		srv.AroundResponses(func(ctx context.Context, next graphql.ResponseHandler) *graphql.Response {
 			resp := next(ctx)
@@ -152,6 +166,7 @@ func NewHandler(cfg HandlerConfig) *handler.Server {
 		resp := next(ctx)
 		if resp == nil || resp.HasNext == nil || !*resp.HasNext {
 			loader.ReleaseLarge(ctx)
+			releaseEvent(ctx) // a subscription event's own loaders
 		}
 		return resp
 	})

@@ -10,6 +10,7 @@ import (
 	"github.com/mkgraph/mkgraph/graph/loader"
 	"github.com/mkgraph/mkgraph/graph/model"
 	"github.com/mkgraph/mkgraph/internal/apierr"
+	"github.com/mkgraph/mkgraph/internal/linkevents"
 	"github.com/mkgraph/mkgraph/upstream"
 )
 
@@ -20,6 +21,10 @@ import (
 type Resolver struct {
 	maxLinkIDs int
 	authorize  func(ctx context.Context, linkID string) error
+	refresh    func(ctx context.Context, linkID string) (*upstream.Link, error)
+	events     linkevents.Bus
+	loaders    *loader.Factory
+	subs       *Subscriptions
 }
 
 // checkLinkIDs refuses a links(ids:) list longer than the configured bound.

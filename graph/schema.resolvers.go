@@ -18,10 +18,25 @@ func (r *linkResolver) Accounts(ctx context.Context, obj *model.Link, ids []stri
 	ctx, done := requestScoped(ctx) // may wait for room for a large answer
 	defer done()
 	accounts := obj.Accounts(ids)
-	if err := loader.SpendAccounts(ctx, len(accounts)); err != nil {
+	if err := loader.SpendAccounts(withEventLoaders(ctx, r.loaders), len(accounts)); err != nil {
 		return nil, err
 	}
 	return accounts, nil
+}
+
+// Link is the resolver for the link field.
+func (r *linkEventResolver) Link(ctx context.Context, obj *model.LinkEvent) (*model.Link, error) {
+	if err := r.authorize(ctx, obj.LinkID); err != nil {
+		return nil, err // authorized at subscribe time: cheap to check again
+	}
+	return loader.Link(withEventLoaders(ctx, r.loaders), obj.LinkID)
+}
+
+// RefreshIdentity is the resolver for the refreshIdentity field.
+func (r *mutationResolver) RefreshIdentity(ctx context.Context, linkID string) (*model.IdentityRefresh, error) {
+	ctx, done := requestScoped(ctx)
+	defer done()
+	return r.refreshIdentity(ctx, linkID)
 }
 
 // Link is the resolver for the link field.
@@ -47,13 +62,30 @@ func (r *queryResolver) Links(ctx context.Context, ids []string) ([]*model.Link,
 	return r.loadAuthorized(ctx, ids), nil
 }
 
+// LinkEvents is the resolver for the linkEvents field.
+func (r *subscriptionResolver) LinkEvents(ctx context.Context, linkID string) (<-chan *model.LinkEvent, error) {
+	return r.subscribeLink(ctx, linkID)
+}
+
 // Link returns LinkResolver implementation.
 func (r *Resolver) Link() LinkResolver { return &linkResolver{r} }
+
+// LinkEvent returns LinkEventResolver implementation.
+func (r *Resolver) LinkEvent() LinkEventResolver { return &linkEventResolver{r} }
+
+// Mutation returns MutationResolver implementation.
+func (r *Resolver) Mutation() MutationResolver { return &mutationResolver{r} }
 
 // Query returns QueryResolver implementation.
 func (r *Resolver) Query() QueryResolver { return &queryResolver{r} }
 
+// Subscription returns SubscriptionResolver implementation.
+func (r *Resolver) Subscription() SubscriptionResolver { return &subscriptionResolver{r} }
+
 type (
-	linkResolver  struct{ *Resolver }
-	queryResolver struct{ *Resolver }
+	linkResolver         struct{ *Resolver }
+	linkEventResolver    struct{ *Resolver }
+	mutationResolver     struct{ *Resolver }
+	queryResolver        struct{ *Resolver }
+	subscriptionResolver struct{ *Resolver }
 )

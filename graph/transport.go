@@ -10,6 +10,7 @@ import (
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/handler/transport"
+	"github.com/vektah/gqlparser/v2/ast"
 
 	"github.com/mkgraph/mkgraph/internal/edge/httperr"
 )
@@ -23,7 +24,10 @@ import (
 // copied once, with json.HTMLEscape doing the only change Marshal would make
 // to it (<, >, &, U+2028, U+2029 escaped), so the bytes on the wire are the
 // same (TestWriteResponseMatchesMarshal).
-type postTransport struct{ transport.POST }
+type postTransport struct {
+	transport.POST
+	subs *Subscriptions // subscriptions over SSE
+}
 
 var _ graphql.Transport = postTransport{}
 
@@ -63,6 +67,10 @@ func (t postTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.G
 	rc, opErr := exec.CreateOperationContext(ctx, &params)
 	if opErr != nil {
 		writeRequestErrors(ctx, w, exec, contentType, rc, opErr)
+		return
+	}
+	if rc.Operation != nil && rc.Operation.Operation == ast.Subscription && t.subs != nil {
+		t.subs.deliverSubscription(ctx, w, r, exec, rc) // transport_sse.go
 		return
 	}
 	deliver(ctx, w, r, exec, rc) // incremental.go: one answer, or @defer's parts

@@ -240,6 +240,11 @@ func ReleaseLarge(ctx context.Context) {
 	}
 }
 
+// Release gives back what l holds of the large-answer gate: for loaders made
+// with Factory.New outside Middleware (a subscription's per-event loaders),
+// once the answer they served is built. It may be called more than once.
+func (l *Loaders) Release() { l.release() }
+
 // release gives back what the request holds of the gate.
 func (l *Loaders) release() {
 	l.gateMu.Lock()

@@ -2,8 +2,167 @@
 
 package model
 
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"strconv"
+	"time"
+)
+
+// A refresh MoneyKit accepted: the new data comes later (see Subscription.linkEvents).
+type IdentityRefresh struct {
+	// The link whose identity data is being refreshed.
+	LinkID string `json:"linkId"`
+	// When the facade asked MoneyKit.
+	RequestedAt time.Time `json:"requestedAt"`
+	// The identity product's status in MoneyKit's answer.
+	Status *ProductStatus `json:"status,omitempty"`
+}
+
+// Asks MoneyKit for fresh data. Authorized like Query.link: a caller who may not
+// read the link is refused (facade.forbidden) before any upstream call.
+type Mutation struct {
+}
+
 // Read-only access to MoneyKit identity data: account owners' names, emails,
 // phone numbers and addresses, with each link's product status. Each distinct
 // link in one request costs one upstream call, however often it is selected.
 type Query struct {
+}
+
+// Link events, over WebSocket (graphql-transport-ws, on /graphql) or GraphQL over
+// SSE (POST /graphql with Accept: text/event-stream, distinct connections mode).
+type Subscription struct {
+}
+
+// What a link event reports.
+type LinkEventKind string
+
+const (
+	// A product's refresh started, progressed, completed or failed (link.product_refresh).
+	LinkEventKindProductRefresh LinkEventKind = "PRODUCT_REFRESH"
+	// The link's state changed (link.state_changed).
+	LinkEventKindStateChanged LinkEventKind = "STATE_CHANGED"
+	// New transactions are available (transactions.updates_available).
+	LinkEventKindTransactionsUpdatesAvailable LinkEventKind = "TRANSACTIONS_UPDATES_AVAILABLE"
+	// An event this API does not know yet.
+	LinkEventKindUnknown LinkEventKind = "UNKNOWN"
+)
+
+var AllLinkEventKind = []LinkEventKind{
+	LinkEventKindProductRefresh,
+	LinkEventKindStateChanged,
+	LinkEventKindTransactionsUpdatesAvailable,
+	LinkEventKindUnknown,
+}
+
+func (e LinkEventKind) IsValid() bool {
+	switch e {
+	case LinkEventKindProductRefresh, LinkEventKindStateChanged, LinkEventKindTransactionsUpdatesAvailable, LinkEventKindUnknown:
+		return true
+	}
+	return false
+}
+
+func (e LinkEventKind) String() string {
+	return string(e)
+}
+
+func (e *LinkEventKind) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = LinkEventKind(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid LinkEventKind", str)
+	}
+	return nil
+}
+
+func (e LinkEventKind) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *LinkEventKind) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e LinkEventKind) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+// The state of a product refresh.
+type RefreshState string
+
+const (
+	// The refresh is queued.
+	RefreshStatePending RefreshState = "PENDING"
+	// The refresh is running.
+	RefreshStateInProgress RefreshState = "IN_PROGRESS"
+	// The refresh completed: the product's data is fresh.
+	RefreshStateCompleted RefreshState = "COMPLETED"
+	// The refresh failed; see LinkEvent.errorMessage.
+	RefreshStateFailed RefreshState = "FAILED"
+	// A state this API does not know yet.
+	RefreshStateUnknown RefreshState = "UNKNOWN"
+)
+
+var AllRefreshState = []RefreshState{
+	RefreshStatePending,
+	RefreshStateInProgress,
+	RefreshStateCompleted,
+	RefreshStateFailed,
+	RefreshStateUnknown,
+}
+
+func (e RefreshState) IsValid() bool {
+	switch e {
+	case RefreshStatePending, RefreshStateInProgress, RefreshStateCompleted, RefreshStateFailed, RefreshStateUnknown:
+		return true
+	}
+	return false
+}
+
+func (e RefreshState) String() string {
+	return string(e)
+}
+
+func (e *RefreshState) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = RefreshState(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid RefreshState", str)
+	}
+	return nil
+}
+
+func (e RefreshState) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *RefreshState) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e RefreshState) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
 }

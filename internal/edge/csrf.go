@@ -51,14 +51,38 @@ const csrfMessage = "This request has been blocked as a possible cross-site requ
 // Mutations over GET are not this middleware's business: graph's GET
 // transport refuses them (HTTP 405, facade.bad_request), whatever the
 // headers.
+//
+// A WebSocket upgrade (GET with Upgrade: websocket) passes: a browser cannot
+// add any header to one, and it sends it cross-site without a preflight, so
+// the header rule cannot apply. Its Origin is checked instead, against the
+// CORS allowlist (CORSPolicy.AllowsOrigin), by graph's WebSocket transport,
+// which serves only subscriptions over it.
 func CSRF(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if sendableCrossSite(r) {
+		if !isWebSocketUpgrade(r) && sendableCrossSite(r) {
 			httperr.Write(w, r, http.StatusBadRequest, &apierr.Error{Code: apierr.CodeCSRFRefused, Message: csrfMessage})
 			return
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// isWebSocketUpgrade reports whether r is a WebSocket opening handshake.
+func isWebSocketUpgrade(r *http.Request) bool {
+	if r.Method != http.MethodGet {
+		return false
+	}
+	has := func(name, token string) bool {
+		for _, v := range r.Header.Values(name) {
+			for part := range strings.SplitSeq(v, ",") {
+				if strings.EqualFold(strings.TrimSpace(part), token) {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	return has("Connection", "upgrade") && has("Upgrade", "websocket")
 }
 
 // sendableCrossSite reports whether a browser could have sent r from any
