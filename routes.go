@@ -215,7 +215,7 @@ const graphiqlPrefix = "/graphiql/"
 // (the magic fault ids left out: they hang or drip); in JWT mode, an
 // Authorization header to fill in.
 func graphiqlOptions(c *config) graphiql.Options {
-	o := graphiql.Options{Endpoint: "/graphql", Prefix: graphiqlPrefix, JWT: c.Auth == "jwt"}
+	o := graphiql.Options{Endpoint: "/graphql", Prefix: graphiqlPrefix, JWT: c.Auth == "jwt", Subscriptions: "/graphql"}
 	if c.BaseURL == "" {
 		for _, l := range sandbox.Links() {
 			if !l.Fault {

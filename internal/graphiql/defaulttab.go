@@ -57,3 +57,31 @@ func DefaultTab(o Options) (query, headers string) {
 	b.WriteString("query " + name + " {\n  link(id: \"" + id + "\") {\n" + exampleSelection + "\n  }\n}\n")
 	return b.String(), headers
 }
+
+// Tab is one GraphiQL tab the page opens with.
+type Tab struct {
+	Query   string `json:"query"`
+	Headers string `json:"headers,omitempty"`
+}
+
+// LoopTabs are the tabs of the refresh loop, when subscriptions exist: one
+// watches a link's events (with the fresh data of a completed refresh), the
+// other asks MoneyKit for that refresh. Run the first, then the second, and
+// watch the first's results.
+func LoopTabs(o Options) []Tab {
+	if o.Subscriptions == "" {
+		return nil
+	}
+	id := PlaceholderLinkID
+	if len(o.SandboxLinks) > 0 {
+		id = o.SandboxLinks[0].ID
+	}
+	_, headers := DefaultTab(o)
+	watch := "# 1. Run this first: it waits for the link's events (PENDING, then COMPLETED\n" +
+		"#    with the fresh data). 2. Run the Refresh tab. 3. Watch the results here.\n" +
+		"subscription Watch {\n  linkEvents(linkId: \"" + id + "\") {\n    kind\n    product\n    refreshState\n    occurredAt\n" +
+		"    link {\n      id\n      products { identity { refreshedAt } }\n      accounts { id owners { emails { address } } }\n    }\n  }\n}\n"
+	refresh := "# Asks MoneyKit to refresh the link's identity data; the Watch tab shows the result.\n" +
+		"mutation Refresh {\n  refreshIdentity(linkId: \"" + id + "\") {\n    linkId\n    requestedAt\n    status { refreshedAt lastAttemptedAt }\n  }\n}\n"
+	return []Tab{{Query: watch, Headers: headers}, {Query: refresh, Headers: headers}}
+}

@@ -61,6 +61,11 @@ type Options struct {
 	// JWT says end users authenticate with Authorization: Bearer <JWT>; the
 	// headers tab then holds that header, to fill in.
 	JWT bool
+	// Subscriptions is the path of the graphql-transport-ws endpoint on this
+	// origin (e.g. "/graphql"); GraphiQL then runs subscriptions over it and
+	// opens two more tabs, the refresh loop's: watch a link, refresh it.
+	// Empty: no subscriptions.
+	Subscriptions string
 }
 
 // manifest is dist/manifest.json, written by web/build.mjs.
@@ -135,6 +140,10 @@ func newFrom(fsys fs.FS, o Options) (*Handler, error) {
 		"sandbox":  len(o.SandboxLinks) > 0,
 		"jwt":      o.JWT,
 		"workers":  workers,
+		// The WebSocket URL is made by the page from its own location
+		// (ws: or wss: as the page was served), never from a Host header.
+		"subscriptions": o.Subscriptions,
+		"tabs":          LoopTabs(o),
 	})
 	if err != nil {
 		return nil, err

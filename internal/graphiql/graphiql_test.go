@@ -296,3 +296,22 @@ func TestDefaultTab(t *testing.T) {
 		}
 	}
 }
+
+func TestLoopTabs(t *testing.T) {
+	if tabs := LoopTabs(testOptions); tabs != nil {
+		t.Errorf("without subscriptions: %d tabs, want none", len(tabs))
+	}
+	o := testOptions
+	o.Subscriptions = "/graphql"
+	tabs := LoopTabs(o)
+	if len(tabs) != 2 ||
+		!strings.Contains(tabs[0].Query, `subscription Watch {`) || !strings.Contains(tabs[0].Query, `linkEvents(linkId: "mk_seed")`) ||
+		!strings.Contains(tabs[1].Query, `mutation Refresh {`) || !strings.Contains(tabs[1].Query, `refreshIdentity(linkId: "mk_seed")`) {
+		t.Errorf("loop tabs = %+v", tabs)
+	}
+	o.JWT, o.SandboxLinks = true, nil
+	tabs = LoopTabs(o)
+	if len(tabs) != 2 || !strings.Contains(tabs[0].Query, PlaceholderLinkID) || !strings.Contains(tabs[0].Headers, "Bearer") {
+		t.Errorf("MoneyKit, JWT loop tabs = %+v", tabs)
+	}
+}
