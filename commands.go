@@ -16,15 +16,17 @@ import (
 )
 
 // startSandbox serves the embedded sandbox on a loopback port, so the client
-// talks to it over real HTTP exactly as to MoneyKit.
-func startSandbox(latency time.Duration) (baseURL string, stop func(), err error) {
+// talks to it over real HTTP exactly as to MoneyKit. stop ends its pending
+// refreshes and webhook deliveries, then its listener.
+func startSandbox(opts sandbox.Options) (baseURL string, stop func(), err error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return "", nil, fmt.Errorf("start sandbox: %w", err)
 	}
-	srv := &http.Server{Handler: sandbox.New(sandbox.Options{Latency: latency}), ReadHeaderTimeout: 10 * time.Second}
+	sbx := sandbox.New(opts)
+	srv := &http.Server{Handler: sbx, ReadHeaderTimeout: 10 * time.Second}
 	go srv.Serve(ln)
-	return "http://" + ln.Addr().String(), func() { srv.Close() }, nil
+	return "http://" + ln.Addr().String(), func() { sbx.Close(); srv.Close() }, nil
 }
 
 // runSandbox serves only the sandbox, for other tools and load tests. It

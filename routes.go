@@ -26,14 +26,16 @@ import (
 	"github.com/mkgraph/mkgraph/internal/obs/tracing"
 	"github.com/mkgraph/mkgraph/internal/redisstore"
 	"github.com/mkgraph/mkgraph/upstream/sandbox"
+	"github.com/mkgraph/mkgraph/upstream/webhook"
 )
 
 // newHandler wires the routes and the middleware chain. ready reports why
 // the server should not get traffic (shutting down, credentials refused).
 //
 // With rs (Redis), replicas share the APQ store and the per-caller limits;
-// without it both are this process's own.
-func newHandler(c *config, log zerolog.Logger, client loader.Fetcher, ready func() error, authn *auth.Authenticator, m *metrics.Metrics, rs *redisstore.Client) (http.Handler, error) {
+// without it both are this process's own. ev (nil in some tests: no
+// webhook route, no refreshes or subscriptions) is events.go's.
+func newHandler(c *config, log zerolog.Logger, client loader.Fetcher, ready func() error, authn *auth.Authenticator, m *metrics.Metrics, rs *redisstore.Client, ev *linkEvents) (http.Handler, error) {
 	cors, err := corsPolicy(c)
 	if err != nil {
 		return nil, err
@@ -97,6 +99,8 @@ func newHandler(c *config, log zerolog.Logger, client loader.Fetcher, ready func
 		APQCache:           apqCache(c, rs),
 		Persisted:          persisted,
 		ResponseExtensions: staleExtensions,
+		Refresh:            ev.refreshFunc(),
+		Events:             ev.eventBus(),
 		Loaders:            loaders,
 		Subscriptions:      subs,
 	})
@@ -144,6 +148,14 @@ func newHandler(c *config, log zerolog.Logger, client loader.Fetcher, ready func
 		}
 		mux.Handle("GET /{$}", edge.GraphiQL(gi.Page()))
 		mux.Handle("GET "+graphiqlPrefix, edge.GraphiQL(gi.Assets()))
+	}
+	// MoneyKit's webhooks (upstream/webhook), outside the GraphQL chain:
+	// no CSRF rule (MoneyKit is no browser), no caller auth (the signature
+	// is the auth), the receiver's own 64 KiB body limit and its own
+	// answers (405 for another method); behind the outer chain's request
+	// id, access log, recover and security headers.
+	if ev != nil {
+		mux.Handle(webhook.Path, ev.receiver)
 	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "ok\n")

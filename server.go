@@ -26,6 +26,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/mkgraph/mkgraph/internal/gctune"
+	"github.com/mkgraph/mkgraph/upstream/webhook"
 )
 
 // Garbage collector defaults, unless the standard GOGC or GOMEMLIMIT say
@@ -116,7 +117,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	defer tuneGC(ctx, c, getenv)()
 	log.Info().Int64("GOMEMLIMIT", debug.SetMemoryLimit(-1)).Msg("garbage collector soft memory limit (bytes)")
 
-	svc, closeServices, err := wire(ctx, c, getenv, log)
+	// Listen first, so that a bad address fails here, synchronously, ":0"
+	// works in tests, and the embedded sandbox can be told where the
+	// facade's webhook receiver is.
+	ln, err := net.Listen("tcp", c.Addr)
+	if err != nil {
+		return &configError{fmt.Errorf("MKGRAPH_ADDR: %w", err)}
+	}
+	defer ln.Close() // after Serve, a no-op
+	svc, closeServices, err := wire(ctx, c, getenv, log, selfURL(ln.Addr())+webhook.Path)
 	defer closeServices()
 	if err != nil {
 		return err
@@ -129,7 +138,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		}
 		return svc.client.Ready()
 	}
-	handler, err := newHandler(c, log, svc.fetcher, ready, svc.authn, svc.metrics, svc.redis)
+	handler, err := newHandler(c, log, svc.fetcher, ready, svc.authn, svc.metrics, svc.redis, svc.events)
 	if err != nil {
 		return &configError{err}
 	}
@@ -144,12 +153,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	if h, ok := handler.(interface{ Shutdown() }); ok {
 		srv.RegisterOnShutdown(h.Shutdown) // subscriptions: WebSockets closed with 1012, SSE streams ended
-	}
-	// Listen before Serve so that a bad address fails here, synchronously,
-	// and ":0" works in tests.
-	ln, err := net.Listen("tcp", c.Addr)
-	if err != nil {
-		return &configError{fmt.Errorf("MKGRAPH_ADDR: %w", err)}
 	}
 	serveErr := make(chan error, 2)
 	go func() { serveErr <- srv.Serve(ln) }()
@@ -190,6 +193,19 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	log.Info().Msg("stopped")
 	return nil
+}
+
+// selfURL is the base URL this process reaches its own listener at: the
+// listener's address, with loopback for an unspecified host (":8080").
+func selfURL(addr net.Addr) string {
+	host, port, err := net.SplitHostPort(addr.String())
+	if err != nil {
+		return "http://" + addr.String()
+	}
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, port)
 }
 
 // stdLogger adapts zerolog for http.Server's own errors (bad TLS, broken

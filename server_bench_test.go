@@ -66,7 +66,7 @@ func newBenchEnv(tb testing.TB) *benchEnv {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	h, err := newHandler(c, zerolog.Nop(), client, client.Ready, authn, nil, nil)
+	h, err := newHandler(c, zerolog.Nop(), client, client.Ready, authn, nil, nil, nil)
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -120,7 +120,7 @@ func securityEnv(tb testing.TB) (http.Handler, *sandbox.Server) {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(authn.Close)
-	h, err := newHandler(c, zerolog.Nop(), client, client.Ready, authn, nil, nil)
+	h, err := newHandler(c, zerolog.Nop(), client, client.Ready, authn, nil, nil, nil)
 	if err != nil {
 		tb.Fatal(err)
 	}

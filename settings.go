@@ -20,6 +20,7 @@ import (
 	"github.com/mkgraph/mkgraph/internal/redisstore"
 	"github.com/mkgraph/mkgraph/upstream"
 	"github.com/mkgraph/mkgraph/upstream/cache"
+	"github.com/mkgraph/mkgraph/upstream/webhook"
 )
 
 // moneyKitURL is used when credentials are given without MONEYKIT_BASE_URL.
@@ -45,6 +46,9 @@ type config struct {
 	BreakerCooldown       time.Duration
 	BudgetPerLink         int // -1: unset (the default for the upstream)
 	BudgetPerApp          int
+	RefreshBudgetPerLink  int // -1: unset (1 with MoneyKit, none on the embedded sandbox)
+	WebhookJWKSTTL        time.Duration
+	WebhookMaxAge         time.Duration
 	LoaderWait            time.Duration
 	MaxBodyBytes          int64
 	MaxLinkIDs            int
@@ -143,6 +147,9 @@ func (c *config) settings() []setting {
 		{"upstream-max-in-flight", "MKGRAPH_UPSTREAM_MAX_IN_FLIGHT", strconv.Itoa(upstream.DefaultMaxInFlight), "upstream calls in flight at once, over all requests; a call waits at most 1 s for a slot, then facade.upstream_unavailable", number(&c.MaxInFlight)},
 		{"identity-budget-per-link", "MKGRAPH_IDENTITY_BUDGET_PER_LINK", "", "identity calls per link per minute the facade allows itself (MoneyKit: 3); unset: 3 with MoneyKit, none with the embedded sandbox; 0: none", budget(&c.BudgetPerLink)},
 		{"identity-budget-per-app", "MKGRAPH_IDENTITY_BUDGET_PER_APP", "", "identity calls per minute in all (MoneyKit: 600); unset: 600 with MoneyKit, none with the embedded sandbox; 0: none", budget(&c.BudgetPerApp)},
+		{"refresh-budget-per-link", "MKGRAPH_REFRESH_BUDGET_PER_LINK", "", "identity refreshes (refreshIdentity) per link per day the facade allows itself, refused with api_error.rate_limit_exceeded before any call (MoneyKit: 1); unset: 1 with MoneyKit, none with the embedded sandbox; 0: none", budget(&c.RefreshBudgetPerLink)},
+		{"webhook-jwks-ttl", "MKGRAPH_WEBHOOK_JWKS_TTL", webhook.DefaultJWKSTTL.String(), "how long MoneyKit's webhook signing keys ({MONEYKIT_BASE_URL}/.well-known/jwks.json) are used before they are fetched again (an unknown kid refetches sooner); MoneyKit allows at most 24h", duration(&c.WebhookJWKSTTL, true)},
+		{"webhook-max-age", "MKGRAPH_WEBHOOK_MAX_AGE", webhook.DefaultMaxAge.String(), "how far a webhook signature's iat may be from now, either way; older deliveries are refused as replays", duration(&c.WebhookMaxAge, true)},
 		{"breaker-cooldown", "MKGRAPH_BREAKER_COOLDOWN", upstream.DefaultBreakerCooldown.String(), "when at least half of at least 20 calls in the last 10 s failed (5xx, timeouts, connection failures), how long the facade fails fast with facade.upstream_unavailable before a few probes", duration(&c.BreakerCooldown, true)},
 		{"cache-ttl", "MKGRAPH_CACHE_TTL", cache.DefaultTTL.String(), "how long an identity answer is served from the cache without an upstream call; 0s: no cache", duration(&c.CacheTTL, false)},
 		{"cache-max-stale", "MKGRAPH_CACHE_MAX_STALE", cache.DefaultMaxStale.String(), "after the TTL, how long a cached answer may still be served (marked stale) when the upstream fails or refuses (429, 5xx, budget)", duration(&c.CacheMaxStale, false)},

@@ -29,14 +29,16 @@ type services struct {
 	authn   *auth.Authenticator
 	metrics *metrics.Metrics
 	redis   *redisstore.Client // nil without MKGRAPH_REDIS_URL
+	events  *linkEvents        // refresh, webhook receiver, link event bus (events.go)
 }
 
 // wire builds the services the settings describe, in dependency order: the
 // upstream (the embedded sandbox when no MoneyKit is configured), tracing,
 // metrics, Redis, the MoneyKit client, the identity cache, the
 // authenticator. closeAll releases what was built, last first; it is never
-// nil, and must be called even when err is not.
-func wire(ctx context.Context, c *config, getenv func(string) string, log zerolog.Logger) (svc *services, closeAll func(), err error) {
+// nil, and must be called even when err is not. webhookURL is where the
+// embedded sandbox sends its webhooks: the facade's own receiver.
+func wire(ctx context.Context, c *config, getenv func(string) string, log zerolog.Logger, webhookURL string) (svc *services, closeAll func(), err error) {
 	var closers []func()
 	onClose := func(f func()) { closers = append(closers, f) }
 	closeAll = func() {
@@ -47,7 +49,7 @@ func wire(ctx context.Context, c *config, getenv func(string) string, log zerolo
 	baseURL, clientID, clientSecret := c.BaseURL, c.ClientID, c.ClientSecret
 	embedded := baseURL == ""
 	if embedded {
-		sbx, stopSandbox, err := startSandbox(c.SandboxLatency)
+		sbx, stopSandbox, err := startSandbox(sandbox.Options{Latency: c.SandboxLatency, WebhookURL: webhookURL})
 		if err != nil {
 			return nil, closeAll, err
 		}
@@ -107,6 +109,7 @@ func wire(ctx context.Context, c *config, getenv func(string) string, log zerolo
 	// credentials, behind authorization (the resolvers decide before any
 	// loader asks it).
 	var fetcher loader.Fetcher = client
+	var ic *cache.Cache
 	if c.CacheTTL > 0 {
 		cc := cache.Config{
 			Next:      client.GetIdentity,
@@ -127,7 +130,7 @@ func wire(ctx context.Context, c *config, getenv func(string) string, log zerolo
 				return nil, closeAll, &configError{fmt.Errorf("MKGRAPH_REDIS_ENCRYPTION_KEY: %w", err)}
 			}
 		}
-		ic, err := cache.New(cc)
+		ic, err = cache.New(cc)
 		if err != nil {
 			return nil, closeAll, &configError{err}
 		}
@@ -135,13 +138,19 @@ func wire(ctx context.Context, c *config, getenv func(string) string, log zerolo
 		fetcher = ic
 	}
 
+	events, err := wireLinkEvents(c, log, baseURL, clientID, namespace, rs, ic, m, onClose)
+	if err != nil {
+		return nil, closeAll, err
+	}
+	events.refresh = newRefresher(client, refreshBudget(c, embedded, rs, namespace), m)
+
 	authn, err := newAuthenticator(ctx, c, embedded, log)
 	if err != nil {
 		return nil, closeAll, err
 	}
 	onClose(authn.Close)
 
-	return &services{client: client, fetcher: fetcher, authn: authn, metrics: m, redis: rs}, closeAll, nil
+	return &services{client: client, fetcher: fetcher, authn: authn, metrics: m, redis: rs, events: events}, closeAll, nil
 }
 
 // observeUpstream counts each upstream call for the request's access log

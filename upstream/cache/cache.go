@@ -253,3 +253,50 @@ func saturatedAdd(a, b time.Duration) time.Duration {
 	}
 	return math.MaxInt64
 }
+
+// Invalidate drops linkID's cached answer here and in the Shared store, so
+// that the next read asks the upstream (MoneyKit announced fresh data: a
+// completed identity refresh, or the link's state changed). A call for the
+// link in flight when Invalidate is called stores nothing, locally or in the
+// Shared store (what it fetched may predate the change); the callers that
+// were already waiting for it still get its answer, and callers arriving
+// after Invalidate start a call of their own.
+//
+// Other replicas hold the answer in their own memory too: they must be told
+// (InvalidateLocal), which is the caller's business (internal/redisstore
+// broadcasts it).
+func (c *Cache) Invalidate(ctx context.Context, linkID string) {
+	key := c.key(linkID)
+	if cl := c.detach(key); cl != nil {
+		// A write to the Shared store in progress ends before the delete.
+		cl.sharedWrite.Lock()
+		defer cl.sharedWrite.Unlock()
+	}
+	c.store.Invalidate(key)
+	if c.cfg.Shared != nil {
+		c.cfg.Shared.Delete(ctx, key)
+	}
+}
+
+// InvalidateLocal is Invalidate without the Shared store: what a replica
+// does when another replica tells it that it invalidated linkID (and
+// deleted the shared entry itself).
+func (c *Cache) InvalidateLocal(linkID string) {
+	key := c.key(linkID)
+	c.detach(key)
+	c.store.Invalidate(key)
+}
+
+// detach marks key's call in flight, if any, invalidated and removes it from
+// the flight table, so that later callers do not join it; it returns it.
+func (c *Cache) detach(key string) *call {
+	c.flightMu.Lock()
+	defer c.flightMu.Unlock()
+	cl, ok := c.flight[key]
+	if !ok {
+		return nil
+	}
+	cl.invalidated.Store(true)
+	delete(c.flight, key)
+	return cl
+}

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"sync"
+	"sync/atomic"
 
 	"github.com/mkgraph/mkgraph/internal/apierr"
 	"github.com/mkgraph/mkgraph/upstream"
@@ -19,6 +21,15 @@ type call struct {
 	err     error
 	waiters int
 	cancel  context.CancelFunc
+
+	// invalidated is set by Invalidate while the call is in flight: what it
+	// fetched may predate the invalidation, so it must not be stored
+	// (locally or in the Shared store). Its callers, who arrived before the
+	// invalidation, still get it; later callers start a call of their own.
+	invalidated atomic.Bool
+	// sharedWrite is held while the call writes to the Shared store, so
+	// that Invalidate can wait for a write in progress before it deletes.
+	sharedWrite sync.Mutex
 }
 
 // join returns the shared call for key, starting it when there is none:
@@ -39,9 +50,11 @@ func (c *Cache) join(ctx context.Context, key, linkID string) *call {
 	c.flight[key] = cl
 	go func() {
 		defer cancel()
-		v, err := c.fetch(fctx, key, linkID)
+		v, err := c.fetch(fctx, cl, key, linkID)
 		c.flightMu.Lock()
-		delete(c.flight, key)
+		if c.flight[key] == cl { // an invalidation may have put another call there
+			delete(c.flight, key)
+		}
 		c.flightMu.Unlock()
 		if err == nil {
 			cl.val = v.(fetched)
@@ -100,7 +113,7 @@ type fetched struct {
 // fetch is the shared upstream call for key. It stores a success and
 // deletes the entry on a lasting error, itself rather than in its callers,
 // so that this happens even when every caller has gone.
-func (c *Cache) fetch(ctx context.Context, key, linkID string) (any, error) {
+func (c *Cache) fetch(ctx context.Context, cl *call, key, linkID string) (any, error) {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
@@ -121,7 +134,7 @@ func (c *Cache) fetch(ctx context.Context, key, linkID string) (any, error) {
 	defer context.AfterFunc(c.life, cancel)()
 
 	if c.cfg.Shared != nil {
-		f, unlock, ok, err := c.viaShared(ctx, key)
+		f, unlock, ok, err := c.viaShared(ctx, cl, key)
 		if err != nil || ok {
 			return f, err
 		}
@@ -144,9 +157,13 @@ func (c *Cache) fetch(ctx context.Context, key, linkID string) (any, error) {
 		}
 		return nil, err
 	}
-	f := c.put(key, id)
+	f := c.put(key, id, &cl.invalidated)
 	if c.cfg.Shared != nil && !f.fromCache && f.entry.size > 0 {
-		c.cfg.Shared.Set(ctx, key, SharedEntry{Identity: f.entry.identity, FetchedAt: f.entry.fetchedAt}, c.staleWindow)
+		cl.sharedWrite.Lock()
+		if !cl.invalidated.Load() {
+			c.cfg.Shared.Set(ctx, key, SharedEntry{Identity: f.entry.identity, FetchedAt: f.entry.fetchedAt}, c.staleWindow)
+		}
+		cl.sharedWrite.Unlock()
 	}
 	return f, nil
 }

@@ -30,9 +30,10 @@ func (c *Cache) age(e *entry) time.Duration {
 	return max(c.cfg.Now().Sub(e.fetchedAt), 0)
 }
 
-// put stores id under key unless the cached entry holds a newer refresh,
-// and returns the entry that answers the callers.
-func (c *Cache) put(key string, id *upstream.Identity) fetched {
+// put stores id under key unless the cached entry holds a newer refresh or
+// invalidated is set (the answer may predate an Invalidate), and returns the
+// entry that answers the callers.
+func (c *Cache) put(key string, id *upstream.Identity, invalidated *atomic.Bool) fetched {
 	now := c.cfg.Now()
 	e, ok := c.newEntry(key, id, now)
 	if !ok {
@@ -41,7 +42,15 @@ func (c *Cache) put(key string, id *upstream.Identity) fetched {
 		return fetched{entry: e}
 	}
 	kept := false
+	dropped := false
 	actual, _ := c.store.Compute(key, func(old *entry, found bool) (*entry, otter.ComputeOp) {
+		// Checked inside Compute, which otter runs atomically with
+		// Invalidate's removal of the key: either this write comes first
+		// and is removed, or it sees the flag.
+		if invalidated.Load() {
+			dropped = true
+			return old, otter.CancelOp
+		}
 		if found && e.olderThan(old) {
 			// The upstream answered from an older refresh than the one we
 			// hold (a lagging replica): keep ours, and count it as
@@ -51,6 +60,9 @@ func (c *Cache) put(key string, id *upstream.Identity) fetched {
 		}
 		return e, otter.WriteOp
 	})
+	if dropped {
+		return fetched{entry: e}
+	}
 	if actual == nil {
 		actual = e
 	}
@@ -98,13 +110,17 @@ func RefreshedAt(id *upstream.Identity) time.Time {
 }
 
 // keep stores an entry read from the Shared store unless the local store
-// holds a younger answer or a newer refresh, and returns the entry kept.
-func (c *Cache) keep(key string, id *upstream.Identity, fetchedAt time.Time) *entry {
+// holds a younger answer or a newer refresh, or invalidated is set, and
+// returns the entry kept.
+func (c *Cache) keep(key string, id *upstream.Identity, fetchedAt time.Time, invalidated *atomic.Bool) *entry {
 	e, ok := c.newEntry(key, id, fetchedAt)
 	if !ok {
 		return e
 	}
 	actual, _ := c.store.Compute(key, func(old *entry, found bool) (*entry, otter.ComputeOp) {
+		if invalidated.Load() {
+			return old, otter.CancelOp
+		}
 		if found && (old.fetchedAt.After(e.fetchedAt) || e.olderThan(old)) {
 			return old, otter.CancelOp
 		}

@@ -50,8 +50,8 @@ const (
 // waits for that replica's answer, polling with backoff, until the lock is
 // free or ctx ends. A stale shared entry is copied into the local store, so
 // that it can be served if the upstream call fails.
-func (c *Cache) viaShared(ctx context.Context, key string) (f fetched, unlock func(), ok bool, err error) {
-	if f, ok := c.fromShared(ctx, key); ok {
+func (c *Cache) viaShared(ctx context.Context, cl *call, key string) (f fetched, unlock func(), ok bool, err error) {
+	if f, ok := c.fromShared(ctx, cl, key); ok {
 		return f, nil, true, nil
 	}
 	delay := sharedPollMin
@@ -59,7 +59,7 @@ func (c *Cache) viaShared(ctx context.Context, key string) (f fetched, unlock fu
 		if unlock, locked := c.cfg.Shared.Lock(ctx, key, c.cfg.SharedLockTTL); locked {
 			if waited {
 				// The holder may have stored its answer just before it let go.
-				if f, ok := c.fromShared(ctx, key); ok {
+				if f, ok := c.fromShared(ctx, cl, key); ok {
 					unlock()
 					return f, nil, true, nil
 				}
@@ -83,7 +83,7 @@ func (c *Cache) viaShared(ctx context.Context, key string) (f fetched, unlock fu
 		case <-t.C:
 		}
 		delay = min(2*delay, sharedPollMax)
-		if f, ok := c.fromShared(ctx, key); ok {
+		if f, ok := c.fromShared(ctx, cl, key); ok {
 			return f, nil, true, nil
 		}
 	}
@@ -91,7 +91,7 @@ func (c *Cache) viaShared(ctx context.Context, key string) (f fetched, unlock fu
 
 // fromShared reads key from the Shared store into the local one, and
 // reports whether the entry is fresh.
-func (c *Cache) fromShared(ctx context.Context, key string) (fetched, bool) {
+func (c *Cache) fromShared(ctx context.Context, cl *call, key string) (fetched, bool) {
 	se, ok := c.cfg.Shared.Get(ctx, key)
 	if !ok || se.Identity == nil {
 		return fetched{}, false
@@ -106,7 +106,7 @@ func (c *Cache) fromShared(ctx context.Context, key string) (fetched, bool) {
 	if now.Sub(fetchedAt) >= c.staleWindow {
 		return fetched{}, false
 	}
-	e := c.keep(key, se.Identity, fetchedAt)
+	e := c.keep(key, se.Identity, fetchedAt, &cl.invalidated)
 	if c.age(e) >= c.cfg.TTL {
 		return fetched{}, false
 	}

@@ -62,9 +62,11 @@
 // applies it itself. The default Store is in memory, per replica, bounded
 // (NewMemoryStore); redisstore.NewWebhookDedupe shares it between replicas.
 //
-// # Wiring (a later step; nothing here is mounted yet)
+// # Wiring
 //
-// In wiring.go, after the settings are read:
+// Done in package main: events.go builds the Handler (its OnEvent drops the
+// link's cached identity on every replica, then publishes the event) and
+// routes.go mounts it. In outline:
 //
 //	wh, err := webhook.New(webhook.Config{
 //		BaseURL:  s.MoneyKitBaseURL, // the sandbox's URL when embedded: it serves the JWKS and signs with ES256

@@ -21,7 +21,7 @@ const maxLen = 64
 // path can carry an id or be kilobytes long. The access log uses it too.
 func Route(path string) string {
 	switch path {
-	case "/graphql", "/graphql/schema.graphql", "/", "/healthz", "/readyz":
+	case "/graphql", "/graphql/schema.graphql", "/", "/healthz", "/readyz", "/webhooks/moneykit":
 		return path
 	}
 	if strings.HasPrefix(path, "/graphiql/") {

@@ -94,6 +94,7 @@ type Metrics struct {
 	budgetRefusals *prometheus.CounterVec
 	tokenRenewals  *prometheus.CounterVec
 	redisErrors    *prometheus.CounterVec
+	events         *linkEventMetrics // linkevents.go
 
 	operations    *capped
 	errorCodes    *capped
@@ -163,6 +164,7 @@ func New() *Metrics {
 		m.upstreamCalls, m.upstreamDuration,
 		m.loaderBatch, m.cache, m.budgetRefusals, m.tokenRenewals, m.redisErrors,
 	)
+	m.events = newLinkEventMetrics(m.reg)
 	// ContinueOnError: a collector that fails must not hide all the others.
 	m.handler = promhttp.InstrumentMetricHandler(m.reg, promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{
 		ErrorHandling:     promhttp.ContinueOnError,
@@ -246,7 +248,7 @@ func (m *Metrics) ObserveUpstream(c upstream.Call) {
 	}
 	endpoint := Other
 	switch c.Endpoint {
-	case upstream.EndpointToken, upstream.EndpointIdentity:
+	case upstream.EndpointToken, upstream.EndpointIdentity, upstream.EndpointRefresh:
 		endpoint = c.Endpoint
 	}
 	code := ""
@@ -277,13 +279,13 @@ func (m *Metrics) Cache(result string) {
 }
 
 // BudgetRefused counts one call refused locally in
-// mkgraph_rate_budget_refusals_total: scope is ScopeLink, ScopeApp or
-// ScopeCaller; anything else is counted as Other.
+// mkgraph_rate_budget_refusals_total: scope is ScopeLink, ScopeApp,
+// ScopeCaller or ScopeRefresh; anything else is counted as Other.
 func (m *Metrics) BudgetRefused(scope string) {
 	if m == nil {
 		return
 	}
-	m.budgetRefusals.WithLabelValues(oneOf(scope, ScopeLink, ScopeApp, ScopeCaller)).Inc()
+	m.budgetRefusals.WithLabelValues(oneOf(scope, ScopeLink, ScopeApp, ScopeCaller, ScopeRefresh)).Inc()
 }
 
 // TokenRenewed counts one access token renewal in
@@ -307,7 +309,7 @@ func (m *Metrics) RedisError(op string) {
 	}
 	m.redisErrors.WithLabelValues(oneOf(op,
 		RedisConnect, RedisCacheGet, RedisCacheSet, RedisAPQGet, RedisAPQSet,
-		RedisBudget, RedisRateLimit, RedisLock)).Inc()
+		RedisBudget, RedisRateLimit, RedisLock, RedisWebhook, RedisPubSub)).Inc()
 }
 
 // statusLabel is an HTTP status code as a label; the server itself chose it,
