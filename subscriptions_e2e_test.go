@@ -130,8 +130,6 @@ func TestSubscriptionsEndToEnd(t *testing.T) {
 			switch {
 			case err != nil && errorsIsTimeout(err):
 				// accepted: no error within a second
-			case m != nil && strings.Contains(toJSON(m), "facade.subscriptions_unavailable"):
-				t.Log("no event bus wired in this server yet (HandlerConfig.Events): subscription refused as unavailable")
 			default:
 				t.Fatalf("own link: %v %v", m, err)
 			}

@@ -38,6 +38,6 @@ client.subscribe(
   },
 );
 client.on("connected", () => {
-  timer = setTimeout(() => { out({ accepted: true }); }, Number(waitMs));
+  timer = setTimeout(() => { out({ accepted: true }); client.dispose(); process.exit(0); }, Number(waitMs));
 });
 setTimeout(() => { out({ timeout: true }); process.exit(1); }, 20000);
