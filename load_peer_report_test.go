@@ -86,21 +86,21 @@ func peerInProcess(t *testing.T) map[string]benchFigure {
 }
 
 // peerReport renders the comparison as docs/performance.md carries it.
-func peerReport(runs []peerRun, inProcess map[string]benchFigure, tc *tailcallPeer, clients int, duration time.Duration, maxRequests int, loadBefore, loadAfter string) string {
+func peerReport(runs []peerRun, inProcess map[string]benchFigure, tc *tailcallPeer, clients int, duration time.Duration, maxRequests int, quiet float64, loadBefore, loadAfter string) string {
 	var b strings.Builder
 	peer := "Tailcall not run (`LOAD_TAILCALL=1` runs it)"
 	if tc != nil {
 		peer = fmt.Sprintf("Tailcall `%s`, `TAILCALL_DEDUPE=%s`", tc.version, tc.dedupe)
 	}
 	fmt.Fprintf(&b, "Run of %s on %d vCPU (%s), %s, %s/%s: **the load generator, the upstream (sandbox) and the gateway share these %d cores** "+
-		"(load average, 1/5/15 min, before → after: %s → %s). %d closed-loop clients, %s per run (at most %d requests); "+
+		"(other processes used %.0f%% of the machine's CPU in the second before the first run, the last column below shows their share during each run; load average, 1/5/15 min, before → after: %s → %s). %d closed-loop clients, %s per run (at most %d requests); "+
 		"the sandbox (`mkgraph sandbox -latency 0s`, then `20ms`) answers `../shared/bench/identity-3-accounts.json` for every `mk_bench<n>` link (own account ids); "+
 		"a fresh facade per mkgraph run with `MKGRAPH_CACHE_TTL=0s`, `MKGRAPH_IDENTITY_BUDGET_PER_LINK=0`, `MKGRAPH_IDENTITY_BUDGET_PER_APP=0`, `MKGRAPH_AUTH=none`, `MKGRAPH_LOG_LEVEL=warn`, "+
 		"the documents of `testdata/bench/` (copies of `../shared/bench/`) as they are; the REST floor is `GET /links/mk_bench00/identity` straight to the sandbox (client headers) in the same run; "+
 		"%s, one process per latency over the same sandbox, its documents `queries/*.graphql`, sent with the sandbox's `X-Client-Id`/`X-Client-Secret`, which it forwards. "+
 		"\"cache on\" is (a) through a facade with the default identity cache, CPU-bound.\n\n",
 		time.Now().UTC().Format("2006-01-02 15:04 MST"), runtime.NumCPU(), loadCPUModel(), runtime.Version(), runtime.GOOS, runtime.GOARCH,
-		runtime.NumCPU(), loadBefore, loadAfter, clients, duration, maxRequests, peer)
+		runtime.NumCPU(), 100*quiet, loadBefore, loadAfter, clients, duration, maxRequests, peer)
 
 	cpu, slow := runs[0], runs[len(runs)-1]
 	floorA := func(r peerRun) float64 { return max(r.floor.rps(), 1e-9) }
@@ -154,7 +154,7 @@ func peerReport(runs []peerRun, inProcess map[string]benchFigure, tc *tailcallPe
 	}
 
 	b.WriteString("\nEvery run (CPU per request is user + system time from `/proc/<pid>/stat` over the timed run; upstream calls count the sandbox's identity calls, one untimed warm-up request per client included; Tailcall's RSS is its process's peak over (a)–(c)):\n\n")
-	b.WriteString("| upstream | run | req/s | p50 | p90 | p99 | errors | upstream calls / request | peak RSS | CPU / request: gateway · sandbox · generator |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---|\n")
+	b.WriteString("| upstream | run | req/s | p50 | p90 | p99 | errors | upstream calls / request | peak RSS | CPU / request: gateway · sandbox · generator | other processes' CPU |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|\n")
 	row := func(r peerRun, name string, f loadFigures) {
 		rss := "—"
 		if f.peakRSSKiB > 0 {
@@ -164,9 +164,9 @@ func peerReport(runs []peerRun, inProcess map[string]benchFigure, tc *tailcallPe
 		if f.cpuFacade > 0 || f.peakRSSKiB > 0 {
 			gw = loadMS(f.perReq(f.cpuFacade))
 		}
-		fmt.Fprintf(&b, "| %s | %s | %.0f | %s | %s | %s | %d | %.3f | %s | %s · %s · %s |\n", peerLatency(r.latency), name, f.rps(),
+		fmt.Fprintf(&b, "| %s | %s | %.0f | %s | %s | %s | %d | %.3f | %s | %s · %s · %s | %.0f%% |\n", peerLatency(r.latency), name, f.rps(),
 			loadMS(f.p(50)), loadMS(f.p(90)), loadMS(f.p(99)), f.errs, f.callsPerReq(clients), rss,
-			gw, loadMS(f.perReq(f.cpuSandbox)), loadMS(f.perReq(f.cpuGenerator)))
+			gw, loadMS(f.perReq(f.cpuSandbox)), loadMS(f.perReq(f.cpuGenerator)), 100*f.others())
 	}
 	for _, r := range runs {
 		row(r, "REST floor", r.floor)

@@ -68,7 +68,8 @@ func TestLoadPeer(t *testing.T) {
 	dir := t.TempDir()
 	peerCheckCopies(t)
 
-	// The in-process figures first, on a quiet machine.
+	// The in-process figures first, on a machine as quiet as it gets.
+	quiet := waitQuiet(t)
 	inProcess := peerInProcess(t)
 	bin := buildBinary(t, dir)
 	var tc *tailcallPeer
@@ -129,7 +130,7 @@ func TestLoadPeer(t *testing.T) {
 	loadAfter := loadAverage()
 	client.CloseIdleConnections()
 
-	report := peerReport(runs, inProcess, tc, clients, duration, maxRequests, loadBefore, loadAfter)
+	report := peerReport(runs, inProcess, tc, clients, duration, maxRequests, quiet, loadBefore, loadAfter)
 	t.Logf("peer comparison:\n\n%s", report)
 	if os.Getenv("LOAD_WRITE") == "1" {
 		if err := writeMarked(loadDoc, peerBeginMark, peerEndMark, report); err != nil {
@@ -247,6 +248,6 @@ func peerCheckCopies(t *testing.T) {
 
 // peerLine is one run's figures for the log.
 func peerLine(f loadFigures, clients int) string {
-	return fmt.Sprintf("%.0f req/s, p50 %s, p99 %s, %d errors, %.3f upstream calls/request, peak RSS %.1f MiB",
-		f.rps(), loadMS(f.p(50)), loadMS(f.p(99)), f.errs, f.callsPerReq(clients), float64(f.peakRSSKiB)/1024)
+	return fmt.Sprintf("%.0f req/s, p50 %s, p99 %s, %d errors, %.3f upstream calls/request, peak RSS %.1f MiB, other processes %.0f%% of the CPU",
+		f.rps(), loadMS(f.p(50)), loadMS(f.p(99)), f.errs, f.callsPerReq(clients), float64(f.peakRSSKiB)/1024, 100*f.others())
 }
