@@ -15,8 +15,9 @@ import (
 // much of the cores went to processes outside it (another build or test on
 // the same machine): the figures of a busy machine are not comparable.
 const (
-	quietBusyShare = 0.15            // others' share of the machine below which it counts as quiet
-	quietDefault   = 2 * time.Minute // LOAD_QUIET_WAIT's default
+	quietBusyShare = 0.15             // others' share of the machine below which it counts as quiet
+	quietDefault   = 2 * time.Minute  // LOAD_QUIET_WAIT's default, before the first run
+	quietPerRun    = 20 * time.Second // before each later run, at most LOAD_QUIET_WAIT
 )
 
 // machineBusy is the busy CPU time of all cores since boot (user, nice,
@@ -53,14 +54,26 @@ func othersShare(busy, ours, elapsed time.Duration) float64 {
 // returns the busy share it last saw.
 func waitQuiet(t *testing.T) float64 {
 	t.Helper()
-	wait := quietDefault
-	if v := os.Getenv("LOAD_QUIET_WAIT"); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil || d < 0 {
-			t.Fatalf("LOAD_QUIET_WAIT=%q: want a duration", v)
-		}
-		wait = d
+	return waitQuietFor(t, quietWait(t))
+}
+
+// quietWait is LOAD_QUIET_WAIT, or its default.
+func quietWait(t *testing.T) time.Duration {
+	t.Helper()
+	v := os.Getenv("LOAD_QUIET_WAIT")
+	if v == "" {
+		return quietDefault
 	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 0 {
+		t.Fatalf("LOAD_QUIET_WAIT=%q: want a duration", v)
+	}
+	return d
+}
+
+// waitQuietFor is waitQuiet with its bound.
+func waitQuietFor(t *testing.T, wait time.Duration) float64 {
+	t.Helper()
 	deadline := time.Now().Add(wait)
 	for {
 		cpu0, busy0, t0 := loadSelfCPU(), machineBusy(), time.Now()

@@ -88,6 +88,7 @@ func TestLoadPeer(t *testing.T) {
 			[]string{"sandbox", "-addr", sandboxAddr, "-latency", latency.String()}, []string{"MKGRAPH_LOG_LEVEL=warn"})
 		waitFor(t, sbx, sandboxURL+"/_sandbox/stats")
 		measure := func(procs []*process, do func(n int64) error) loadFigures {
+			waitQuietFor(t, min(quietPerRun, quietWait(t)))
 			return loadMeasure(t, client, clients, duration, maxRequests, &seq, sandboxURL, sbx, procs, do)
 		}
 
