@@ -82,6 +82,9 @@ tidy:
 soak: ## 30 s fault soak on loopback (writes docs/resilience.md)
 	SOAK_WRITE=1 $(GO) test -tags soak -run TestSoak -count=1 -v -timeout 10m .
 
+# TestLoad (issue 5's scenarios) and TestLoadPeer (issue 12's peer comparison);
+# LOAD_TAILCALL=1 make load also runs Tailcall (npm ci into a temporary copy of
+# ../shared/bench/tailcall) beside the facade.
 .PHONY: load
 load: redis ## load benchmarks over loopback (writes docs/performance.md)
 	LOAD_WRITE=1 $(GO) test -tags load -run TestLoad -count=1 -v -timeout 15m .

@@ -29,6 +29,7 @@ type loadFigures struct {
 	cpuFacade      time.Duration // facade user+system CPU during the timed run
 	cpuSandbox     time.Duration
 	cpuGenerator   time.Duration // this test process
+	cpuMachine     time.Duration // every core's busy time, for othersShare
 }
 
 // loadRun is one scenario's two runs, directly and through the facade.
@@ -45,6 +46,12 @@ func (f loadFigures) p(q float64) time.Duration {
 
 func (f loadFigures) perReq(d time.Duration) time.Duration {
 	return d / time.Duration(max(f.requests, 1))
+}
+
+// others is the share of the machine's CPU that processes outside the run
+// used during it.
+func (f loadFigures) others() float64 {
+	return othersShare(f.cpuMachine, f.cpuFacade+f.cpuSandbox+f.cpuGenerator, f.elapsed)
 }
 
 func (f loadFigures) callsPerReq(warmups int) float64 {
@@ -110,10 +117,12 @@ func loadMeasure(t *testing.T, c *http.Client, clients int, d time.Duration, max
 		cpuFacade += loadProcCPU(facade.cmd.Process.Pid)
 	}
 	cpuSelf = loadSelfCPU()
+	machine := machineBusy()
 	started = time.Now()
 	close(start)
 	done.Wait()
 	f.elapsed = time.Since(started)
+	f.cpuMachine = machineBusy() - machine
 	f.cpuSandbox = loadProcCPU(sbx.cmd.Process.Pid) - cpuSandbox
 	f.cpuGenerator = loadSelfCPU() - cpuSelf
 	for _, facade := range facades {

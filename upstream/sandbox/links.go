@@ -191,6 +191,8 @@ func fixtureReply(linkID string, query url.Values) reply {
 	switch {
 	case !ok && strings.HasPrefix(linkID, LinkCopyPrefix):
 		return jsonReply(http.StatusOK, knownLinks()[LinkHousehold].fixture.copyAs(linkID, query["account_ids"]))
+	case !ok && isBenchLink(linkID):
+		return benchReply(linkID, query)
 	case !ok:
 		return errLinkNotFound
 	case l.fixture == nil:
