@@ -538,27 +538,30 @@ func TestWebSocketSubscriptionsOff(t *testing.T) {
 	}
 }
 
-// TestSubscribersShareOneUpstreamCall: 100 subscribers selecting the link
-// of one event cost one upstream call (the identity cache's single flight),
-// each with fresh loaders.
+// TestSubscribersShareOneUpstreamCall: 1,000 subscribers selecting the link
+// of one event (50 connections of 20 subscriptions) cost one upstream call
+// (the identity cache's single flight), each with fresh loaders. The issue's
+// figure: upstream calls when 1,000 subscribers select link on one
+// completed event, which must be 1.
 func TestSubscribersShareOneUpstreamCall(t *testing.T) {
-	s := newSubsServer(t, subsOptions{cfg: graph.SubscriptionConfig{PerCaller: 1000}})
+	const conns, perConn = 50, 20
+	s := newSubsServer(t, subsOptions{cfg: graph.SubscriptionConfig{PerCaller: conns * perConn}})
 	var clients []*wsClient
-	for i := range 5 {
+	for i := range conns {
 		c := s.connect(t, map[string]any{"Authorization": "Bearer user"}, true)
-		for j := range 20 {
+		for j := range perConn {
 			c.subscribe(fmt.Sprint(i, "-", j), eventQuery, okLink)
 		}
 		clients = append(clients, c)
 	}
-	s.waitSubscribers(t, 100)
+	s.waitSubscribers(t, conns*perConn)
 	s.bus.Publish(context.Background(), refreshEvent)
 	var wg sync.WaitGroup
 	var bad atomic.Int64
 	for _, c := range clients {
 		wg.Go(func() {
-			for range 20 {
-				m, err := c.tryRead(5 * time.Second)
+			for range perConn {
+				m, err := c.tryRead(30 * time.Second)
 				if err != nil || m.Type != "next" || !strings.Contains(string(m.Payload), `"institutionName":"Chase"`) {
 					bad.Add(1)
 				}
@@ -570,11 +573,12 @@ func TestSubscribersShareOneUpstreamCall(t *testing.T) {
 		t.Fatalf("%d subscribers did not get the link", bad.Load())
 	}
 	if n := s.fetcher.calls.Load(); n != 1 {
-		t.Fatalf("%d upstream calls, want 1", n)
+		t.Fatalf("%d upstream calls for %d subscribers, want 1", n, conns*perConn)
 	}
-	if s.subs.Delivered() != 100 {
-		t.Fatalf("delivered %d", s.subs.Delivered())
+	if got := s.subs.Delivered(); got != conns*perConn {
+		t.Fatalf("delivered %d, want %d", got, conns*perConn)
 	}
+	t.Logf("%d subscribers selecting link on one event: %d upstream call", conns*perConn, s.fetcher.calls.Load())
 }
 
 // sseUnread posts a subscription and never reads its stream.
