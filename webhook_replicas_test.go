@@ -2,11 +2,14 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/coder/websocket"
 
 	"github.com/mkgraph/mkgraph/internal/apierr"
 	"github.com/mkgraph/mkgraph/internal/obs/metrics"
@@ -95,9 +98,41 @@ func TestWebhookAcrossReplicas(t *testing.T) {
 		}
 	}
 
+	// Subscribers on the two replicas that will not receive the webhook.
+	subscribers := map[int]*websocket.Conn{}
+	for _, i := range []int{1, 2} {
+		ws, _, err := wsDial(t, urls[i], nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wsSend(t, ws, map[string]any{"type": "connection_init", "payload": map[string]any{}})
+		if m, err := wsRead(ws, 5*time.Second); err != nil || m["type"] != "connection_ack" {
+			t.Fatalf("replica %d: connection_init: %v %v", i, m, err)
+		}
+		wsSend(t, ws, map[string]any{"id": "1", "type": "subscribe", "payload": map[string]any{
+			"query": `subscription($id: ID!) { linkEvents(linkId: $id) { ` + loopEventSelection + ` } }`, "variables": map[string]any{"id": link}}})
+		subscribers[i] = ws
+	}
+	time.Sleep(300 * time.Millisecond) // subscribed (an error would come first below)
+
 	body := identityCompleted(link, "replicas-key")
 	if r := postWebhook(t, c, urls[0], body, sbx.SignWebhook(body)); r.status != 200 {
 		t.Fatalf("webhook: HTTP %d %s", r.status, r.body)
+	}
+	for i, ws := range subscribers {
+		m, err := wsRead(ws, 10*time.Second)
+		if err != nil || m["type"] != "next" {
+			t.Fatalf("replica %d's subscriber: %v %v", i, m, err)
+		}
+		var p struct {
+			Data struct {
+				LinkEvents loopEvent `json:"linkEvents"`
+			} `json:"data"`
+		}
+		b, _ := json.Marshal(m["payload"])
+		if err := json.Unmarshal(b, &p); err != nil || p.Data.LinkEvents.RefreshState != "COMPLETED" || !p.Data.LinkEvents.hasEmail("refreshed-1@example.com") {
+			t.Errorf("replica %d's subscriber got %s (%v), want COMPLETED with the refreshed email", i, b, err)
+		}
 	}
 	waitMetric(t, c, admins[0], `mkgraph_identity_cache_invalidations_total{origin="webhook"}`, 1)
 	for _, i := range []int{1, 2} {
