@@ -21,7 +21,7 @@ func BenchmarkIdentitiesGet(b *testing.B) {
 			e := newEnv(b)
 			s := mustIdentities(b, e.open(b), testKey(1))
 			ctx := context.Background()
-			s.Set(ctx, cacheKey(link), cache.SharedEntry{Identity: fixture(b, link), FetchedAt: time.Now()}, time.Minute)
+			s.Set(ctx, cacheKey(link), cache.SharedEntry{Identity: fixture(b, link), FetchedAt: time.Now()}, time.Minute, "")
 			b.ReportAllocs()
 			b.ResetTimer()
 			for b.Loop() {
@@ -40,7 +40,7 @@ func BenchmarkIdentitiesSet(b *testing.B) {
 	se := cache.SharedEntry{Identity: fixture(b, sandbox.LinkSeed), FetchedAt: time.Now()}
 	b.ReportAllocs()
 	for b.Loop() {
-		s.Set(ctx, cacheKey(sandbox.LinkSeed), se, time.Minute)
+		s.Set(ctx, cacheKey(sandbox.LinkSeed), se, time.Minute, "")
 	}
 }
 

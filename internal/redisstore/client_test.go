@@ -121,9 +121,9 @@ func TestOpenUnreachable(t *testing.T) {
 	ctx := context.Background()
 	const link = "mk_sandbox_copy_private_link"
 	ids := mustIdentities(t, d.c, testKey(0xA1))
-	ids.Set(ctx, cacheKey(link), cache.SharedEntry{Identity: fixture(t, sandbox.LinkInternational), FetchedAt: time.Now()}, time.Minute)
+	ids.Set(ctx, cacheKey(link), cache.SharedEntry{Identity: fixture(t, sandbox.LinkInternational), FetchedAt: time.Now()}, time.Minute, "")
 	ids.Get(ctx, cacheKey(link))
-	if unlock, ok := ids.Lock(ctx, cacheKey(link), time.Minute); ok {
+	if unlock, _, ok := ids.Lock(ctx, cacheKey(link), time.Minute); ok {
 		unlock()
 	}
 	NewBudget(d.c, testNamespace, 3, 10, time.Minute).Reserve(ctx, link)

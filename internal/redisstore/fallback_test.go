@@ -30,7 +30,7 @@ func TestLostReplyNotRetried(t *testing.T) {
 	}{
 		{"lock", nx, func(t *testing.T, e *env, c *Client) {
 			s := mustIdentities(t, c, testKey(0xA1))
-			unlock, ok := s.Lock(context.Background(), cacheKey(sandbox.LinkSeed), time.Minute)
+			unlock, _, ok := s.Lock(context.Background(), cacheKey(sandbox.LinkSeed), time.Minute)
 			if !ok {
 				t.Fatal("Lock refused: the retried SET NX found the lock of its own first attempt")
 			}
@@ -104,7 +104,7 @@ func TestFailuresThrottled(t *testing.T) {
 	}
 
 	// Another op has its own budget of warnings.
-	ids.Set(ctx, cacheKey(sandbox.LinkSeed), cache.SharedEntry{Identity: fixture(t, sandbox.LinkSeed), FetchedAt: time.Now()}, time.Minute)
+	ids.Set(ctx, cacheKey(sandbox.LinkSeed), cache.SharedEntry{Identity: fixture(t, sandbox.LinkSeed), FetchedAt: time.Now()}, time.Minute, "")
 	if n := len(d.log.warnings(t, OpCacheSet)); n != 1 {
 		t.Errorf("%d cache_set warnings, want 1", n)
 	}

@@ -158,13 +158,16 @@ func (s *Identities) Failed(ctx context.Context, key string) bool {
 }
 
 // setScript writes a sealed value unless the one in place holds a newer
-// refresh (both known): KEYS = the key; ARGV = value, PX. 1: written.
+// refresh (both known), or the writer's lease no longer holds the lock:
+// KEYS = the key, its lock; ARGV = value, PX, lease ("": none).
+// 1: written; 0: a newer refresh kept; -1: the lease is lost.
 var setScript = redis.NewScript(`
 local function ms(s, from)
 	local v = 0
 	for i = from, from + 5 do v = v * 256 + string.byte(s, i) end
 	return v
 end
+if ARGV[3] ~= "" and redis.call("GET", KEYS[2]) ~= ARGV[3] then return -1 end
 local new = ARGV[1]
 local old = redis.call("GET", KEYS[1])
 if old and #old > 6 and string.byte(old, 1) == string.byte(new, 1) then
@@ -175,26 +178,49 @@ redis.call("SET", KEYS[1], new, "PX", ARGV[2])
 return 1`)
 
 // Set implements cache.Shared: unless Redis holds an answer of a newer
-// refresh for the link (another replica's), which it keeps.
-func (s *Identities) Set(ctx context.Context, key string, e cache.SharedEntry, ttl time.Duration) {
+// refresh for the link (another replica's), which it keeps, or the lease
+// (when given) no longer holds the link's lock, which is
+// cache.ErrLeaseLost: an Invalidate broke it (the answer may predate the
+// change), or it expired. The check and the write are one script, so no
+// Invalidate falls between them.
+func (s *Identities) Set(ctx context.Context, key string, e cache.SharedEntry, ttl time.Duration, lease string) error {
 	if ttl <= 0 || e.Identity == nil {
-		return
+		return nil
 	}
 	rk := s.redisKey("identity", key)
 	b, err := s.sealEntry(rk, e, ttl)
 	if err != nil {
 		s.c.failed(OpCacheSet, err)
-		return
+		return nil
 	}
-	s.c.do(ctx, OpCacheSet, func(ctx context.Context) error {
-		return setScript.Run(ctx, s.c.rdb, []string{rk}, b, ttl.Milliseconds()).Err()
-	})
+	var n int64
+	if err := s.c.do(ctx, OpCacheSet, func(ctx context.Context) error {
+		var err error
+		n, err = setScript.Run(ctx, s.c.rdb, []string{rk, s.redisKey("lock", key)}, b, ttl.Milliseconds(), lease).Int64()
+		return err
+	}); err != nil {
+		return nil
+	}
+	if n < 0 {
+		return cache.ErrLeaseLost
+	}
+	return nil
 }
 
 // Delete implements cache.Shared: under every key's name.
 func (s *Identities) Delete(ctx context.Context, key string) {
 	rks := s.redisKeys("identity", key)
 	s.c.do(ctx, OpCacheSet, func(ctx context.Context) error {
+		return s.c.rdb.Del(ctx, rks...).Err()
+	})
+}
+
+// Invalidate implements cache.Shared: one DEL of the value and of the lock,
+// under every key's name. A replica whose upstream call holds the lock then
+// writes nothing (its lease is gone), and the next caller takes the lock.
+func (s *Identities) Invalidate(ctx context.Context, key string) error {
+	rks := append(s.redisKeys("identity", key), s.redisKeys("lock", key)...)
+	return s.c.do(ctx, OpCacheSet, func(ctx context.Context) error {
 		return s.c.rdb.Del(ctx, rks...).Err()
 	})
 }
@@ -212,8 +238,9 @@ return 0`)
 // without Redis. The unlock always runs (the SET may have taken effect
 // though its reply was lost), deletes the lock only while it holds this
 // token, and does not go through the breaker: a lock left behind would stall
-// every replica's misses for the link until it expires.
-func (s *Identities) Lock(ctx context.Context, key string, ttl time.Duration) (func(), bool) {
+// every replica's misses for the link until it expires. The token is the
+// lease for Set; "" when the SET never reached Redis.
+func (s *Identities) Lock(ctx context.Context, key string, ttl time.Duration) (func(), string, bool) {
 	rk := s.redisKey("lock", key)
 	token := rand.Text()
 	var ok bool
@@ -224,9 +251,9 @@ func (s *Identities) Lock(ctx context.Context, key string, ttl time.Duration) (f
 	})
 	switch {
 	case err == nil && !ok:
-		return nil, false
+		return nil, "", false
 	case err != nil && !maybeApplied(err):
-		return func() {}, true // never reached Redis: nothing to release
+		return func() {}, "", true // never reached Redis: nothing to release, no lease
 	}
 	return func() {
 		// The caller's context may be over; the release must still happen.
@@ -235,5 +262,5 @@ func (s *Identities) Lock(ctx context.Context, key string, ttl time.Duration) (f
 		if err := unlockScript.Run(uctx, s.c.rdb, []string{rk}, token).Err(); err != nil {
 			s.c.failed(OpLock, err)
 		}
-	}, true
+	}, token, true
 }

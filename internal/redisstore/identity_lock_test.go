@@ -17,16 +17,16 @@ func TestIdentitiesLock(t *testing.T) {
 	r2 := mustIdentities(t, e.open(t), testKey(0xA1))
 	key := cacheKey(sandbox.LinkSeed)
 
-	unlock, ok := r1.Lock(ctx, key, time.Minute)
+	unlock, _, ok := r1.Lock(ctx, key, time.Minute)
 	if !ok || unlock == nil {
 		t.Fatalf("first Lock = %v, %v; want granted", unlock != nil, ok)
 	}
 	for name, s := range map[string]*Identities{"same replica": r1, "other replica": r2} {
-		if u, ok := s.Lock(ctx, key, time.Minute); ok || u != nil {
+		if u, _, ok := s.Lock(ctx, key, time.Minute); ok || u != nil {
 			t.Errorf("second Lock (%s) = %v, %v; want refused with a nil unlock", name, u != nil, ok)
 		}
 	}
-	u2, ok := r2.Lock(ctx, cacheKey(sandbox.LinkHousehold), time.Minute)
+	u2, _, ok := r2.Lock(ctx, cacheKey(sandbox.LinkHousehold), time.Minute)
 	if !ok {
 		t.Error("Lock of another link refused")
 	} else {
@@ -58,7 +58,7 @@ func TestIdentitiesLock(t *testing.T) {
 	if n, _ := e.rdb.Exists(ctx, rk).Result(); n != 0 {
 		t.Error("the lock key outlived unlock")
 	}
-	u3, ok := r2.Lock(ctx, key, time.Minute)
+	u3, _, ok := r2.Lock(ctx, key, time.Minute)
 	if !ok {
 		t.Fatal("Lock after unlock refused")
 	}
@@ -72,13 +72,13 @@ func TestIdentitiesUnlockAfterCancel(t *testing.T) {
 	e := newEnv(t)
 	s := mustIdentities(t, e.open(t), testKey(0xA1))
 	ctx, cancel := context.WithCancel(context.Background())
-	unlock, ok := s.Lock(ctx, cacheKey(sandbox.LinkSeed), time.Minute)
+	unlock, _, ok := s.Lock(ctx, cacheKey(sandbox.LinkSeed), time.Minute)
 	if !ok {
 		t.Fatal("Lock refused")
 	}
 	cancel()
 	unlock()
-	if _, ok := s.Lock(context.Background(), cacheKey(sandbox.LinkSeed), time.Minute); !ok {
+	if _, _, ok := s.Lock(context.Background(), cacheKey(sandbox.LinkSeed), time.Minute); !ok {
 		t.Error("the lock was not released by an unlock whose context was canceled")
 	}
 	e.errs.check(t)
@@ -92,11 +92,11 @@ func TestIdentitiesLockExpiry(t *testing.T) {
 	key := cacheKey(sandbox.LinkSeed)
 	const ttl = 100 * time.Millisecond
 
-	unlockA, ok := a.Lock(ctx, key, ttl)
+	unlockA, _, ok := a.Lock(ctx, key, ttl)
 	if !ok {
 		t.Fatal("A's Lock refused")
 	}
-	if _, ok := b.Lock(ctx, key, ttl); ok {
+	if _, _, ok := b.Lock(ctx, key, ttl); ok {
 		t.Fatal("B's Lock granted while A holds the lock")
 	}
 	pttl, err := e.rdb.PTTL(ctx, a.redisKey("lock", key)).Result()
@@ -106,17 +106,17 @@ func TestIdentitiesLockExpiry(t *testing.T) {
 	within(t, "PTTL of a 100ms lock", pttl, 0, ttl)
 
 	time.Sleep(ttl + 50*time.Millisecond)
-	unlockB, ok := b.Lock(ctx, key, time.Minute)
+	unlockB, _, ok := b.Lock(ctx, key, time.Minute)
 	if !ok {
 		t.Fatal("B's Lock refused after A's lock expired")
 	}
 	// A, late, releases what it thinks is its lock: B's must stay.
 	unlockA()
-	if _, ok := a.Lock(ctx, key, time.Minute); ok {
+	if _, _, ok := a.Lock(ctx, key, time.Minute); ok {
 		t.Fatal("A's late unlock released B's lock")
 	}
 	unlockB()
-	unlockC, ok := a.Lock(ctx, key, time.Minute)
+	unlockC, _, ok := a.Lock(ctx, key, time.Minute)
 	if !ok {
 		t.Fatal("Lock refused after B's unlock")
 	}
@@ -134,7 +134,7 @@ func TestIdentitiesLockContention(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range 40 {
 		wg.Go(func() {
-			if u, ok := stores[i%2].Lock(context.Background(), cacheKey(sandbox.LinkSeed), time.Minute); ok {
+			if u, _, ok := stores[i%2].Lock(context.Background(), cacheKey(sandbox.LinkSeed), time.Minute); ok {
 				mu.Lock()
 				unlocks = append(unlocks, u)
 				mu.Unlock()

@@ -16,7 +16,7 @@ func TestIdentitiesForeignValues(t *testing.T) {
 	sealedElsewhere := func(t *testing.T, e *env, s *Identities) []byte {
 		// A genuine value of another link, copied.
 		other := cacheKey(sandbox.LinkHousehold)
-		s.Set(context.Background(), other, cache.SharedEntry{Identity: fixture(t, sandbox.LinkHousehold), FetchedAt: time.Now()}, time.Minute)
+		s.Set(context.Background(), other, cache.SharedEntry{Identity: fixture(t, sandbox.LinkHousehold), FetchedAt: time.Now()}, time.Minute, "")
 		b, err := e.rdb.Get(context.Background(), s.redisKey("identity", other)).Bytes()
 		if err != nil {
 			t.Fatal(err)
@@ -24,7 +24,7 @@ func TestIdentitiesForeignValues(t *testing.T) {
 		return b
 	}
 	genuine := func(t *testing.T, e *env, s *Identities) []byte {
-		s.Set(context.Background(), cacheKey(sandbox.LinkSeed), cache.SharedEntry{Identity: fixture(t, sandbox.LinkSeed), FetchedAt: time.Now()}, time.Minute)
+		s.Set(context.Background(), cacheKey(sandbox.LinkSeed), cache.SharedEntry{Identity: fixture(t, sandbox.LinkSeed), FetchedAt: time.Now()}, time.Minute, "")
 		b, err := e.rdb.Get(context.Background(), s.redisKey("identity", cacheKey(sandbox.LinkSeed))).Bytes()
 		if err != nil {
 			t.Fatal(err)
@@ -136,7 +136,7 @@ func TestIdentitiesKeys(t *testing.T) {
 			writer := mustIdentities(t, e.open(t), tt.seal...)
 			reader := mustIdentities(t, e.open(t), tt.read...)
 			want := fixture(t, sandbox.LinkInternational)
-			writer.Set(ctx, cacheKey(sandbox.LinkInternational), cache.SharedEntry{Identity: want, FetchedAt: time.Now()}, time.Minute)
+			writer.Set(ctx, cacheKey(sandbox.LinkInternational), cache.SharedEntry{Identity: want, FetchedAt: time.Now()}, time.Minute, "")
 			got, ok := reader.Get(ctx, cacheKey(sandbox.LinkInternational))
 			if ok != tt.want {
 				t.Fatalf("Get ok = %v, want %v (reports %v)", ok, tt.want, e.errs.all())
@@ -167,7 +167,7 @@ func TestIdentitiesWrongKeyRefusedByCipher(t *testing.T) {
 	sa := mustIdentities(t, e.open(t), testKey(0xA1))
 	sb := mustIdentities(t, e.open(t), testKey(0xB2))
 	key := cacheKey(sandbox.LinkSeed)
-	sa.Set(ctx, key, cache.SharedEntry{Identity: fixture(t, sandbox.LinkSeed), FetchedAt: time.Now()}, time.Minute)
+	sa.Set(ctx, key, cache.SharedEntry{Identity: fixture(t, sandbox.LinkSeed), FetchedAt: time.Now()}, time.Minute, "")
 	if _, ok := sb.Get(ctx, key); ok {
 		t.Fatal("a store with another key found the value")
 	}

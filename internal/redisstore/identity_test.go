@@ -25,7 +25,7 @@ func TestIdentitiesRoundTrip(t *testing.T) {
 			want := cache.SharedEntry{Identity: fixture(t, linkID), FetchedAt: base.Add(time.Duration(i)*time.Hour + time.Duration(i))}
 			const ttl = 90 * time.Second
 
-			s.Set(ctx, cacheKey(linkID), want, ttl)
+			s.Set(ctx, cacheKey(linkID), want, ttl, "")
 			got, ok := s.Get(ctx, cacheKey(linkID))
 			if !ok {
 				t.Fatalf("Get after Set: miss (reports %v)", e.errs.all())
@@ -96,7 +96,7 @@ func TestIdentitiesSharedBetweenReplicas(t *testing.T) {
 	for _, l := range links {
 		id := fixture(t, sandbox.LinkSeed)
 		id.Link.LinkID = l
-		r1.Set(ctx, cacheKey(l), cache.SharedEntry{Identity: id, FetchedAt: fetched}, time.Minute)
+		r1.Set(ctx, cacheKey(l), cache.SharedEntry{Identity: id, FetchedAt: fetched}, time.Minute, "")
 	}
 	for _, l := range links {
 		got, ok := r2.Get(ctx, cacheKey(l))
@@ -143,7 +143,7 @@ func TestIdentitiesSetIgnored(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newEnv(t)
 			s := mustIdentities(t, e.open(t), testKey(0xA1))
-			s.Set(context.Background(), cacheKey(sandbox.LinkSeed), tt.entry, tt.ttl)
+			s.Set(context.Background(), cacheKey(sandbox.LinkSeed), tt.entry, tt.ttl, "")
 			if keys := e.keys(t); len(keys) != 0 {
 				t.Errorf("Set wrote %q", keys)
 			}
@@ -158,7 +158,7 @@ func TestIdentitiesExpire(t *testing.T) {
 	e := newEnv(t)
 	s := mustIdentities(t, e.open(t), testKey(0xA1))
 	ctx := context.Background()
-	s.Set(ctx, cacheKey(sandbox.LinkSeed), cache.SharedEntry{Identity: fixture(t, sandbox.LinkSeed), FetchedAt: time.Now()}, 100*time.Millisecond)
+	s.Set(ctx, cacheKey(sandbox.LinkSeed), cache.SharedEntry{Identity: fixture(t, sandbox.LinkSeed), FetchedAt: time.Now()}, 100*time.Millisecond, "")
 	if _, ok := s.Get(ctx, cacheKey(sandbox.LinkSeed)); !ok {
 		t.Fatal("miss right after Set")
 	}
@@ -175,7 +175,7 @@ func TestIdentitiesDelete(t *testing.T) {
 	r2 := mustIdentities(t, e.open(t), testKey(0xA1))
 	ctx := context.Background()
 	for _, l := range []string{sandbox.LinkSeed, sandbox.LinkHousehold} {
-		r1.Set(ctx, cacheKey(l), cache.SharedEntry{Identity: fixture(t, l), FetchedAt: time.Now()}, time.Minute)
+		r1.Set(ctx, cacheKey(l), cache.SharedEntry{Identity: fixture(t, l), FetchedAt: time.Now()}, time.Minute, "")
 	}
 	r2.Delete(ctx, cacheKey(sandbox.LinkSeed)) // another replica deletes
 	if _, ok := r1.Get(ctx, cacheKey(sandbox.LinkSeed)); ok {
@@ -198,7 +198,7 @@ func TestIdentitiesRedisDown(t *testing.T) {
 	key := cacheKey(sandbox.LinkSeed)
 
 	start := time.Now()
-	s.Set(ctx, key, cache.SharedEntry{Identity: fixture(t, sandbox.LinkSeed), FetchedAt: time.Now()}, time.Minute)
+	s.Set(ctx, key, cache.SharedEntry{Identity: fixture(t, sandbox.LinkSeed), FetchedAt: time.Now()}, time.Minute, "")
 	if _, ok := s.Get(ctx, key); ok {
 		t.Error("Get hit with Redis down")
 	}
@@ -206,7 +206,7 @@ func TestIdentitiesRedisDown(t *testing.T) {
 	// A lock is granted when Redis fails: each replica then calls for
 	// itself. Twice: no lock is held anywhere.
 	for range 2 {
-		unlock, ok := s.Lock(ctx, key, time.Minute)
+		unlock, _, ok := s.Lock(ctx, key, time.Minute)
 		if !ok || unlock == nil {
 			t.Fatal("Lock refused with Redis down")
 		}

@@ -52,8 +52,8 @@ func TestSetKeepsNewerRefresh(t *testing.T) {
 			e := newEnv(t)
 			s := mustIdentities(t, e.open(t), testKey(3))
 			ctx := context.Background()
-			s.Set(ctx, "k", cache.SharedEntry{Identity: withRefresh(t, "first", tt.first), FetchedAt: time.Now()}, time.Minute)
-			s.Set(ctx, "k", cache.SharedEntry{Identity: withRefresh(t, "then", tt.then), FetchedAt: time.Now()}, time.Minute)
+			s.Set(ctx, "k", cache.SharedEntry{Identity: withRefresh(t, "first", tt.first), FetchedAt: time.Now()}, time.Minute, "")
+			s.Set(ctx, "k", cache.SharedEntry{Identity: withRefresh(t, "then", tt.then), FetchedAt: time.Now()}, time.Minute, "")
 			got, ok := s.Get(ctx, "k")
 			if !ok {
 				t.Fatalf("miss (reports %v)", e.errs.all())
@@ -74,7 +74,7 @@ func TestAgeOnRedisClock(t *testing.T) {
 	e := newEnv(t)
 	s := mustIdentities(t, e.open(t), testKey(4))
 	ctx := context.Background()
-	s.Set(ctx, "k", cache.SharedEntry{Identity: fixture(t, sandbox.LinkSeed), FetchedAt: time.Now().Add(-30 * time.Second)}, time.Minute)
+	s.Set(ctx, "k", cache.SharedEntry{Identity: fixture(t, sandbox.LinkSeed), FetchedAt: time.Now().Add(-30 * time.Second)}, time.Minute, "")
 	got, _ := s.Get(ctx, "k")
 	within(t, "age just after the write", time.Since(got.FetchedAt), 29*time.Second, 31*time.Second)
 
@@ -87,7 +87,7 @@ func TestAgeOnRedisClock(t *testing.T) {
 
 	// A writer whose clock ran an hour ahead wrote "now" as it saw it: the
 	// age is still its own measure, not the difference of two clocks.
-	s.Set(ctx, "k2", cache.SharedEntry{Identity: fixture(t, sandbox.LinkSeed), FetchedAt: time.Now().Add(time.Hour)}, time.Minute)
+	s.Set(ctx, "k2", cache.SharedEntry{Identity: fixture(t, sandbox.LinkSeed), FetchedAt: time.Now().Add(time.Hour)}, time.Minute, "")
 	got, _ = s.Get(ctx, "k2")
 	within(t, "age of a future FetchedAt", time.Since(got.FetchedAt), -time.Second, time.Second)
 }

@@ -262,20 +262,41 @@ func saturatedAdd(a, b time.Duration) time.Duration {
 // were already waiting for it still get its answer, and callers arriving
 // after Invalidate start a call of their own.
 //
+// The Shared store's Invalidate also breaks the cross-replica lock, so that
+// a call in flight on another replica, started before this invalidation,
+// cannot write its answer there either (Shared.Set refuses its lease), even
+// if it ends before that replica hears of the invalidation.
+//
 // Other replicas hold the answer in their own memory too: they must be told
 // (InvalidateLocal), which is the caller's business (internal/redisstore
-// broadcasts it).
-func (c *Cache) Invalidate(ctx context.Context, linkID string) {
+// broadcasts it). The error is the Shared store's: the shared entry may
+// still be there (the local one is gone).
+func (c *Cache) Invalidate(ctx context.Context, linkID string) error {
 	key := c.key(linkID)
+	c.invalidateLocal(key)
+	if c.cfg.Shared == nil {
+		return nil
+	}
+	err := c.cfg.Shared.Invalidate(ctx, key)
+	// A call that started meanwhile may have read the shared entry before
+	// it was gone: detach it too.
+	c.invalidateLocal(key)
+	if err != nil {
+		return fmt.Errorf("cache: invalidating the shared entry: %w", err)
+	}
+	return nil
+}
+
+// invalidateLocal detaches key's call in flight, waits for a write to the
+// Shared store it has in progress, and drops the local entry.
+func (c *Cache) invalidateLocal(key string) {
 	if cl := c.detach(key); cl != nil {
-		// A write to the Shared store in progress ends before the delete.
+		// A write to the Shared store in progress ends before the
+		// Shared store's invalidation.
 		cl.sharedWrite.Lock()
 		defer cl.sharedWrite.Unlock()
 	}
 	c.store.Invalidate(key)
-	if c.cfg.Shared != nil {
-		c.cfg.Shared.Delete(ctx, key)
-	}
 }
 
 // InvalidateLocal is Invalidate without the Shared store: what a replica
@@ -285,6 +306,18 @@ func (c *Cache) InvalidateLocal(linkID string) {
 	key := c.key(linkID)
 	c.detach(key)
 	c.store.Invalidate(key)
+}
+
+// drop marks cl invalidated and removes e, its answer, from the local store
+// unless another entry has replaced it.
+func (c *Cache) drop(key string, cl *call, e *entry) {
+	cl.invalidated.Store(true)
+	c.store.Compute(key, func(old *entry, found bool) (*entry, otter.ComputeOp) {
+		if found && old == e {
+			return nil, otter.InvalidateOp
+		}
+		return old, otter.CancelOp
+	})
 }
 
 // detach marks key's call in flight, if any, invalidated and removes it from

@@ -133,12 +133,14 @@ func (c *Cache) fetch(ctx context.Context, cl *call, key, linkID string) (any, e
 	defer cancel()
 	defer context.AfterFunc(c.life, cancel)()
 
+	var lease string
 	if c.cfg.Shared != nil {
-		f, unlock, ok, err := c.viaShared(ctx, cl, key)
+		f, unlock, l, ok, err := c.viaShared(ctx, cl, key)
 		if err != nil || ok {
 			return f, err
 		}
 		defer unlock()
+		lease = l
 	}
 
 	id, err := c.callNext(ctx, linkID)
@@ -158,12 +160,22 @@ func (c *Cache) fetch(ctx context.Context, cl *call, key, linkID string) (any, e
 		return nil, err
 	}
 	f := c.put(key, id, &cl.invalidated)
-	if c.cfg.Shared != nil && !f.fromCache && f.entry.size > 0 {
+	// Written only under a lease the store recorded: a write without one
+	// could land after another replica's Invalidate.
+	if c.cfg.Shared != nil && lease != "" && !f.fromCache && f.entry.size > 0 {
 		cl.sharedWrite.Lock()
+		var err error
 		if !cl.invalidated.Load() {
-			c.cfg.Shared.Set(ctx, key, SharedEntry{Identity: f.entry.identity, FetchedAt: f.entry.fetchedAt}, c.staleWindow)
+			err = c.cfg.Shared.Set(ctx, key, SharedEntry{Identity: f.entry.identity, FetchedAt: f.entry.fetchedAt}, c.staleWindow, lease)
 		}
 		cl.sharedWrite.Unlock()
+		if errors.Is(err, ErrLeaseLost) {
+			// Another replica invalidated the link while the call was in
+			// flight (or the lease expired): this answer may predate the
+			// change. Its callers still get it, but it is not kept here
+			// either, should the broadcast of the invalidation not arrive.
+			c.drop(key, cl, f.entry)
+		}
 	}
 	return f, nil
 }

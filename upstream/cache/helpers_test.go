@@ -3,6 +3,7 @@ package cache_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -151,14 +152,16 @@ type memShared struct {
 	mu      sync.Mutex
 	entries map[string]cache.SharedEntry
 	ttls    map[string]time.Duration
-	locks   map[string]bool
+	locks   map[string]string // lease by key
 	failed  map[string]bool
 	gets    int
 	deletes int
+	leases  int
+	lost    int // writes refused for a lost lease
 }
 
 func newMemShared() *memShared {
-	return &memShared{entries: map[string]cache.SharedEntry{}, ttls: map[string]time.Duration{}, locks: map[string]bool{}, failed: map[string]bool{}}
+	return &memShared{entries: map[string]cache.SharedEntry{}, ttls: map[string]time.Duration{}, locks: map[string]string{}, failed: map[string]bool{}}
 }
 
 func (s *memShared) Get(_ context.Context, key string) (cache.SharedEntry, bool) {
@@ -169,10 +172,15 @@ func (s *memShared) Get(_ context.Context, key string) (cache.SharedEntry, bool)
 	return e, ok
 }
 
-func (s *memShared) Set(_ context.Context, key string, e cache.SharedEntry, ttl time.Duration) {
+func (s *memShared) Set(_ context.Context, key string, e cache.SharedEntry, ttl time.Duration, lease string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if lease != "" && s.locks[key] != lease {
+		s.lost++
+		return cache.ErrLeaseLost
+	}
 	s.entries[key], s.ttls[key] = e, ttl
+	return nil
 }
 
 func (s *memShared) Delete(_ context.Context, key string) {
@@ -182,14 +190,25 @@ func (s *memShared) Delete(_ context.Context, key string) {
 	delete(s.entries, key)
 }
 
-func (s *memShared) Lock(_ context.Context, key string, _ time.Duration) (func(), bool) {
+func (s *memShared) Invalidate(_ context.Context, key string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.locks[key] {
-		return nil, false
+	s.deletes++
+	delete(s.entries, key)
+	delete(s.locks, key)
+	return nil
+}
+
+func (s *memShared) Lock(_ context.Context, key string, _ time.Duration) (func(), string, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.locks[key] != "" {
+		return nil, "", false
 	}
-	s.locks[key] = true
-	return func() { s.unlock(key) }, true
+	s.leases++
+	lease := fmt.Sprint("lease-", s.leases)
+	s.locks[key] = lease
+	return func() { s.unlock(key, lease) }, lease, true
 }
 
 func (s *memShared) MarkFailed(_ context.Context, key string, _ time.Duration) {
@@ -204,10 +223,12 @@ func (s *memShared) Failed(_ context.Context, key string) bool {
 	return s.failed[key]
 }
 
-func (s *memShared) unlock(key string) {
+func (s *memShared) unlock(key, lease string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	delete(s.locks, key)
+	if s.locks[key] == lease {
+		delete(s.locks, key)
+	}
 }
 
 func (s *memShared) entry(key string) (cache.SharedEntry, bool) {

@@ -186,3 +186,65 @@ func (s *memShared) getsN() int {
 	defer s.mu.Unlock()
 	return s.gets
 }
+
+// TestInvalidateFencesOtherReplica: replica B's call, holding the shared
+// lock, started before replica A's Invalidate and answers after it, before
+// B hears of it: its answer does not reach the Shared store, and B does
+// not keep it either; a reader on A calls the upstream itself.
+func TestInvalidateFencesOtherReplica(t *testing.T) {
+	clock := newFakeClock()
+	mem := newMemShared()
+	entered, release := make(chan struct{}, 1), make(chan struct{})
+	fb := &fakeFetcher{answer: func(_ context.Context, linkID string, n int) (*upstream.Identity, error) {
+		if n == 1 {
+			entered <- struct{}{}
+			<-release
+		}
+		return identity(linkID, "old", t0), nil
+	}}
+	fa := &fakeFetcher{answer: script(ok("new", t0.Add(time.Hour)))}
+	a := replica(t, fa.GetIdentity, mem, clock)
+	b := replica(t, fb.GetIdentity, mem, clock)
+
+	done := make(chan *upstream.Identity)
+	go func() { done <- mustGet(t, context.Background(), b, "mk_a") }()
+	<-entered
+	if err := a.Invalidate(context.Background(), "mk_a"); err != nil {
+		t.Fatal(err)
+	}
+	close(release)
+	if got := version(<-done); got != "old" {
+		t.Errorf("B's caller got %q, want its call's answer", got)
+	}
+	if e, ok := mem.entry(a.Key("mk_a")); ok {
+		t.Fatalf("the Shared store holds %q after the invalidation, written by a call that started before it", version(e.Identity))
+	}
+	if got := version(mustGet(t, context.Background(), a, "mk_a")); got != "new" || fa.Calls() != 1 {
+		t.Errorf("A's reader got %q after %d calls, want new after 1", got, fa.Calls())
+	}
+	if got := version(mustGet(t, context.Background(), b, "mk_a")); got != "new" || fb.Calls() != 1 {
+		t.Errorf("B's next reader got %q after %d calls of B's, want new (shared) after 1", got, fb.Calls())
+	}
+}
+
+// leaselessShared grants every Lock without a lease, as a store that could
+// not be asked does.
+type leaselessShared struct{ *memShared }
+
+func (leaselessShared) Lock(context.Context, string, time.Duration) (func(), string, bool) {
+	return func() {}, "", true
+}
+
+// TestNoLeaseNoSharedWrite: an answer fetched without a lease is not
+// written to the Shared store: nothing would fence it against an Invalidate.
+func TestNoLeaseNoSharedWrite(t *testing.T) {
+	mem := newMemShared()
+	f := &fakeFetcher{answer: script(ok("v1", t0))}
+	c := replica(t, f.GetIdentity, leaselessShared{mem}, newFakeClock())
+	if got := version(mustGet(t, context.Background(), c, "mk_a")); got != "v1" {
+		t.Fatalf("got %q", got)
+	}
+	if _, ok := mem.entry(c.Key("mk_a")); ok {
+		t.Error("an answer fetched without a lease was written to the Shared store")
+	}
+}

@@ -14,19 +14,43 @@ import (
 // TTL of Config.TTL + Config.MaxStale. Its methods must not fail a query: a
 // store that cannot answer reports a miss, and Lock grants the lock (the
 // rate budget still bounds upstream calls).
+//
+// Lock, Set and Invalidate fence writes: a replica writes an upstream
+// answer only under the lease it took before calling the upstream, and only
+// while that lease still holds the lock. Invalidate breaks the lease, so
+// that an answer whose call started before it (on any replica, whenever
+// that replica hears of the invalidation) never lands in the store.
 type Shared interface {
 	Get(ctx context.Context, key string) (SharedEntry, bool)
-	Set(ctx context.Context, key string, e SharedEntry, ttl time.Duration)
+	// Set writes e for ttl, unless the store holds an answer of a newer
+	// refresh. With a lease (from Lock; "" for none), it writes only while
+	// that lease still holds key's lock, and returns ErrLeaseLost when it
+	// does not (Invalidate broke it, or it expired). Other failures are not
+	// reported: the entry is simply not shared.
+	Set(ctx context.Context, key string, e SharedEntry, ttl time.Duration, lease string) error
+	// Delete deletes key's entry (the upstream refused the link for good).
 	Delete(ctx context.Context, key string)
+	// Invalidate deletes key's entry and breaks its lock: a call holding
+	// that lock then writes nothing (Set with its lease fails), and the
+	// next caller takes the lock and asks the upstream. An error means the
+	// store could not be told: the entry may still be served.
+	Invalidate(ctx context.Context, key string) error
 	// Lock claims, for at most ttl, the right to call the upstream for
-	// key; ok is false while another replica holds it.
-	Lock(ctx context.Context, key string, ttl time.Duration) (unlock func(), ok bool)
+	// key; ok is false while another replica holds it. lease names the
+	// claim for Set: "" when the store could not record it (then the
+	// caller must not write to the store: nothing would fence its write).
+	Lock(ctx context.Context, key string, ttl time.Duration) (unlock func(), lease string, ok bool)
 	// MarkFailed records, for ttl, that the upstream failed key with a
 	// temporary error; Failed reports whether it did. Replicas that waited
 	// for that call serve their stale copy instead of asking again.
 	MarkFailed(ctx context.Context, key string, ttl time.Duration)
 	Failed(ctx context.Context, key string) bool
 }
+
+// ErrLeaseLost is Shared.Set's refusal of a write whose lease no longer
+// holds the lock: an invalidation broke it (what the call fetched may
+// predate the change), or it expired.
+var ErrLeaseLost = errors.New("cache: the shared lock was lost before the write (invalidated or expired)")
 
 // failedTTL is how long a replica's temporary upstream failure for a link
 // lets the replicas that waited for it serve stale without asking again.
@@ -46,22 +70,22 @@ const (
 
 // viaShared answers a local miss from the Shared store when it holds a
 // fresh entry (ok), else takes the cross-replica lock for the upstream call
-// (unlock must then be called). While another replica holds the lock it
+// (unlock must then be called; lease fences the write of its answer). While another replica holds the lock it
 // waits for that replica's answer, polling with backoff, until the lock is
 // free or ctx ends. A stale shared entry is copied into the local store, so
 // that it can be served if the upstream call fails.
-func (c *Cache) viaShared(ctx context.Context, cl *call, key string) (f fetched, unlock func(), ok bool, err error) {
+func (c *Cache) viaShared(ctx context.Context, cl *call, key string) (f fetched, unlock func(), lease string, ok bool, err error) {
 	if f, ok := c.fromShared(ctx, cl, key); ok {
-		return f, nil, true, nil
+		return f, nil, "", true, nil
 	}
 	delay := sharedPollMin
 	for waited := false; ; waited = true {
-		if unlock, locked := c.cfg.Shared.Lock(ctx, key, c.cfg.SharedLockTTL); locked {
+		if unlock, lease, locked := c.cfg.Shared.Lock(ctx, key, c.cfg.SharedLockTTL); locked {
 			if waited {
 				// The holder may have stored its answer just before it let go.
 				if f, ok := c.fromShared(ctx, cl, key); ok {
 					unlock()
-					return f, nil, true, nil
+					return f, nil, "", true, nil
 				}
 				// It let go without an answer. If the upstream failed it for
 				// a while (429, 5xx, timeout) and a stale entry is at hand,
@@ -70,21 +94,21 @@ func (c *Cache) viaShared(ctx context.Context, cl *call, key string) (f fetched,
 				// 404, or a replica that died) ask it ourselves.
 				if e, ok := c.store.GetIfPresent(key); ok && c.age(e) < c.staleWindow && c.cfg.Shared.Failed(ctx, key) {
 					unlock()
-					return fetched{}, nil, false, errHolderFailed
+					return fetched{}, nil, "", false, errHolderFailed
 				}
 			}
-			return fetched{}, unlock, false, nil
+			return fetched{}, unlock, lease, false, nil
 		}
 		t := time.NewTimer(delay)
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return fetched{}, nil, false, apierr.AsError(context.Cause(ctx))
+			return fetched{}, nil, "", false, apierr.AsError(context.Cause(ctx))
 		case <-t.C:
 		}
 		delay = min(2*delay, sharedPollMax)
 		if f, ok := c.fromShared(ctx, cl, key); ok {
-			return f, nil, true, nil
+			return f, nil, "", true, nil
 		}
 	}
 }

@@ -64,7 +64,7 @@ func TestSharedLockWaits(t *testing.T) {
 	up := &fakeFetcher{answer: script(ok("theirs", t0))}
 	r := replica(t, up.GetIdentity, shared, clock)
 	key := r.Key("link")
-	unlock, _ := shared.Lock(t.Context(), key, time.Second)
+	unlock, _, _ := shared.Lock(t.Context(), key, time.Second)
 
 	got := make(chan string, 1)
 	go func() {
@@ -77,7 +77,7 @@ func TestSharedLockWaits(t *testing.T) {
 	}()
 	// The other replica answers after a while, then lets go.
 	time.Sleep(30 * time.Millisecond)
-	shared.Set(t.Context(), key, cache.SharedEntry{Identity: identity("link", "other replica", t0), FetchedAt: clock.Now()}, time.Hour)
+	shared.Set(t.Context(), key, cache.SharedEntry{Identity: identity("link", "other replica", t0), FetchedAt: clock.Now()}, time.Hour, "")
 	unlock()
 	select {
 	case v := <-got:
@@ -92,7 +92,7 @@ func TestSharedLockWaits(t *testing.T) {
 	}
 
 	// A holder that let go without an answer: the waiter calls itself.
-	unlock, _ = shared.Lock(t.Context(), r.Key("other"), time.Second)
+	unlock, _, _ = shared.Lock(t.Context(), r.Key("other"), time.Second)
 	go func() { time.Sleep(20 * time.Millisecond); unlock() }()
 	if id, err := r.GetIdentity(t.Context(), "other"); err != nil || version(id) != "theirs" {
 		t.Fatalf("read after a failed holder = %q, %v", version(id), err)
@@ -132,7 +132,7 @@ func TestSharedOlderRefreshKept(t *testing.T) {
 	}
 	clock.Advance(2 * time.Minute) // local entry stale
 	// A lagging replica wrote an answer of an older refresh, fetched now.
-	shared.Set(t.Context(), r.Key("link"), cache.SharedEntry{Identity: identity("link", "old", t0), FetchedAt: clock.Now()}, time.Hour)
+	shared.Set(t.Context(), r.Key("link"), cache.SharedEntry{Identity: identity("link", "old", t0), FetchedAt: clock.Now()}, time.Hour, "")
 	id, err := r.GetIdentity(t.Context(), "link")
 	if err != nil {
 		t.Fatal(err)
@@ -170,7 +170,7 @@ func TestSharedWaitServesStale(t *testing.T) {
 			}
 			clock.Advance(2 * time.Minute) // past the TTL, within max-stale
 			shared.Delete(t.Context(), r.Key("link"))
-			unlock, _ := shared.Lock(t.Context(), r.Key("link"), time.Hour)
+			unlock, _, _ := shared.Lock(t.Context(), r.Key("link"), time.Hour)
 			if tt.release {
 				go func() {
 					time.Sleep(20 * time.Millisecond)
