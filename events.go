@@ -96,7 +96,9 @@ type applier struct {
 // retries: invalidating and publishing again is harmless.
 func (a applier) onEvent(ctx context.Context, e webhook.Event) error {
 	if invalidates(e) && a.cache != nil {
-		a.cache.Invalidate(ctx, e.LinkID)
+		if err := a.cache.Invalidate(ctx, e.LinkID); err != nil {
+			return errors.New("the link's cached identity could not be dropped from the shared cache (Redis failed)")
+		}
 		a.m.Invalidated(metrics.OriginWebhook)
 		if a.others != nil {
 			if err := a.others.Invalidate(ctx, e.LinkID); err != nil {
