@@ -1,10 +1,16 @@
 package graph
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"io"
 	"net/http"
+	"reflect"
 	"strings"
 	"sync"
+	"time"
+	"unicode/utf8"
 
 	"github.com/99designs/gqlgen/graphql/handler/transport"
 
@@ -153,4 +159,122 @@ func (s *Subscriptions) credentials(payload transport.InitPayload, upgrade http.
 		}
 	}
 	return h
+}
+
+// closeSubscriberExists is graphql-transport-ws's close code for a
+// subscribe whose id is already that of an active subscription on the
+// connection.
+const closeSubscriberExists = 4409
+
+// subscribeIDs wraps a WebSocket connection as gqlgen reads and writes it,
+// to refuse a subscribe with the id of a subscription still active on it:
+// gqlgen would replace the first one's cancel func with the second's,
+// leaving the first running and deaf to "complete". graphql-transport-ws
+// closes the socket then: 4409 "Subscriber for <id> already exists". An id
+// is active from its subscribe until the server sends its "complete" or
+// "error" (gqlgen sends one for every subscribe, refused or ended, also
+// after the client's own "complete"), so a client may reuse an id once it
+// has heard the end of it.
+type subscribeIDs struct {
+	transport.WebsocketConn
+
+	mu     sync.Mutex
+	active map[string]struct{}
+}
+
+// watchSubscribeIDs returns conn refusing repeated subscribe ids.
+func watchSubscribeIDs(conn transport.WebsocketConn) transport.WebsocketConn {
+	return &subscribeIDs{WebsocketConn: conn, active: map[string]struct{}{}}
+}
+
+var (
+	_ transport.WebsocketReadLimiter   = (*subscribeIDs)(nil)
+	_ transport.WebsocketReadDeadliner = (*subscribeIDs)(nil)
+)
+
+// NextReader reads the next message; a subscribe with an active id closes
+// the connection with 4409 and ends gqlgen's read loop (which then cancels
+// every subscription of the connection) instead of reaching it.
+func (w *subscribeIDs) NextReader() (int, io.Reader, error) {
+	typ, r, err := w.WebsocketConn.NextReader()
+	if err != nil || r == nil {
+		return typ, r, err
+	}
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return typ, nil, err
+	}
+	var m struct {
+		ID   string `json:"id"`
+		Type string `json:"type"`
+	}
+	// gqlgen decodes with encoding/json too: the same id, the same type.
+	if json.Unmarshal(b, &m) == nil && m.Type == "subscribe" {
+		w.mu.Lock()
+		_, dup := w.active[m.ID]
+		if !dup {
+			w.active[m.ID] = struct{}{}
+		}
+		w.mu.Unlock()
+		if dup {
+			_ = w.WebsocketConn.WriteClose(closeSubscriberExists, "Subscriber for "+cutUTF8(m.ID, 80)+" already exists")
+			return typ, nil, transport.ErrWebsocketClosed
+		}
+	}
+	return typ, bytes.NewReader(b), nil
+}
+
+// WriteJSON writes a message of gqlgen's; a "complete" or "error" ends its
+// id, before it is written (the client may reuse the id once it reads it).
+func (w *subscribeIDs) WriteJSON(v any) error {
+	if typ, id := messageTypeID(v); typ == "complete" || typ == "error" {
+		w.mu.Lock()
+		delete(w.active, id)
+		w.mu.Unlock()
+	}
+	return w.WebsocketConn.WriteJSON(v)
+}
+
+// SetReadLimit passes gqlgen's PayloadReadLimit on.
+func (w *subscribeIDs) SetReadLimit(limit int64) {
+	if l, ok := w.WebsocketConn.(transport.WebsocketReadLimiter); ok {
+		l.SetReadLimit(limit)
+	}
+}
+
+// SetReadDeadline passes gqlgen's pong deadline on.
+func (w *subscribeIDs) SetReadDeadline(t time.Time) error {
+	if d, ok := w.WebsocketConn.(transport.WebsocketReadDeadliner); ok {
+		return d.SetReadDeadline(t)
+	}
+	return nil
+}
+
+// messageTypeID reads the type and id of a message gqlgen writes (its
+// graphql-transport-ws message struct, with exported Type and ID fields).
+func messageTypeID(v any) (typ, id string) {
+	rv := reflect.Indirect(reflect.ValueOf(v))
+	if rv.Kind() != reflect.Struct {
+		return "", ""
+	}
+	if f := rv.FieldByName("Type"); f.IsValid() && f.Kind() == reflect.String {
+		typ = f.String()
+	}
+	if f := rv.FieldByName("ID"); f.IsValid() && f.Kind() == reflect.String {
+		id = f.String()
+	}
+	return typ, id
+}
+
+// cutUTF8 cuts s to at most n bytes, on a rune boundary (a close reason
+// may hold 123 bytes).
+func cutUTF8(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	s = s[:n]
+	for len(s) > 0 && !utf8.ValidString(s) {
+		s = s[:len(s)-1]
+	}
+	return s
 }

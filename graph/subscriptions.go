@@ -18,6 +18,8 @@ import (
 // WebSocket close codes (graphql-ws reads them):
 //   - 4401 Unauthorized: connection_init without valid credentials;
 //   - 4400 Bad Request: a message the protocol does not allow;
+//   - 4409 Subscriber for <id> already exists: a subscribe with the id of a
+//     subscription still active on the connection (subscribeIDs);
 //   - 1012 Service Restart: the server shuts down (or its bus closed);
 //     graphql-ws reconnects on it;
 //   - 1000: the client or the connection ended normally.

@@ -154,5 +154,5 @@ func (t trackedWS) Accept(w http.ResponseWriter, r *http.Request, opts transport
 			_ = conn.WriteClose(CloseServiceRestart, "service restart")
 		}
 	}
-	return conn, nil
+	return watchSubscribeIDs(conn), nil // subscription_conn.go: 4409 on a repeated subscribe id
 }
