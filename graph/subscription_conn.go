@@ -28,17 +28,26 @@ type streamConn struct {
 	cancel context.CancelFunc      // SSE
 	count  int                     // subscriptions open
 	ended  bool                    // shut down: end without complete
+
+	// Under subs.mu: a WebSocket not yet past connection_init, and the
+	// caller it counts for once it is.
+	pending bool
+	caller  string
 }
 
 // open registers a connection, or returns nil when the replica has as many
-// as it may, or shuts down.
+// as it may (or as many WebSockets waiting for their connection_init), or
+// shuts down.
 func (s *Subscriptions) open(ws bool, h http.Header) *streamConn {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closing || len(s.conns) >= s.cfg.Connections {
+	if s.closing || len(s.conns) >= s.cfg.Connections || (ws && s.pending >= s.cfg.PendingConnections) {
 		return nil
 	}
-	c := &streamConn{subs: s, ws: ws, header: h}
+	c := &streamConn{subs: s, ws: ws, header: h, pending: ws}
+	if ws {
+		s.pending++
+	}
 	s.conns[c] = struct{}{}
 	s.connections.Add(1)
 	return c
@@ -51,6 +60,61 @@ func (c *streamConn) close() {
 		delete(c.subs.conns, c)
 		c.subs.connections.Add(-1)
 	}
+	c.subs.initDoneLocked(c)
+	if c.caller != "" {
+		if c.subs.connsPerCaller[c.caller]--; c.subs.connsPerCaller[c.caller] <= 0 {
+			delete(c.subs.connsPerCaller, c.caller)
+		}
+		c.caller = ""
+	}
+}
+
+// initDoneLocked ends c's wait for connection_init (s.mu held).
+func (s *Subscriptions) initDoneLocked(c *streamConn) {
+	if c.pending {
+		c.pending = false
+		s.pending--
+	}
+}
+
+func (s *Subscriptions) initDone(c *streamConn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.initDoneLocked(c)
+}
+
+const msgTooManyConnections = "Too many connections"
+
+var errTooManyConnections = &apierr.Error{Code: apierr.CodeTooManySubscriptions,
+	Message: "This caller has as many subscription connections open as it may: close one, or subscribe on one already open."}
+
+// admitCaller counts the connection of ctx for its caller, once
+// connection_init authenticated it (initFunc's result), or refuses it with
+// 4429 when the caller has ConnectionsPerCaller open. A caller without a
+// key ("") is not bounded per caller.
+func (s *Subscriptions) admitCaller(ctx context.Context) (context.Context, *transport.InitPayload, error) {
+	c := streamConnFrom(ctx)
+	if c == nil {
+		return ctx, nil, nil
+	}
+	key := ""
+	if s.cfg.CallerKey != nil {
+		key = s.cfg.CallerKey(ctx)
+	}
+	s.mu.Lock()
+	s.initDoneLocked(c)
+	over := key != "" && c.caller == "" && s.connsPerCaller[key] >= s.cfg.ConnectionsPerCaller
+	if !over && key != "" && c.caller == "" {
+		c.caller = key
+		s.connsPerCaller[key]++
+	}
+	s.mu.Unlock()
+	if over {
+		ctx = transport.WithWebsocketCloseCode(ctx, closeTooManyConnections)
+		ctx = transport.AppendCloseReason(ctx, msgTooManyConnections)
+		return ctx, nil, errTooManyConnections
+	}
+	return ctx, nil, nil
 }
 
 // shutdown ends the connection as a restart: 1012 on a WebSocket.
@@ -175,16 +239,21 @@ const closeSubscriberExists = 4409
 // "error" (gqlgen sends one for every subscribe, refused or ended, also
 // after the client's own "complete"), so a client may reuse an id once it
 // has heard the end of it.
+//
+// It also ends the connection's wait for connection_init when gqlgen acks
+// it (with or without Authenticate).
 type subscribeIDs struct {
 	transport.WebsocketConn
+	sc *streamConn // nil outside wsTransport.Do
 
 	mu     sync.Mutex
 	active map[string]struct{}
 }
 
-// watchSubscribeIDs returns conn refusing repeated subscribe ids.
-func watchSubscribeIDs(conn transport.WebsocketConn) transport.WebsocketConn {
-	return &subscribeIDs{WebsocketConn: conn, active: map[string]struct{}{}}
+// watchSubscribeIDs returns conn refusing repeated subscribe ids; sc is
+// the connection's (streamConnFrom of the upgrade request), or nil.
+func watchSubscribeIDs(conn transport.WebsocketConn, sc *streamConn) transport.WebsocketConn {
+	return &subscribeIDs{WebsocketConn: conn, sc: sc, active: map[string]struct{}{}}
 }
 
 var (
@@ -227,10 +296,15 @@ func (w *subscribeIDs) NextReader() (int, io.Reader, error) {
 // WriteJSON writes a message of gqlgen's; a "complete" or "error" ends its
 // id, before it is written (the client may reuse the id once it reads it).
 func (w *subscribeIDs) WriteJSON(v any) error {
-	if typ, id := messageTypeID(v); typ == "complete" || typ == "error" {
+	switch typ, id := messageTypeID(v); typ {
+	case "complete", "error":
 		w.mu.Lock()
 		delete(w.active, id)
 		w.mu.Unlock()
+	case "connection_ack":
+		if w.sc != nil {
+			w.sc.subs.initDone(w.sc)
+		}
 	}
 	return w.WebsocketConn.WriteJSON(v)
 }
