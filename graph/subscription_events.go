@@ -10,6 +10,7 @@ import (
 
 	"github.com/mkgraph/mkgraph/graph/loader"
 	"github.com/mkgraph/mkgraph/internal/apierr"
+	"github.com/mkgraph/mkgraph/upstream/cache"
 )
 
 // eventScope holds, for one subscription, the loaders of the event being
@@ -53,7 +54,8 @@ func releaseEvent(ctx context.Context) {
 	}
 }
 
-// subscriptionOperations gives each subscription its event scope, and
+// subscriptionOperations gives each subscription its event scope and each
+// of its events a fresh cache.Served (read by the response extensions), and
 // refuses queries and mutations over a WebSocket: those are HTTP's, under
 // its CSRF rules, rate limits and timeouts.
 func subscriptionOperations(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
@@ -62,7 +64,16 @@ func subscriptionOperations(ctx context.Context, next graphql.OperationHandler) 
 		return next(ctx)
 	}
 	if oc.Operation.Operation == ast.Subscription {
-		return next(context.WithValue(ctx, eventScopeKey{}, &eventScope{}))
+		events := next(context.WithValue(ctx, eventScopeKey{}, &eventScope{}))
+		return func(ctx context.Context) *graphql.Response {
+			// Each event its own record of how its answers were served:
+			// one served stale marks that event's extensions only, not the
+			// later events of this subscription nor the other
+			// subscriptions of the connection (whose request, the upgrade
+			// or the SSE stream, has one record for all).
+			ctx, _ = cache.WithServed(ctx)
+			return events(ctx)
+		}
 	}
 	if c := streamConnFrom(ctx); c != nil && c.ws {
 		return graphql.OneShot(&graphql.Response{Errors: gqlerror.List{{

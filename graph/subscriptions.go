@@ -18,6 +18,10 @@ import (
 // WebSocket close codes (graphql-ws reads them):
 //   - 4401 Unauthorized: connection_init without valid credentials;
 //   - 4400 Bad Request: a message the protocol does not allow;
+//   - 4429 Too many connections: connection_init of a caller that already
+//     has ConnectionsPerCaller WebSockets open on this replica;
+//   - 4409 Subscriber for <id> already exists: a subscribe with the id of a
+//     subscription still active on the connection (subscribeIDs);
 //   - 1012 Service Restart: the server shuts down (or its bus closed);
 //     graphql-ws reconnects on it;
 //   - 1000: the client or the connection ended normally.
@@ -31,6 +35,8 @@ const (
 	DefaultSubscriptionsPerConnection = 20
 	DefaultSubscriptionsPerCaller     = 50
 	DefaultMaxConnections             = 10000
+	DefaultConnectionsPerCaller       = 10
+	DefaultPendingConnections         = 100
 	DefaultSubscriberBuffer           = 16
 	DefaultKeepAlive                  = 15 * time.Second
 	DefaultInitTimeout                = 10 * time.Second
@@ -47,6 +53,11 @@ const CloseServiceRestart = 1012
 // connection_init that is refused.
 const closeUnauthorized = 4401
 
+// closeTooManyConnections closes a connection_init whose caller has as many
+// WebSockets open as it may (4429: 4000 + HTTP 429 Too Many Requests, as
+// 4401 and 4409 are in graphql-transport-ws).
+const closeTooManyConnections = 4429
+
 // SubscriptionConfig bounds and wires subscriptions. The zero value takes
 // the defaults, checks no credentials and allows no cross-origin WebSocket.
 type SubscriptionConfig struct {
@@ -56,6 +67,14 @@ type SubscriptionConfig struct {
 	Buffer        int           // events buffered per subscriber; 0: default
 	KeepAlive     time.Duration // ping (WebSocket) or comment (SSE) interval; 0: default
 	InitTimeout   time.Duration // time to send connection_init; 0: default
+	// ConnectionsPerCaller bounds the WebSockets of one caller (CallerKey,
+	// known at connection_init) on this replica; 0: default.
+	ConnectionsPerCaller int
+	// PendingConnections bounds the WebSockets on this replica not yet past
+	// connection_init (each for at most InitTimeout): more are refused at
+	// the upgrade (HTTP 503), so that sockets without credentials cannot
+	// take the Connections of callers that have them; 0: default.
+	PendingConnections int
 	// Authenticate reads the credentials of a WebSocket (its
 	// connection_init payload, as headers; else the upgrade request's) and
 	// returns ctx with the caller, or an error (facade.unauthenticated):
@@ -82,6 +101,10 @@ type Subscriptions struct {
 	conns     map[*streamConn]struct{}
 	perCaller map[string]int
 	closing   bool
+	// WebSocket connections not yet past connection_init, and those past it
+	// per caller.
+	pending        int
+	connsPerCaller map[string]int
 
 	connections, active atomic.Int64
 	delivered, dropped  atomic.Int64
@@ -97,6 +120,8 @@ func NewSubscriptions(cfg SubscriptionConfig) *Subscriptions {
 	def(&cfg.PerConnection, DefaultSubscriptionsPerConnection)
 	def(&cfg.PerCaller, DefaultSubscriptionsPerCaller)
 	def(&cfg.Connections, DefaultMaxConnections)
+	def(&cfg.ConnectionsPerCaller, DefaultConnectionsPerCaller)
+	def(&cfg.PendingConnections, DefaultPendingConnections)
 	def(&cfg.Buffer, DefaultSubscriberBuffer)
 	if cfg.KeepAlive <= 0 {
 		cfg.KeepAlive = DefaultKeepAlive
@@ -107,7 +132,7 @@ func NewSubscriptions(cfg SubscriptionConfig) *Subscriptions {
 	if cfg.KeyHeader == "" {
 		cfg.KeyHeader = "X-Api-Key"
 	}
-	return &Subscriptions{cfg: cfg, conns: map[*streamConn]struct{}{}, perCaller: map[string]int{}}
+	return &Subscriptions{cfg: cfg, conns: map[*streamConn]struct{}{}, perCaller: map[string]int{}, connsPerCaller: map[string]int{}}
 }
 
 // Connections returns the WebSocket and SSE connections open now.

@@ -59,6 +59,9 @@ type subsOptions struct {
 	fetcher loader.Fetcher
 	refresh func(ctx context.Context, linkID string) (*upstream.Link, error)
 	noBus   bool
+	// staleExtensions: each request gets a cache.Served (as withServed in
+	// the server) and responses the identityCache stale extension.
+	staleExtensions bool
 }
 
 type subsServer struct {
@@ -123,6 +126,14 @@ func newSubsServer(t *testing.T, o subsOptions) *subsServer {
 	if !o.noBus {
 		hc.Events = s.bus
 	}
+	if o.staleExtensions {
+		hc.ResponseExtensions = func(ctx context.Context) map[string]any {
+			if age, stale := cache.ServedFrom(ctx).AnyStale(); stale {
+				return map[string]any{"identityCache": map[string]any{"stale": true, "ageSeconds": int(age.Seconds())}}
+			}
+			return nil
+		}
+	}
 	h := graph.NewHandler(hc)
 	log := zerolog.Nop()
 	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -131,6 +142,9 @@ func newSubsServer(t *testing.T, o subsOptions) *subsServer {
 		// server's middleware.
 		if a := r.Header.Get("Authorization"); a != "" {
 			ctx = context.WithValue(ctx, callerKey{}, a)
+		}
+		if o.staleExtensions {
+			ctx, _ = cache.WithServed(ctx)
 		}
 		loaders.Middleware(h).ServeHTTP(w, r.WithContext(ctx))
 	}))

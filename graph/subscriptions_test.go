@@ -279,7 +279,7 @@ func TestWebSocketSubscriptionsOff(t *testing.T) {
 // completed event, which must be 1.
 func TestSubscribersShareOneUpstreamCall(t *testing.T) {
 	const conns, perConn = 50, 20
-	s := newSubsServer(t, subsOptions{cfg: graph.SubscriptionConfig{PerCaller: conns * perConn}})
+	s := newSubsServer(t, subsOptions{cfg: graph.SubscriptionConfig{PerCaller: conns * perConn, ConnectionsPerCaller: conns}})
 	var clients []*wsClient
 	for i := range conns {
 		c := s.connect(t, map[string]any{"Authorization": "Bearer user"}, true)

@@ -131,7 +131,7 @@ func (s *Subscriptions) initFunc(ctx context.Context, payload transport.InitPayl
 		ctx = transport.AppendCloseReason(ctx, msgWSAuth)
 		return ctx, nil, apierr.AsError(err)
 	}
-	return authed, nil, nil
+	return s.admitCaller(authed) // subscription_conn.go: ConnectionsPerCaller, 4429
 }
 
 // trackedWS is gqlgen's coder/websocket implementation, remembering each
@@ -154,5 +154,5 @@ func (t trackedWS) Accept(w http.ResponseWriter, r *http.Request, opts transport
 			_ = conn.WriteClose(CloseServiceRestart, "service restart")
 		}
 	}
-	return conn, nil
+	return watchSubscribeIDs(conn, streamConnFrom(r.Context())), nil // subscription_conn.go: 4409 on a repeated subscribe id
 }
