@@ -272,11 +272,29 @@ func authorize(ctx context.Context, linkID string) error {
 // callerKey keys per-caller rate limits: callers of kind k by their id;
 // others ("" ) are not limited by that limiter.
 func callerKey(k auth.Kind) func(*http.Request) string {
-	return func(r *http.Request) string {
-		if c := auth.FromContext(r.Context()); c != nil && c.Kind == k {
-			return c.ID()
+	return func(r *http.Request) string { return callerKeyOf(r.Context(), k) }
+}
+
+// callerKeyOf is callerKey's key for the caller of ctx.
+func callerKeyOf(ctx context.Context, k auth.Kind) string {
+	if c := auth.FromContext(ctx); c != nil && c.Kind == k {
+		return c.ID()
+	}
+	return ""
+}
+
+// chargeSubscribe charges a WebSocket subscribe message to its caller's
+// limiter (users' or backends'), keyed as callerKey keys HTTP requests, so
+// that a socket is no way around the per-caller rate limits.
+func chargeSubscribe(users, backends ratelimit.Limiter) func(ctx context.Context) error {
+	return func(ctx context.Context) error {
+		if e := ratelimit.Charge(ctx, users, callerKeyOf(ctx, auth.KindUser)); e != nil {
+			return e
 		}
-		return ""
+		if e := ratelimit.Charge(ctx, backends, callerKeyOf(ctx, auth.KindBackend)); e != nil {
+			return e
+		}
+		return nil
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
+	"github.com/mkgraph/mkgraph/graph/limits"
 	"github.com/mkgraph/mkgraph/graph/loader"
 	"github.com/mkgraph/mkgraph/internal/apierr"
 	"github.com/mkgraph/mkgraph/internal/linkevents"
@@ -69,6 +70,15 @@ type HandlerConfig struct {
 	// Loaders makes fresh per-event loaders for what a subscription event
 	// selects (its link), so no event reads another's cached answer.
 	Loaders *loader.Factory
+	// Limits, when set, holds every operation to the operation limits
+	// before it is parsed, unless the request crossed the same Guard's
+	// Middleware: WebSocket subscribe messages cross none.
+	Limits *limits.Guard
+	// RateLimit, when set, charges each WebSocket subscribe message to its
+	// caller's rate limit (HTTP requests are charged by middleware): it
+	// returns the refusal (facade.rate_limit_exceeded with retryAfter),
+	// answered with an "error" message for that subscription.
+	RateLimit func(ctx context.Context) error
 	// Subscriptions bounds and wires subscriptions (WebSocket and SSE);
 	// its Shutdown ends them on server shutdown. nil: the defaults, no
 	// credential checks on WebSockets, no cross-origin WebSockets.
@@ -111,6 +121,9 @@ func NewHandler(cfg HandlerConfig) *handler.Server {
 	if cfg.MaxTokens > 0 {
 		srv.SetParserTokenLimit(cfg.MaxTokens)
 	}
+	// First of the parameter mutators: before the persisted query
+	// extensions fill in a query from its hash.
+	srv.Use(operationLimits{guard: cfg.Limits, charge: cfg.RateLimit})
 	if cfg.Introspection {
 		srv.Use(extension.Introspection{})
 	} else {
