@@ -95,6 +95,7 @@ func newHandler(c *config, log zerolog.Logger, client loader.Fetcher, ready func
 	guard := c.Limits.Guard()
 	gql := graph.NewHandler(graph.HandlerConfig{
 		Limits:             guard,
+		Expires:            callerExpires,
 		RateLimit:          chargeSubscribe(users, backends),
 		MaxLinkIDs:         c.MaxLinkIDs,
 		MaxComplexity:      c.MaxComplexity,

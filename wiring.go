@@ -261,12 +261,30 @@ func staleExtensions(ctx context.Context) map[string]any {
 // whether the link exists.
 var errForbidden = &apierr.Error{Code: apierr.CodeForbidden, Message: "You may not read this link."}
 
-// authorize lets the request's caller read only its own links.
+// errExpired answers a caller whose token expired after it was
+// authenticated: a WebSocket or SSE stream it opened, or a long request.
+var errExpired = &apierr.Error{Code: apierr.CodeUnauthenticated, Message: "Token expired."}
+
+// authorize lets the request's caller read only its own links, and only
+// until its credential expires.
 func authorize(ctx context.Context, linkID string) error {
-	if auth.FromContext(ctx).MayRead(linkID) {
+	c := auth.FromContext(ctx)
+	if c != nil && c.Expired(time.Now()) {
+		return errExpired
+	}
+	if c.MayRead(linkID) {
 		return nil
 	}
 	return errForbidden
+}
+
+// callerExpires is when the credential of ctx's caller expires; zero:
+// never (API keys, auth off).
+func callerExpires(ctx context.Context) time.Time {
+	if c := auth.FromContext(ctx); c != nil {
+		return c.Expires
+	}
+	return time.Time{}
 }
 
 // callerKey keys per-caller rate limits: callers of kind k by their id;

@@ -3,6 +3,7 @@ package graph
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/handler"
@@ -79,6 +80,11 @@ type HandlerConfig struct {
 	// returns the refusal (facade.rate_limit_exceeded with retryAfter),
 	// answered with an "error" message for that subscription.
 	RateLimit func(ctx context.Context) error
+	// Expires, when set, is when the credential of ctx's caller expires
+	// (zero: never). A WebSocket is closed with 4401 then, and an SSE
+	// stream ends with facade.unauthenticated; Authorize must refuse such
+	// a caller too (new subscriptions, events' links).
+	Expires func(ctx context.Context) time.Time
 	// Subscriptions bounds and wires subscriptions (WebSocket and SSE);
 	// its Shutdown ends them on server shutdown. nil: the defaults, no
 	// credential checks on WebSockets, no cross-origin WebSockets.
@@ -109,7 +115,7 @@ func NewHandler(cfg HandlerConfig) *handler.Server {
 		Complexity: complexity(),
 	}))
 	srv.AddTransport(transport.Options{})
-	srv.AddTransport(newWSTransport(subs)) // transport_ws.go: subscriptions over WebSocket
+	srv.AddTransport(newWSTransport(subs, cfg.Expires)) // transport_ws.go: subscriptions over WebSocket
 	srv.AddTransport(getTransport{})
 	srv.AddTransport(postTransport{subs: subs})
 	srv.AddTransport(unsupportedTransport{}) // last: it takes whatever the others do not
@@ -155,6 +161,9 @@ func NewHandler(cfg HandlerConfig) *handler.Server {
 		return answerExpired(next(ctx))
 	})
 	srv.AroundOperations(subscriptionOperations)
+	if cfg.Expires != nil {
+		srv.AroundOperations(streamExpiry(cfg.Expires)) // transport_sse.go
+	}
 	if f := cfg.ResponseExtensions; f != nil {
 		srv.AroundResponses(func(ctx context.Context, next graphql.ResponseHandler) *graphql.Response {
 			resp := next(ctx)
