@@ -138,7 +138,7 @@ func newHandler(c *config, log zerolog.Logger, client loader.Fetcher, ready func
 	// message to the operation limits and the caller's rate limit.
 	wsChain := edge.Chain(gql, edge.GraphQLHeaders, edge.CSRF, withServed, loaders.Middleware)
 	mux.Handle("/graphql", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if graph.IsWebSocketUpgrade(r) {
+		if edge.IsWebSocketUpgrade(r) {
 			wsChain.ServeHTTP(w, r)
 			return
 		}

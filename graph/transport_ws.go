@@ -14,6 +14,7 @@ import (
 	coderws "github.com/coder/websocket"
 
 	"github.com/mkgraph/mkgraph/internal/apierr"
+	"github.com/mkgraph/mkgraph/internal/edge"
 )
 
 // graphqlTransportWS is the graphql-ws library's protocol.
@@ -50,25 +51,8 @@ func newWSTransport(s *Subscriptions, expires func(context.Context) time.Time) w
 	return t
 }
 
-// IsWebSocketUpgrade reports whether r asks to upgrade to a WebSocket.
-func IsWebSocketUpgrade(r *http.Request) bool {
-	return r.Method == http.MethodGet && headerHasToken(r.Header, "Connection", "upgrade") &&
-		headerHasToken(r.Header, "Upgrade", "websocket")
-}
-
-func headerHasToken(h http.Header, name, token string) bool {
-	for _, v := range h.Values(name) {
-		for part := range strings.SplitSeq(v, ",") {
-			if strings.EqualFold(strings.TrimSpace(part), token) {
-				return true
-			}
-		}
-	}
-	return false
-}
-
 // Supports implements graphql.Transport.
-func (wsTransport) Supports(r *http.Request) bool { return IsWebSocketUpgrade(r) }
+func (wsTransport) Supports(r *http.Request) bool { return edge.IsWebSocketUpgrade(r) }
 
 // Do implements graphql.Transport.
 func (t wsTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
