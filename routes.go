@@ -88,7 +88,15 @@ func newHandler(c *config, log zerolog.Logger, client loader.Fetcher, ready func
 		KeyHeader:   authn.KeyHeader(),
 	})
 	m.Subscriptions(subs)
+	users := callerLimiter(rs, m, auth.KindUser.String(), c.UserRateLimit, c.UserRateBurst)
+	backends := callerLimiter(rs, m, auth.KindBackend.String(), c.BackendRateLimit, c.BackendRateBurst)
+	// One guard for the limits middleware and graph's own check of the
+	// operations no middleware sees (WebSocket subscribe messages).
+	guard := c.Limits.Guard()
 	gql := graph.NewHandler(graph.HandlerConfig{
+		Limits:             guard,
+		Expires:            callerExpires,
+		RateLimit:          chargeSubscribe(users, backends),
 		MaxLinkIDs:         c.MaxLinkIDs,
 		MaxComplexity:      c.MaxComplexity,
 		MaxTokens:          2 * c.Limits.MaxTokens, // gqlgen counts comments too; the limits middleware has already refused real excess
@@ -107,8 +115,6 @@ func newHandler(c *config, log zerolog.Logger, client loader.Fetcher, ready func
 	fail := func(w http.ResponseWriter, r *http.Request, e *apierr.Error) {
 		httperr.Write(w, r, http.StatusUnauthorized, e)
 	}
-	users := callerLimiter(rs, m, auth.KindUser.String(), c.UserRateLimit, c.UserRateBurst)
-	backends := callerLimiter(rs, m, auth.KindBackend.String(), c.BackendRateLimit, c.BackendRateBurst)
 
 	mux := http.NewServeMux()
 	// The GraphQL chain, outermost first: cheap refusals before costly work,
@@ -117,7 +123,7 @@ func newHandler(c *config, log zerolog.Logger, client loader.Fetcher, ready func
 		edge.GraphQLHeaders,
 		edge.CSRF,
 		edge.BodyLimit(c.MaxBodyBytes),
-		c.Limits.Middleware,
+		guard.Middleware,
 		authn.Middleware(fail),
 		ratelimit.Middleware(users, callerKey(auth.KindUser)),
 		ratelimit.Middleware(backends, callerKey(auth.KindBackend)),
@@ -128,10 +134,11 @@ func newHandler(c *config, log zerolog.Logger, client loader.Fetcher, ready func
 	)
 	// A WebSocket upgrade carries no credentials (its connection_init does)
 	// and lives past any request timeout; its Origin is checked by graph,
-	// which serves only subscriptions over it.
+	// which serves only subscriptions over it, and holds each subscribe
+	// message to the operation limits and the caller's rate limit.
 	wsChain := edge.Chain(gql, edge.GraphQLHeaders, edge.CSRF, withServed, loaders.Middleware)
 	mux.Handle("/graphql", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if graph.IsWebSocketUpgrade(r) {
+		if edge.IsWebSocketUpgrade(r) {
 			wsChain.ServeHTTP(w, r)
 			return
 		}

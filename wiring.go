@@ -261,22 +261,58 @@ func staleExtensions(ctx context.Context) map[string]any {
 // whether the link exists.
 var errForbidden = &apierr.Error{Code: apierr.CodeForbidden, Message: "You may not read this link."}
 
-// authorize lets the request's caller read only its own links.
+// errExpired answers a caller whose token expired after it was
+// authenticated: a WebSocket or SSE stream it opened, or a long request.
+var errExpired = &apierr.Error{Code: apierr.CodeUnauthenticated, Message: "Token expired."}
+
+// authorize lets the request's caller read only its own links, and only
+// until its credential expires.
 func authorize(ctx context.Context, linkID string) error {
-	if auth.FromContext(ctx).MayRead(linkID) {
+	c := auth.FromContext(ctx)
+	if c != nil && c.Expired(time.Now()) {
+		return errExpired
+	}
+	if c.MayRead(linkID) {
 		return nil
 	}
 	return errForbidden
 }
 
+// callerExpires is when the credential of ctx's caller expires; zero:
+// never (API keys, auth off).
+func callerExpires(ctx context.Context) time.Time {
+	if c := auth.FromContext(ctx); c != nil {
+		return c.Expires
+	}
+	return time.Time{}
+}
+
 // callerKey keys per-caller rate limits: callers of kind k by their id;
 // others ("" ) are not limited by that limiter.
 func callerKey(k auth.Kind) func(*http.Request) string {
-	return func(r *http.Request) string {
-		if c := auth.FromContext(r.Context()); c != nil && c.Kind == k {
-			return c.ID()
+	return func(r *http.Request) string { return callerKeyOf(r.Context(), k) }
+}
+
+// callerKeyOf is callerKey's key for the caller of ctx.
+func callerKeyOf(ctx context.Context, k auth.Kind) string {
+	if c := auth.FromContext(ctx); c != nil && c.Kind == k {
+		return c.ID()
+	}
+	return ""
+}
+
+// chargeSubscribe charges a WebSocket subscribe message to its caller's
+// limiter (users' or backends'), keyed as callerKey keys HTTP requests, so
+// that a socket is no way around the per-caller rate limits.
+func chargeSubscribe(users, backends ratelimit.Limiter) func(ctx context.Context) error {
+	return func(ctx context.Context) error {
+		if e := ratelimit.Charge(ctx, users, callerKeyOf(ctx, auth.KindUser)); e != nil {
+			return e
 		}
-		return ""
+		if e := ratelimit.Charge(ctx, backends, callerKeyOf(ctx, auth.KindBackend)); e != nil {
+			return e
+		}
+		return nil
 	}
 }
 

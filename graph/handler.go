@@ -3,6 +3,7 @@ package graph
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/handler"
@@ -12,6 +13,7 @@ import (
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
+	"github.com/mkgraph/mkgraph/graph/limits"
 	"github.com/mkgraph/mkgraph/graph/loader"
 	"github.com/mkgraph/mkgraph/internal/apierr"
 	"github.com/mkgraph/mkgraph/internal/linkevents"
@@ -69,6 +71,20 @@ type HandlerConfig struct {
 	// Loaders makes fresh per-event loaders for what a subscription event
 	// selects (its link), so no event reads another's cached answer.
 	Loaders *loader.Factory
+	// Limits, when set, holds every operation to the operation limits
+	// before it is parsed, unless the request crossed the same Guard's
+	// Middleware: WebSocket subscribe messages cross none.
+	Limits *limits.Guard
+	// RateLimit, when set, charges each WebSocket subscribe message to its
+	// caller's rate limit (HTTP requests are charged by middleware): it
+	// returns the refusal (facade.rate_limit_exceeded with retryAfter),
+	// answered with an "error" message for that subscription.
+	RateLimit func(ctx context.Context) error
+	// Expires, when set, is when the credential of ctx's caller expires
+	// (zero: never). A WebSocket is closed with 4401 then, and an SSE
+	// stream ends with facade.unauthenticated; Authorize must refuse such
+	// a caller too (new subscriptions, events' links).
+	Expires func(ctx context.Context) time.Time
 	// Subscriptions bounds and wires subscriptions (WebSocket and SSE);
 	// its Shutdown ends them on server shutdown. nil: the defaults, no
 	// credential checks on WebSockets, no cross-origin WebSockets.
@@ -99,7 +115,7 @@ func NewHandler(cfg HandlerConfig) *handler.Server {
 		Complexity: complexity(),
 	}))
 	srv.AddTransport(transport.Options{})
-	srv.AddTransport(newWSTransport(subs)) // transport_ws.go: subscriptions over WebSocket
+	srv.AddTransport(newWSTransport(subs, cfg.Expires)) // transport_ws.go: subscriptions over WebSocket
 	srv.AddTransport(getTransport{})
 	srv.AddTransport(postTransport{subs: subs})
 	srv.AddTransport(unsupportedTransport{}) // last: it takes whatever the others do not
@@ -111,6 +127,9 @@ func NewHandler(cfg HandlerConfig) *handler.Server {
 	if cfg.MaxTokens > 0 {
 		srv.SetParserTokenLimit(cfg.MaxTokens)
 	}
+	// First of the parameter mutators: before the persisted query
+	// extensions fill in a query from its hash.
+	srv.Use(operationLimits{guard: cfg.Limits, charge: cfg.RateLimit})
 	if cfg.Introspection {
 		srv.Use(extension.Introspection{})
 	} else {
@@ -142,6 +161,9 @@ func NewHandler(cfg HandlerConfig) *handler.Server {
 		return answerExpired(next(ctx))
 	})
 	srv.AroundOperations(subscriptionOperations)
+	if cfg.Expires != nil {
+		srv.AroundOperations(streamExpiry(cfg.Expires)) // transport_sse.go
+	}
 	if f := cfg.ResponseExtensions; f != nil {
 		srv.AroundResponses(func(ctx context.Context, next graphql.ResponseHandler) *graphql.Response {
 			resp := next(ctx)

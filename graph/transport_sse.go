@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/99designs/gqlgen/graphql"
+	"github.com/vektah/gqlparser/v2/ast"
+	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"github.com/mkgraph/mkgraph/internal/apierr"
 )
@@ -46,6 +48,47 @@ func streamScope(ctx context.Context) (context.Context, context.CancelFunc) {
 	return out, func() { stop(); cancel() }
 }
 
+// errTokenExpired ends the streams of a caller whose token expired.
+var errTokenExpired = &apierr.Error{Code: apierr.CodeUnauthenticated, Message: "Token expired."}
+
+// streamExpiry ends an SSE subscription when its caller's credential
+// expires (HandlerConfig.Expires): streamScope drops the request's
+// deadline, so that a stream outlives the request timeout, not its token.
+// The stream's last "next" says why (facade.unauthenticated), then
+// "complete". A WebSocket ends as a whole then instead (transport_ws.go).
+func streamExpiry(expires func(context.Context) time.Time) graphql.OperationMiddleware {
+	return func(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
+		oc := graphql.GetOperationContext(ctx)
+		if oc.Operation == nil || oc.Operation.Operation != ast.Subscription {
+			return next(ctx)
+		}
+		if c := streamConnFrom(ctx); c != nil && c.ws {
+			return next(ctx)
+		}
+		exp := expires(ctx)
+		switch {
+		case exp.IsZero():
+			return next(ctx)
+		case !time.Now().Before(exp):
+			return graphql.OneShot(&graphql.Response{Errors: gqlerror.List{presentError(ctx, errTokenExpired)}})
+		}
+		ctx, cancel := context.WithDeadlineCause(ctx, exp, errTokenExpired)
+		h := next(ctx)
+		return func(rctx context.Context) *graphql.Response {
+			resp := h(rctx)
+			if resp == nil {
+				// Said before the stream is told it ended, so that its
+				// writer finds the error.
+				if context.Cause(ctx) == errTokenExpired {
+					streamError(ctx, presentError(ctx, errTokenExpired))
+				}
+				cancel()
+			}
+			return resp
+		}
+	}
+}
+
 // deliverSubscription runs a subscription and writes its events as SSE.
 func (s *Subscriptions) deliverSubscription(ctx context.Context, w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor, rc *graphql.OperationContext) {
 	contentType := responseContentType(r)
@@ -72,7 +115,10 @@ func (s *Subscriptions) deliverSubscription(ctx context.Context, w http.Response
 	st := &sseState{}
 	ctx = context.WithValue(withStreamConn(ctx, c), sseStateKey{}, st)
 
-	responses, ctx := exec.DispatchOperation(ctx, rc)
+	// opCtx is the operation's: it ends with the stream, or earlier when
+	// the caller's token expires (streamExpiry), when the producer finds
+	// the end of the events and the stream still completes.
+	responses, opCtx := exec.DispatchOperation(ctx, rc)
 
 	ctl := http.NewResponseController(w)
 	_ = ctl.SetWriteDeadline(time.Time{}) // a stream outlives the server's write timeout
@@ -91,7 +137,7 @@ func (s *Subscriptions) deliverSubscription(ctx context.Context, w http.Response
 	go func() {
 		defer close(next)
 		for {
-			resp := responses(ctx)
+			resp := responses(opCtx)
 			if resp == nil {
 				return
 			}

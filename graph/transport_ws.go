@@ -7,12 +7,14 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/handler/transport"
 	coderws "github.com/coder/websocket"
 
 	"github.com/mkgraph/mkgraph/internal/apierr"
+	"github.com/mkgraph/mkgraph/internal/edge"
 )
 
 // graphqlTransportWS is the graphql-ws library's protocol.
@@ -30,7 +32,9 @@ type wsTransport struct {
 
 var _ graphql.Transport = wsTransport{}
 
-func newWSTransport(s *Subscriptions) wsTransport {
+// newWSTransport serves s's WebSockets; expires (nil: none expire) is when
+// the credential that opened one expires.
+func newWSTransport(s *Subscriptions, expires func(context.Context) time.Time) wsTransport {
 	limit := int64(maxWSMessage)
 	t := wsTransport{subs: s}
 	t.ws = transport.Websocket{
@@ -39,7 +43,7 @@ func newWSTransport(s *Subscriptions) wsTransport {
 			InsecureSkipVerify: true,
 			Subprotocols:       []string{graphqlTransportWS},
 		}}},
-		InitFunc:         s.initFunc,
+		InitFunc:         expiringInit(s.initFunc, expires),
 		InitTimeout:      s.cfg.InitTimeout,
 		PingPongInterval: s.cfg.KeepAlive,
 		PayloadReadLimit: &limit,
@@ -47,25 +51,8 @@ func newWSTransport(s *Subscriptions) wsTransport {
 	return t
 }
 
-// IsWebSocketUpgrade reports whether r asks to upgrade to a WebSocket.
-func IsWebSocketUpgrade(r *http.Request) bool {
-	return r.Method == http.MethodGet && headerHasToken(r.Header, "Connection", "upgrade") &&
-		headerHasToken(r.Header, "Upgrade", "websocket")
-}
-
-func headerHasToken(h http.Header, name, token string) bool {
-	for _, v := range h.Values(name) {
-		for part := range strings.SplitSeq(v, ",") {
-			if strings.EqualFold(strings.TrimSpace(part), token) {
-				return true
-			}
-		}
-	}
-	return false
-}
-
 // Supports implements graphql.Transport.
-func (wsTransport) Supports(r *http.Request) bool { return IsWebSocketUpgrade(r) }
+func (wsTransport) Supports(r *http.Request) bool { return edge.IsWebSocketUpgrade(r) }
 
 // Do implements graphql.Transport.
 func (t wsTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
@@ -98,6 +85,7 @@ const (
 	msgWSProtocol = "WebSocket clients must speak graphql-transport-ws (Sec-WebSocket-Protocol: graphql-transport-ws), as the graphql-ws library does."
 	msgWSFull     = "This server has as many subscription connections as it may: retry later."
 	msgWSAuth     = "Unauthorized"
+	msgWSExpired  = "Token expired"
 )
 
 // originAllowed: no Origin (not a browser), the same origin, or one the
@@ -132,6 +120,44 @@ func (s *Subscriptions) initFunc(ctx context.Context, payload transport.InitPayl
 		return ctx, nil, apierr.AsError(err)
 	}
 	return s.admitCaller(authed) // subscription_conn.go: ConnectionsPerCaller, 4429
+}
+
+// expiringInit is init, then, when the credential it authenticated
+// expires (expires(ctx) not zero), a timer that closes the WebSocket with
+// 4401 and a "Token expired" reason at that time, then cancels the
+// connection's context, ending its subscriptions. (gqlgen closes a
+// socket whose context ends with 1000: the close frame is written here
+// first, and only the first is sent.) A subscribe in between is refused by
+// Authorize, which refuses an expired caller.
+func expiringInit(init transport.WebsocketInitFunc, expires func(context.Context) time.Time) transport.WebsocketInitFunc {
+	if expires == nil {
+		return init
+	}
+	return func(ctx context.Context, payload transport.InitPayload) (context.Context, *transport.InitPayload, error) {
+		ctx, ack, err := init(ctx, payload)
+		if err != nil {
+			return ctx, ack, err
+		}
+		exp := expires(ctx)
+		if exp.IsZero() {
+			return ctx, ack, nil
+		}
+		c := streamConnFrom(ctx)
+		ctx, cancel := context.WithCancelCause(ctx)
+		timer := time.AfterFunc(time.Until(exp), func() {
+			if c != nil {
+				c.mu.Lock()
+				conn := c.conn
+				c.mu.Unlock()
+				if conn != nil {
+					_ = conn.WriteClose(closeUnauthorized, msgWSExpired)
+				}
+			}
+			cancel(errTokenExpired)
+		})
+		context.AfterFunc(ctx, func() { timer.Stop() }) // the connection ended first
+		return ctx, ack, nil
+	}
 }
 
 // trackedWS is gqlgen's coder/websocket implementation, remembering each

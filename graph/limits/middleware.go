@@ -2,12 +2,14 @@ package limits
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"sync"
+	"sync/atomic"
 
 	"github.com/mkgraph/mkgraph/internal/apierr"
 	"github.com/mkgraph/mkgraph/internal/edge/httperr"
@@ -36,9 +38,16 @@ const maxPrealloc = 8 << 20
 //
 // A query text (with its operation name) that passed is remembered, and
 // passes again without being checked (see passed.go).
-func (c Config) Middleware(next http.Handler) http.Handler {
-	g := &guard{Config: c.WithDefaults(), passed: newPassed()}
+//
+// The request's context is marked (Checked), so that the GraphQL handler's
+// own check (Guard.Check, for transports this middleware cannot see into,
+// such as WebSocket messages) does not check it again.
+func (c Config) Middleware(next http.Handler) http.Handler { return c.Guard().Middleware(next) }
+
+// Middleware is Config.Middleware, remembering passed texts in g.
+func (g *Guard) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		g := g.g
 		var e *apierr.Error
 		switch r.Method {
 		case http.MethodGet:
@@ -60,7 +69,7 @@ func (c Config) Middleware(next http.Handler) http.Handler {
 			httperr.Write(w, r, http.StatusBadRequest, e)
 			return
 		}
-		next.ServeHTTP(w, r)
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), checkedKey{}, true)))
 	})
 }
 
@@ -93,11 +102,13 @@ func readBody(buf *bytes.Buffer, r *http.Request) error {
 type guard struct {
 	Config
 	passed *passed
+	checks atomic.Int64 // texts looked at: remembered or checked
 }
 
 // check is c.Check, remembering the texts that pass. (A function, since
 // methods take no type parameters.)
 func check[T string | []byte](c *guard, query T, operationName string) *apierr.Error {
+	c.checks.Add(1)
 	k := passKeyOf(query, operationName)
 	if c.passed.has(k) {
 		return nil

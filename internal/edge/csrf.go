@@ -59,30 +59,12 @@ const csrfMessage = "This request has been blocked as a possible cross-site requ
 // which serves only subscriptions over it.
 func CSRF(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !isWebSocketUpgrade(r) && sendableCrossSite(r) {
+		if !IsWebSocketUpgrade(r) && sendableCrossSite(r) {
 			httperr.Write(w, r, http.StatusBadRequest, &apierr.Error{Code: apierr.CodeCSRFRefused, Message: csrfMessage})
 			return
 		}
 		next.ServeHTTP(w, r)
 	})
-}
-
-// isWebSocketUpgrade reports whether r is a WebSocket opening handshake.
-func isWebSocketUpgrade(r *http.Request) bool {
-	if r.Method != http.MethodGet {
-		return false
-	}
-	has := func(name, token string) bool {
-		for _, v := range r.Header.Values(name) {
-			for part := range strings.SplitSeq(v, ",") {
-				if strings.EqualFold(strings.TrimSpace(part), token) {
-					return true
-				}
-			}
-		}
-		return false
-	}
-	return has("Connection", "upgrade") && has("Upgrade", "websocket")
 }
 
 // sendableCrossSite reports whether a browser could have sent r from any

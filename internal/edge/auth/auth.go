@@ -84,6 +84,7 @@ type Authenticator struct {
 	jwks         keyfunc.Keyfunc // nil when neither JWKS URL nor file is configured
 	linksClaim   string
 	backendScope string
+	leeway       time.Duration // clock skew allowed on exp: a token is accepted until exp+leeway
 
 	keys      keySet
 	keyHeader string
@@ -142,6 +143,7 @@ func New(ctx context.Context, cfg Config) (_ *Authenticator, err error) {
 	a := &Authenticator{
 		linksClaim:   linksClaim,
 		backendScope: backendScope,
+		leeway:       leeway,
 		keyHeader:    keyHeader,
 	}
 	if cfg.APIKeysFile != "" {

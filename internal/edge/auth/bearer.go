@@ -37,14 +37,24 @@ func (a *Authenticator) bearer(ctx context.Context, token string) (*Caller, *api
 		// Rate limits and logs know callers by sub.
 		return nil, unauthenticated(msgInvalid, errors.New("token has no sub"))
 	}
+	exp, err := claims.GetExpirationTime()
+	if err != nil || exp == nil {
+		return nil, unauthenticated(msgInvalid, errors.New("token has no exp")) // the parser requires one
+	}
+	// Accepted until exp and the leeway: so it expires.
+	expires := exp.Add(a.leeway)
 	if a.backendScope != "" && hasScope(claims, a.backendScope) {
-		return NewBackend(sub), nil
+		c := NewBackend(sub)
+		c.Expires = expires
+		return c, nil
 	}
 	ids, err := linkIDs(claims[a.linksClaim])
 	if err != nil {
 		return nil, unauthenticated(msgInvalid, fmt.Errorf("claim %q: %w", a.linksClaim, err))
 	}
-	return NewUser(sub, ids...), nil
+	c := NewUser(sub, ids...)
+	c.Expires = expires
+	return c, nil
 }
 
 // keyfunc returns the key to check a token with; a token with a crit header

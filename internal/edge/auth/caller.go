@@ -3,6 +3,7 @@ package auth
 
 import (
 	"context"
+	"time"
 
 	"github.com/mkgraph/mkgraph/internal/ctxkey"
 )
@@ -43,6 +44,12 @@ func (k Kind) String() string {
 type Caller struct {
 	Kind    Kind
 	Subject string // JWT sub, or the API key's name; never a secret
+	// Expires is when the credential stops being accepted: a JWT's exp
+	// plus the clock skew allowed (MKGRAPH_JWT_LEEWAY), as the
+	// authenticator reads it; zero for API keys and anonymous callers,
+	// which do not expire. A caller past it may read nothing (MayRead),
+	// and what it opened (a WebSocket, an SSE stream) ends then.
+	Expires time.Time
 
 	links map[string]struct{} // what a user may read
 	all   bool                // backends and anonymous callers may read any link
@@ -76,7 +83,7 @@ func NewBackend(name string) *Caller {
 // the links of their token; backends and anonymous callers may read any. A
 // nil Caller may read nothing.
 func (c *Caller) MayRead(linkID string) bool {
-	if c == nil {
+	if c == nil || c.Expired(time.Now()) {
 		return false
 	}
 	if c.all {
@@ -84,6 +91,15 @@ func (c *Caller) MayRead(linkID string) bool {
 	}
 	_, ok := c.links[linkID]
 	return ok
+}
+
+// Expired reports whether c's credential has expired at now (never for an
+// API key or anonymous caller; always for a nil Caller).
+func (c *Caller) Expired(now time.Time) bool {
+	if c == nil {
+		return true
+	}
+	return !c.Expires.IsZero() && !now.Before(c.Expires)
 }
 
 // ID names c for per-caller rate limits and logs: "user:<sub>",

@@ -183,28 +183,44 @@ func Middleware(l Limiter, key func(*http.Request) string) func(http.Handler) ht
 				next.ServeHTTP(w, r)
 				return
 			}
-			retryAfter, ok, err := l.Allow(r.Context(), k)
-			switch {
-			case err != nil:
-				errorCount.Add(1)
-				// The key is left out: it identifies a person.
-				zerolog.Ctx(r.Context()).Warn().Err(err).Msg("rate limiter failed; request let through")
-			case !ok:
-				refusedCount.Add(1)
-				secs := max(1, int(math.Ceil(retryAfter.Seconds())))
-				unit := "seconds"
-				if secs == 1 {
-					unit = "second"
-				}
-				httperr.Write(w, r, http.StatusTooManyRequests, &apierr.Error{
-					Code:          apierr.CodeCallerRateLimited,
-					Message:       fmt.Sprintf("Too many requests from this caller; try again in %d %s.", secs, unit),
-					RetryAfter:    time.Duration(secs) * time.Second,
-					HasRetryAfter: true,
-				})
+			if e := Charge(r.Context(), l, k); e != nil {
+				httperr.Write(w, r, http.StatusTooManyRequests, e)
 				return
 			}
 			next.ServeHTTP(w, r)
 		})
 	}
+}
+
+// Charge takes one request from key's allowance in l, as Middleware does
+// for an HTTP request, for what arrives another way (a WebSocket's
+// subscribe messages). It returns nil when the request may go ahead (also
+// when l fails: the request is let through and the failure logged), else
+// the refusal: facade.rate_limit_exceeded with its retryAfter. An empty key
+// is not limited.
+func Charge(ctx context.Context, l Limiter, key string) *apierr.Error {
+	if key == "" {
+		return nil
+	}
+	retryAfter, ok, err := l.Allow(ctx, key)
+	switch {
+	case err != nil:
+		errorCount.Add(1)
+		// The key is left out: it identifies a person.
+		zerolog.Ctx(ctx).Warn().Err(err).Msg("rate limiter failed; request let through")
+	case !ok:
+		refusedCount.Add(1)
+		secs := max(1, int(math.Ceil(retryAfter.Seconds())))
+		unit := "seconds"
+		if secs == 1 {
+			unit = "second"
+		}
+		return &apierr.Error{
+			Code:          apierr.CodeCallerRateLimited,
+			Message:       fmt.Sprintf("Too many requests from this caller; try again in %d %s.", secs, unit),
+			RetryAfter:    time.Duration(secs) * time.Second,
+			HasRetryAfter: true,
+		}
+	}
+	return nil
 }
