@@ -160,7 +160,7 @@ func TestIdentityCache(t *testing.T) {
 		"MONEYKIT_BASE_URL":      startUpstream(t, sbx),
 		"MONEYKIT_CLIENT_ID":     sandbox.DefaultClientID,
 		"MONEYKIT_CLIENT_SECRET": sandbox.DefaultClientSecret,
-		"MKGRAPH_CACHE_TTL":      "300ms",
+		"MKGRAPH_CACHE_TTL":      "1s", // long enough for 5 reads on a busy machine
 	})
 	c := newClient(t)
 	q := gqlRequest{Query: `{ link(id: "` + sandbox.LinkSeed + `") { id accounts { owners { names } } } }`}
@@ -172,7 +172,7 @@ func TestIdentityCache(t *testing.T) {
 	if n := sbx.IdentityCallsFor(sandbox.LinkSeed); n != 1 {
 		t.Errorf("5 reads within the TTL: %d upstream calls, want 1", n)
 	}
-	time.Sleep(350 * time.Millisecond)
+	time.Sleep(1100 * time.Millisecond)
 	sbx.SetFault(sandbox.LinkSeed, sandbox.Fault{Status: 503}, 0)
 	r := postGraphQL(t, c, baseURL, q)
 	var doc struct {
