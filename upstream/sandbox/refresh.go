@@ -244,16 +244,7 @@ func (s *Server) serveRefresh(w http.ResponseWriter, r *http.Request, linkID str
 	s.refreshByLink[linkID]++
 	s.mu.Unlock()
 
-	if r.Method != http.MethodPost {
-		errPostMethod.write(w)
-		return
-	}
-	if failure := s.authorize(r); failure != nil {
-		failure.write(w)
-		return
-	}
-	if ok, failure := refreshable(linkID); !ok {
-		failure.write(w)
+	if !s.admitLinkPost(w, r, linkID) {
 		return
 	}
 	products, failure := parseRefresh(r)
@@ -354,4 +345,23 @@ func (s *Server) RefreshCallsFor(linkID string) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.refreshByLink[linkID]
+}
+
+// admitLinkPost answers, and returns false for, what the link's POST routes
+// refuse before reading the body: another method, bad credentials, a link
+// that cannot be refreshed.
+func (s *Server) admitLinkPost(w http.ResponseWriter, r *http.Request, linkID string) bool {
+	if r.Method != http.MethodPost {
+		errPostMethod.write(w)
+		return false
+	}
+	if failure := s.authorize(r); failure != nil {
+		failure.write(w)
+		return false
+	}
+	if ok, failure := refreshable(linkID); !ok {
+		failure.write(w)
+		return false
+	}
+	return true
 }

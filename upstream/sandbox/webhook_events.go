@@ -76,16 +76,7 @@ type testWebhookAnswer struct {
 // webhook asked for goes to Options.WebhookURL, with the idempotency key
 // given (a new one when empty), so that a receiver's dedupe can be tested.
 func (s *Server) serveTestWebhook(w http.ResponseWriter, r *http.Request, linkID string) {
-	if r.Method != http.MethodPost {
-		errPostMethod.write(w)
-		return
-	}
-	if failure := s.authorize(r); failure != nil {
-		failure.write(w)
-		return
-	}
-	if ok, failure := refreshable(linkID); !ok {
-		failure.write(w)
+	if !s.admitLinkPost(w, r, linkID) {
 		return
 	}
 	var req testWebhookRequest
