@@ -6,6 +6,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/mkgraph/mkgraph/internal/defaults"
 )
 
 // Subscriptions (Subscription.linkEvents) travel over WebSocket, with the
@@ -112,23 +114,15 @@ type Subscriptions struct {
 
 // NewSubscriptions returns the subscriptions' state with cfg's bounds.
 func NewSubscriptions(cfg SubscriptionConfig) *Subscriptions {
-	def := func(v *int, d int) {
-		if *v <= 0 {
-			*v = d
-		}
-	}
+	def := defaults.Positive[int]
 	def(&cfg.PerConnection, DefaultSubscriptionsPerConnection)
 	def(&cfg.PerCaller, DefaultSubscriptionsPerCaller)
 	def(&cfg.Connections, DefaultMaxConnections)
 	def(&cfg.ConnectionsPerCaller, DefaultConnectionsPerCaller)
 	def(&cfg.PendingConnections, DefaultPendingConnections)
 	def(&cfg.Buffer, DefaultSubscriberBuffer)
-	if cfg.KeepAlive <= 0 {
-		cfg.KeepAlive = DefaultKeepAlive
-	}
-	if cfg.InitTimeout <= 0 {
-		cfg.InitTimeout = DefaultInitTimeout
-	}
+	defaults.Positive(&cfg.KeepAlive, DefaultKeepAlive)
+	defaults.Positive(&cfg.InitTimeout, DefaultInitTimeout)
 	if cfg.KeyHeader == "" {
 		cfg.KeyHeader = "X-Api-Key"
 	}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"net/http"
 	"time"
+
+	"github.com/mkgraph/mkgraph/internal/defaults"
 )
 
 // Defaults for Config.
@@ -64,11 +66,7 @@ type Config struct {
 
 // withDefaults fills the zero settings.
 func (cfg Config) withDefaults() Config {
-	set := func(p *time.Duration, d time.Duration) {
-		if *p <= 0 {
-			*p = d
-		}
-	}
+	set := defaults.Positive[time.Duration]
 	set(&cfg.Timeout, DefaultTimeout)
 	set(&cfg.RetryBaseDelay, DefaultRetryBaseDelay)
 	set(&cfg.RetryMaxDelay, DefaultRetryMaxDelay)
@@ -76,23 +74,15 @@ func (cfg Config) withDefaults() Config {
 	set(&cfg.InFlightWait, DefaultInFlightWait)
 	set(&cfg.BreakerCooldown, DefaultBreakerCooldown)
 	set(&cfg.BreakerWindow, DefaultBreakerWindow)
-	if cfg.MaxBodyBytes <= 0 {
-		cfg.MaxBodyBytes = DefaultMaxBodyBytes
-	}
+	defaults.Positive(&cfg.MaxBodyBytes, DefaultMaxBodyBytes)
 	if cfg.MaxRetries < 0 {
 		cfg.MaxRetries = 0
 	} else if cfg.MaxRetries == 0 {
 		cfg.MaxRetries = DefaultMaxRetries
 	}
-	if cfg.RetryBudgetRatio <= 0 {
-		cfg.RetryBudgetRatio = DefaultRetryBudgetRatio
-	}
-	if cfg.MaxInFlight <= 0 {
-		cfg.MaxInFlight = DefaultMaxInFlight
-	}
-	if cfg.BreakerMinCalls <= 0 {
-		cfg.BreakerMinCalls = DefaultBreakerMinCalls
-	}
+	defaults.Positive(&cfg.RetryBudgetRatio, DefaultRetryBudgetRatio)
+	defaults.Positive(&cfg.MaxInFlight, DefaultMaxInFlight)
+	defaults.Positive(&cfg.BreakerMinCalls, DefaultBreakerMinCalls)
 	if cfg.BreakerFailureRatio <= 0 || cfg.BreakerFailureRatio > 1 {
 		cfg.BreakerFailureRatio = DefaultBreakerFailureRatio
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/mkgraph/mkgraph/graph/model"
 	"github.com/mkgraph/mkgraph/internal/apierr"
 	"github.com/mkgraph/mkgraph/internal/ctxkey"
+	"github.com/mkgraph/mkgraph/internal/defaults"
 	"github.com/mkgraph/mkgraph/upstream"
 )
 
@@ -88,15 +89,9 @@ type gateStats struct {
 
 // NewFactory returns a Factory.
 func NewFactory(cfg Config) *Factory {
-	if cfg.Concurrency <= 0 {
-		cfg.Concurrency = DefaultConcurrency
-	}
-	if cfg.MaxLinks <= 0 {
-		cfg.MaxLinks = DefaultMaxLinks
-	}
-	if cfg.MaxAccounts <= 0 {
-		cfg.MaxAccounts = DefaultMaxAccounts
-	}
+	defaults.Positive(&cfg.Concurrency, DefaultConcurrency)
+	defaults.Positive(&cfg.MaxLinks, DefaultMaxLinks)
+	defaults.Positive(&cfg.MaxAccounts, DefaultMaxAccounts)
 	if cfg.MaxAccountsInFlight == 0 {
 		cfg.MaxAccountsInFlight = DefaultMaxAccountsInFlight
 	}

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/mkgraph/mkgraph/internal/defaults"
 )
 
 // Path is where main mounts the Handler.
@@ -115,11 +117,7 @@ func (cfg Config) withDefaults() (Config, error) {
 		return cfg, errors.New("webhook: Config.ClientID is required")
 	}
 	cfg.BaseURL = strings.TrimRight(cfg.BaseURL, "/")
-	set := func(p *time.Duration, d time.Duration) {
-		if *p <= 0 {
-			*p = d
-		}
-	}
+	set := defaults.Positive[time.Duration]
 	set(&cfg.JWKSTTL, DefaultJWKSTTL)
 	set(&cfg.MaxAge, DefaultMaxAge)
 	set(&cfg.RefetchInterval, DefaultRefetchInterval)
