@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"reflect"
 	"strings"
@@ -32,21 +33,29 @@ type streamConn struct {
 	// Under subs.mu: a WebSocket not yet past connection_init, and the
 	// caller it counts for once it is.
 	pending bool
+	addr    string // remote address (host) while pending
 	caller  string
 }
 
 // open registers a connection, or returns nil when the replica has as many
 // as it may (or as many WebSockets waiting for their connection_init), or
 // shuts down.
-func (s *Subscriptions) open(ws bool, h http.Header) *streamConn {
+func (s *Subscriptions) open(ws bool, h http.Header, remoteAddr string) *streamConn {
+	host, _, err := net.SplitHostPort(remoteAddr)
+	if err != nil {
+		host = remoteAddr
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closing || len(s.conns) >= s.cfg.Connections || (ws && s.pending >= s.cfg.PendingConnections) {
+	if s.closing || len(s.conns) >= s.cfg.Connections ||
+		(ws && (s.pending >= s.cfg.PendingConnections || s.pendingByAddr[host] >= s.cfg.PendingPerAddress)) {
 		return nil
 	}
 	c := &streamConn{subs: s, ws: ws, header: h, pending: ws}
 	if ws {
 		s.pending++
+		c.addr = host
+		s.pendingByAddr[host]++
 	}
 	s.conns[c] = struct{}{}
 	s.connections.Add(1)
@@ -74,6 +83,9 @@ func (s *Subscriptions) initDoneLocked(c *streamConn) {
 	if c.pending {
 		c.pending = false
 		s.pending--
+		if s.pendingByAddr[c.addr]--; s.pendingByAddr[c.addr] <= 0 {
+			delete(s.pendingByAddr, c.addr)
+		}
 	}
 }
 
@@ -278,7 +290,10 @@ func (w *subscribeIDs) NextReader() (int, io.Reader, error) {
 		Type string `json:"type"`
 	}
 	// gqlgen decodes with encoding/json too: the same id, the same type.
-	if json.Unmarshal(b, &m) == nil && m.Type == "subscribe" {
+	// gqlgen reads a message with a json.Decoder (the first value, whatever
+	// follows it): read it the same way, or trailing bytes would hide a
+	// repeated id from this check but not from gqlgen.
+	if json.NewDecoder(bytes.NewReader(b)).Decode(&m) == nil && m.Type == "subscribe" {
 		w.mu.Lock()
 		_, dup := w.active[m.ID]
 		if !dup {

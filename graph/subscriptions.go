@@ -38,7 +38,8 @@ const (
 	DefaultSubscriptionsPerCaller     = 50
 	DefaultMaxConnections             = 10000
 	DefaultConnectionsPerCaller       = 10
-	DefaultPendingConnections         = 100
+	DefaultPendingConnections         = 1000
+	DefaultPendingPerAddress          = 10
 	DefaultSubscriberBuffer           = 16
 	DefaultKeepAlive                  = 15 * time.Second
 	DefaultInitTimeout                = 10 * time.Second
@@ -77,6 +78,10 @@ type SubscriptionConfig struct {
 	// the upgrade (HTTP 503), so that sockets without credentials cannot
 	// take the Connections of callers that have them; 0: default.
 	PendingConnections int
+	// PendingPerAddress bounds those of them from one remote address, so
+	// that one client holding sockets open without connection_init cannot
+	// take every slot; 0: DefaultPendingPerAddress.
+	PendingPerAddress int
 	// Authenticate reads the credentials of a WebSocket (its
 	// connection_init payload, as headers; else the upgrade request's) and
 	// returns ctx with the caller, or an error (facade.unauthenticated):
@@ -106,6 +111,7 @@ type Subscriptions struct {
 	// WebSocket connections not yet past connection_init, and those past it
 	// per caller.
 	pending        int
+	pendingByAddr  map[string]int
 	connsPerCaller map[string]int
 
 	connections, active atomic.Int64
@@ -120,13 +126,14 @@ func NewSubscriptions(cfg SubscriptionConfig) *Subscriptions {
 	def(&cfg.Connections, DefaultMaxConnections)
 	def(&cfg.ConnectionsPerCaller, DefaultConnectionsPerCaller)
 	def(&cfg.PendingConnections, DefaultPendingConnections)
+	def(&cfg.PendingPerAddress, DefaultPendingPerAddress)
 	def(&cfg.Buffer, DefaultSubscriberBuffer)
 	defaults.Positive(&cfg.KeepAlive, DefaultKeepAlive)
 	defaults.Positive(&cfg.InitTimeout, DefaultInitTimeout)
 	if cfg.KeyHeader == "" {
 		cfg.KeyHeader = "X-Api-Key"
 	}
-	return &Subscriptions{cfg: cfg, conns: map[*streamConn]struct{}{}, perCaller: map[string]int{}, connsPerCaller: map[string]int{}}
+	return &Subscriptions{cfg: cfg, conns: map[*streamConn]struct{}{}, perCaller: map[string]int{}, connsPerCaller: map[string]int{}, pendingByAddr: map[string]int{}}
 }
 
 // Connections returns the WebSocket and SSE connections open now.

@@ -85,3 +85,21 @@ func TestWebSocketPendingConnections(t *testing.T) {
 	c.subscribe("1", eventQuery, okLink)
 	s.waitSubscribers(t, 1)
 }
+
+// One remote address may hold only a few WebSockets without
+// connection_init, whatever room the replica has: a client opening sockets
+// and never initialising them cannot take every slot.
+func TestWebSocketPendingPerAddress(t *testing.T) {
+	s := newSubsServer(t, subsOptions{cfg: graph.SubscriptionConfig{PendingConnections: 100, PendingPerAddress: 2}})
+	for i := range 2 {
+		conn, _, err := s.dial(t, nil)
+		if err != nil {
+			t.Fatalf("pending connection %d: %v", i+1, err)
+		}
+		t.Cleanup(func() { conn.CloseNow() })
+	}
+	_, resp, err := s.dial(t, nil)
+	if err == nil || resp == nil || resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("third pending connection from one address: %v %v, want 503", resp, err)
+	}
+}

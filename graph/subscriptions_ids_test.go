@@ -2,6 +2,7 @@ package graph_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -85,4 +86,26 @@ func waitActive(t *testing.T, s *subsServer, n int64) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// A repeated id hidden behind trailing bytes (gqlgen's decoder reads the
+// first JSON value and ignores the rest) is still a repeated id: 4409.
+func TestWebSocketRepeatedSubscribeIDTrailingBytes(t *testing.T) {
+	s := newSubsServer(t, subsOptions{})
+	c := s.connect(t, map[string]any{"Authorization": "Bearer user"}, true)
+	c.subscribe("1", eventQuery, okLink)
+	s.waitSubscribers(t, 1)
+	p, _ := json.Marshal(map[string]any{"query": eventQuery, "variables": map[string]any{"id": okLink}})
+	b, _ := json.Marshal(wsMessage{ID: "1", Type: "subscribe", Payload: p})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := c.conn.Write(ctx, websocket.MessageText, append(b, []byte(" x")...)); err != nil {
+		t.Fatal(err)
+	}
+	_, err := c.tryRead(5 * time.Second)
+	if got := websocket.CloseStatus(err); got != 4409 {
+		t.Fatalf("close %d (%v), want 4409", got, err)
+	}
+	s.waitSubscribers(t, 0)
+	waitActive(t, s, 0)
 }

@@ -96,7 +96,7 @@ func (s *Subscriptions) deliverSubscription(ctx context.Context, w http.Response
 		writeRefusal(ctx, w, exec, contentType, http.StatusBadRequest, apierr.CodeBadRequest, msgSubscriptionOverHTTP)
 		return
 	}
-	c := s.open(false, nil)
+	c := s.open(false, nil, r.RemoteAddr)
 	if c == nil {
 		w.Header().Set("Retry-After", strconv.Itoa(5))
 		writeRefusal(ctx, w, exec, contentType, http.StatusServiceUnavailable, apierr.CodeSubscriptionsUnavailable, msgWSFull)

@@ -69,7 +69,7 @@ func (t wsTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.Gra
 		writeBadRequest(ctx, w, exec, contentType, msgWSProtocol)
 		return
 	}
-	c := t.subs.open(true, r.Header)
+	c := t.subs.open(true, r.Header, r.RemoteAddr)
 	if c == nil {
 		w.Header().Set("Retry-After", strconv.Itoa(5))
 		writeRefusal(ctx, w, exec, contentType, http.StatusServiceUnavailable, apierr.CodeSubscriptionsUnavailable, msgWSFull)
