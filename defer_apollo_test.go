@@ -8,9 +8,7 @@ import (
 	"mime"
 	"mime/multipart"
 	"net/http"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -27,16 +25,7 @@ const apolloDir = "testdata/js/apollo"
 // Defer20220824Handler, gets issue 10's deferred fields from the facade,
 // complete. On CI a missing node or node_modules fails the test.
 func TestDeferApolloClient(t *testing.T) {
-	node, err := exec.LookPath("node")
-	if err == nil {
-		_, err = os.Stat(filepath.Join(apolloDir, "node_modules", "@apollo", "client", "package.json"))
-	}
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("node and %s/node_modules are needed (make apollo): %v", apolloDir, err)
-		}
-		t.Skipf("node or %s/node_modules missing (make apollo): %v", apolloDir, err)
-	}
+	node := requireNode(t, apolloDir, "@apollo/client")
 	baseURL, logs, _ := startServer(t, nil)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

@@ -3,9 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -24,16 +22,7 @@ const graphqlWSDir = "testdata/js/graphql-ws"
 // server's bus; their delivery is tested in graph. On CI a missing node or
 // node_modules fails the test.
 func TestGraphQLWSLibrary(t *testing.T) {
-	node, err := exec.LookPath("node")
-	if err == nil {
-		_, err = os.Stat(filepath.Join(graphqlWSDir, "node_modules", "graphql-ws", "package.json"))
-	}
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("node and %s/node_modules are needed (make js-deps): %v", graphqlWSDir, err)
-		}
-		t.Skipf("node or %s/node_modules missing (make js-deps): %v", graphqlWSDir, err)
-	}
+	node := requireNode(t, graphqlWSDir, "graphql-ws")
 	baseURL := startSubsServer(t)
 	wsURL := "ws" + strings.TrimPrefix(baseURL, "http") + "/graphql"
 	alice := "Bearer " + signHS256(t, e2eSecret, "alice", []string{sandbox.LinkSeed}, time.Hour)

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -182,16 +181,7 @@ func TestRefreshLoopSSE(t *testing.T) {
 // library, the client frontends use.
 func TestRefreshLoopGraphQLWSLibrary(t *testing.T) {
 	t.Parallel()
-	node, err := exec.LookPath("node")
-	if err == nil {
-		_, err = os.Stat(graphqlWSDir + "/node_modules/graphql-ws")
-	}
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("node and %s/node_modules are needed (make js-deps): %v", graphqlWSDir, err)
-		}
-		t.Skipf("node or %s/node_modules missing (make js-deps): %v", graphqlWSDir, err)
-	}
+	node := requireNode(t, graphqlWSDir, "graphql-ws")
 	baseURL, _, _ := startServer(t, nil)
 	link := sandbox.LinkCopyPrefix + "loop_node"
 	ctx, cancel := context.WithTimeout(context.Background(), sandbox.DefaultRefreshDelay+30*time.Second)
