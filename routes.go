@@ -106,6 +106,7 @@ func newHandler(c *config, log zerolog.Logger, client loader.Fetcher, ready func
 		RateLimit:          chargeSubscribe(users, backends),
 		MaxLinkIDs:         c.MaxLinkIDs,
 		MaxComplexity:      c.MaxComplexity,
+		Executor:           c.Executor,
 		MaxTokens:          2 * c.Limits.MaxTokens, // gqlgen counts comments too; the limits middleware has already refused real excess
 		Introspection:      c.Introspection.or(!prod),
 		Suggestions:        c.Suggestions.or(!prod),

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
+	"os"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -49,7 +50,12 @@ func newBenchEnv(tb testing.TB) *benchEnv {
 	tb.Helper()
 	sbx := sandbox.New(sandbox.Options{})
 	upstreamURL := startUpstream(tb, sbx)
-	c, err := parseConfig("mkgraph", nil, func(string) string { return "" }, io.Discard)
+	c, err := parseConfig("mkgraph", nil, func(k string) string {
+		if k == "MKGRAPH_EXECUTOR" {
+			return os.Getenv(k) // BENCH: compare the executors
+		}
+		return ""
+	}, io.Discard)
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -56,6 +56,7 @@ type config struct {
 	MaxAccountsPerRequest int
 	MaxAccountsInFlight   int
 	MaxComplexity         int
+	Executor              string
 	Env                   string
 	Introspection         optionalBool
 	GraphiQL              optionalBool
@@ -162,6 +163,7 @@ func (c *config) settings() []setting {
 		{"max-accounts-per-request", "MKGRAPH_MAX_ACCOUNTS_PER_REQUEST", strconv.Itoa(loader.DefaultMaxAccounts), "accounts one request may return over all selections", number(&c.MaxAccountsPerRequest)},
 		{"max-accounts-in-flight", "MKGRAPH_MAX_ACCOUNTS_IN_FLIGHT", strconv.Itoa(loader.DefaultMaxAccountsInFlight), "accounts of large answers (100+ accounts per link) built at once over all requests, to bound memory; others wait their turn; 0: no bound", count(&c.MaxAccountsInFlight)},
 		{"max-complexity", "MKGRAPH_MAX_COMPLEXITY", strconv.Itoa(graph.DefaultMaxComplexity), "most an operation may cost (a field 1, a link 10 more, unnarrowed accounts x10)", number(&c.MaxComplexity)},
+		{"executor", "MKGRAPH_EXECUTOR", graph.ExecutorPlan, "plan: read queries over link/links run on a plan compiled per document (byte-identical to gqlgen, faster); gqlgen: every operation on gqlgen's executor", oneOf(&c.Executor, graph.ExecutorPlan, graph.ExecutorGQLgen)},
 		{"env", "MKGRAPH_ENV", "development", "development or production: production turns introspection, GraphiQL and field suggestions off, requires auth and refuses the sandbox", oneOf(&c.Env, "development", "production")},
 		{"introspection", "MKGRAPH_INTROSPECTION", "", "answer __schema/__type queries (default: true, false in production)", optBool(&c.Introspection)},
 		{"graphiql", "MKGRAPH_GRAPHIQL", "", "serve GraphiQL at / (default: true, false in production)", optBool(&c.GraphiQL)},

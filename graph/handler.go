@@ -85,6 +85,9 @@ type HandlerConfig struct {
 	// stream ends with facade.unauthenticated; Authorize must refuse such
 	// a caller too (new subscriptions, events' links).
 	Expires func(ctx context.Context) time.Time
+	// Executor runs read operations: ExecutorPlan (the default, also for
+	// "") or ExecutorGQLgen.
+	Executor string
 	// Subscriptions bounds and wires subscriptions (WebSocket and SSE);
 	// its Shutdown ends them on server shutdown. nil: the defaults, no
 	// credential checks on WebSockets, no cross-origin WebSockets.
@@ -109,11 +112,13 @@ func NewHandler(cfg HandlerConfig) *handler.Server {
 	if subs == nil {
 		subs = NewSubscriptions(SubscriptionConfig{})
 	}
-	srv := handler.New(NewExecutableSchema(Config{
-		Resolvers: &Resolver{maxLinkIDs: cfg.MaxLinkIDs, authorize: authorize,
-			refresh: cfg.Refresh, events: cfg.Events, loaders: cfg.Loaders, subs: subs},
-		Complexity: complexity(),
-	}))
+	resolver := &Resolver{maxLinkIDs: cfg.MaxLinkIDs, authorize: authorize,
+		refresh: cfg.Refresh, events: cfg.Events, loaders: cfg.Loaders, subs: subs}
+	var es graphql.ExecutableSchema = NewExecutableSchema(Config{Resolvers: resolver, Complexity: complexity()})
+	if cfg.Executor != ExecutorGQLgen {
+		es = newPlanSchema(es, resolver) // executor.go
+	}
+	srv := handler.New(es)
 	srv.AddTransport(transport.Options{})
 	srv.AddTransport(newWSTransport(subs, cfg.Expires)) // transport_ws.go: subscriptions over WebSocket
 	srv.AddTransport(getTransport{})
@@ -179,6 +184,13 @@ func NewHandler(cfg HandlerConfig) *handler.Server {
 			return resp
 		})
 	}
+	srv.AroundResponses(func(ctx context.Context, next graphql.ResponseHandler) *graphql.Response {
+		resp := next(ctx)
+		if resp != nil {
+			sortErrors(resp.Errors) // executor.go
+		}
+		return resp
+	})
 	// The answer is built: what remains is writing its bytes, which a slow
 	// reader may stretch to the write timeout. Room for large answers is
 	// given back now, so that such a reader holds no other request back.

@@ -36,11 +36,20 @@ func (r *Resolver) checkLinkIDs(ids []string) error {
 }
 
 // loadAuthorized loads the links the caller may read and answers the others
-// with their own error at their index, without loading them: authorization
+// with their own error at their index (startAuthorized).
+func (r *Resolver) loadAuthorized(ctx context.Context, ids []string) []*model.Link {
+	links, errs := r.startAuthorized(ctx, ids)()
+	addIndexErrors(ctx, errs)
+	return links
+}
+
+// startAuthorized queues on the loaders the links the caller may read, and
+// returns the wait for them all: errs[i] is the error of ids[i], a refusal
+// for those the caller may not read, which are not loaded. Authorization
 // comes before any loader, cache or upstream call, and each id is validated
 // here, where it enters (after the caller's authorization, so a refused
 // caller learns nothing about the id's form).
-func (r *Resolver) loadAuthorized(ctx context.Context, ids []string) []*model.Link {
+func (r *Resolver) startAuthorized(ctx context.Context, ids []string) func() (links []*model.Link, errs []error) {
 	errs := make([]error, len(ids))
 	allowed := make([]string, 0, len(ids))
 	at := make([]int, 0, len(ids))
@@ -56,14 +65,28 @@ func (r *Resolver) loadAuthorized(ctx context.Context, ids []string) []*model.Li
 		allowed = append(allowed, id)
 		at = append(at, i)
 	}
-	links := make([]*model.Link, len(ids))
-	loaded, loadErrs := loader.Links(ctx, allowed)
-	for j, i := range at {
-		links[i] = loaded[j]
-		if loadErrs != nil {
-			errs[i] = loadErrs[j]
+	wait := loader.StartLinks(ctx, allowed)
+	return func() ([]*model.Link, []error) {
+		links := make([]*model.Link, len(ids))
+		loaded, loadErrs := wait()
+		for j, i := range at {
+			links[i] = loaded[j]
+			if loadErrs != nil {
+				errs[i] = loadErrs[j]
+			}
 		}
+		return links, errs
 	}
-	addIndexErrors(ctx, errs)
-	return links
+}
+
+// startLink is Query.link up to the load: the id validated, the caller
+// authorized, the link queued on the loaders.
+func (r *Resolver) startLink(ctx context.Context, id string) func() (*model.Link, error) {
+	if err := upstream.ValidateLinkID(id); err != nil {
+		return func() (*model.Link, error) { return nil, err }
+	}
+	if err := r.authorize(ctx, id); err != nil {
+		return func() (*model.Link, error) { return nil, err }
+	}
+	return loader.StartLink(ctx, id)
 }

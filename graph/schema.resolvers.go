@@ -10,7 +10,6 @@ import (
 
 	"github.com/mkgraph/mkgraph/graph/loader"
 	"github.com/mkgraph/mkgraph/graph/model"
-	"github.com/mkgraph/mkgraph/upstream"
 )
 
 // Accounts is the resolver for the accounts field.
@@ -43,13 +42,7 @@ func (r *mutationResolver) RefreshIdentity(ctx context.Context, linkID string) (
 func (r *queryResolver) Link(ctx context.Context, id string) (*model.Link, error) {
 	ctx, done := requestScoped(ctx)
 	defer done()
-	if err := upstream.ValidateLinkID(id); err != nil {
-		return nil, err
-	}
-	if err := r.authorize(ctx, id); err != nil {
-		return nil, err
-	}
-	return loader.Link(ctx, id)
+	return r.startLink(ctx, id)()
 }
 
 // Links is the resolver for the links field.

@@ -161,26 +161,38 @@ func For(ctx context.Context) *Loaders { return loadersKey.From(ctx) }
 var errNoLoaders = &apierr.Error{Code: apierr.CodeInternal, Message: "Internal error.", Err: fmt.Errorf("loader: no loaders in context")}
 
 // Link loads one link through the request's loaders.
-func Link(ctx context.Context, id string) (*model.Link, error) {
+func Link(ctx context.Context, id string) (*model.Link, error) { return StartLink(ctx, id)() }
+
+// StartLink queues one link on the request's loaders and returns its wait:
+// a caller that starts every link it needs before waiting for any lets the
+// loaders fetch them together.
+func StartLink(ctx context.Context, id string) func() (*model.Link, error) {
 	l := For(ctx)
 	if l == nil {
-		return nil, errNoLoaders
+		return func() (*model.Link, error) { return nil, errNoLoaders }
 	}
-	return l.links.Load(ctx, id)()
+	return l.links.Load(ctx, id)
 }
 
 // Links loads several links; errs[i] is the error of ids[i]. errs is nil when
 // every link loaded.
 func Links(ctx context.Context, ids []string) (links []*model.Link, errs []error) {
+	return StartLinks(ctx, ids)()
+}
+
+// StartLinks is StartLink for several links.
+func StartLinks(ctx context.Context, ids []string) func() ([]*model.Link, []error) {
 	l := For(ctx)
 	if l == nil {
-		errs = make([]error, len(ids))
-		for i := range errs {
-			errs[i] = errNoLoaders
+		return func() ([]*model.Link, []error) {
+			errs := make([]error, len(ids))
+			for i := range errs {
+				errs[i] = errNoLoaders
+			}
+			return make([]*model.Link, len(ids)), errs
 		}
-		return make([]*model.Link, len(ids)), errs
 	}
-	return l.links.LoadMany(ctx, ids)()
+	return l.links.LoadMany(ctx, ids)
 }
 
 // SpendAccounts takes n accounts from the request's budget, or returns
