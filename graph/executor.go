@@ -52,7 +52,7 @@ func (s planSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 		if done.Swap(true) {
 			return nil // one answer, as gqlgen's for a query without @defer
 		}
-		return &graphql.Response{Data: p.Execute(ctx, oc, s.roots, nil)}
+		return &graphql.Response{Data: p.Execute(ctx, oc, s.roots)}
 	}
 }
 

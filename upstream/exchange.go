@@ -127,7 +127,7 @@ func (c *Client) do(ctx context.Context, endpoint, method, path string, body io.
 	if resp.ContentLength > c.cfg.MaxBodyBytes {
 		return apierr.New(apierr.CodeUpstreamBadResponse, status, fmt.Errorf("body of %d bytes is larger than %d", resp.ContentLength, c.cfg.MaxBodyBytes))
 	}
-	data, err := io.ReadAll(io.LimitReader(resp.Body, c.cfg.MaxBodyBytes+1))
+	data, err := readBody(io.LimitReader(resp.Body, c.cfg.MaxBodyBytes+1), resp.ContentLength, c.cfg.MaxBodyBytes)
 	if err != nil {
 		if e := transportError(ctx, actx, err); e.Code == apierr.CodeUpstreamTimeout {
 			return e
@@ -168,5 +168,28 @@ func transportError(ctx, actx context.Context, err error) *apierr.Error {
 		return apierr.New(apierr.CodeUpstreamTimeout, 0, err)
 	default:
 		return apierr.New(apierr.CodeUpstreamUnavailable, 0, err)
+	}
+}
+
+// readBody is io.ReadAll sized from the answer's Content-Length when it
+// has one (at most limit): io.ReadAll starts at 512 bytes and grows the
+// buffer several times for an identity answer of a few kilobytes.
+func readBody(r io.Reader, size, limit int64) ([]byte, error) {
+	if size <= 0 || size > limit {
+		size = 512
+	}
+	b := make([]byte, 0, size+1) // +1: room to read EOF without growing
+	for {
+		n, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return b, err
+		}
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)] // grow as append does
+		}
 	}
 }

@@ -125,6 +125,10 @@ func (f *Factory) New() *Loaders {
 	l.links = dataloader.NewBatchedLoader(l.batch,
 		dataloader.WithWait[string, *model.Link](f.cfg.Wait),
 		dataloader.WithBatchCapacity[string, *model.Link](256),
+		// The queue of keys waiting for a batch: its default (1,000) is an
+		// 8 KiB channel per request; a full queue only makes a load wait
+		// for the batcher, which drains it at once.
+		dataloader.WithInputCapacity[string, *model.Link](16),
 	)
 	return l
 }

@@ -55,7 +55,14 @@ type pending struct {
 // root field failed); errors go to ctx's response context, as gqlgen's do.
 // Every root field is started (authorized, its loads queued) before any is
 // awaited, so that the loaders see every link of the operation at once.
-func (p *Plan) Execute(ctx context.Context, oc *graphql.OperationContext, roots Roots, buf []byte) []byte {
+func (p *Plan) Execute(ctx context.Context, oc *graphql.OperationContext, roots Roots) []byte {
+	buf := make([]byte, 0, p.size.Load()+64)
+	out := p.execute(ctx, oc, roots, buf)
+	p.size.Store(int64(len(out)))
+	return out
+}
+
+func (p *Plan) execute(ctx context.Context, oc *graphql.OperationContext, roots Roots, buf []byte) []byte {
 	x := &state{ctx: ctx, oc: oc, roots: roots, buf: buf, path: make([]ast.PathElement, 0, 8)}
 	started := make([]pending, len(p.roots))
 	for i := range p.roots {

@@ -15,6 +15,7 @@ package plan
 import (
 	"errors"
 	"strconv"
+	"sync/atomic"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/vektah/gqlparser/v2/ast"
@@ -25,6 +26,7 @@ var errUnsupported = errors.New("plan: not covered")
 
 // Plan is one compiled read operation.
 type Plan struct {
+	size    atomic.Int64 // the length of its last answer: the next one's buffer
 	roots   []rootField
 	dynamic []dynamicArgs // arguments read from variables, checked before a run
 }
