@@ -142,9 +142,14 @@ func TestInFlightBound(t *testing.T) {
 		t.Fatal(err)
 	}
 	sb.SetFault(sandbox.LinkSeed, sandbox.Fault{Latency: 300 * time.Millisecond}, 1)
+	before := sb.IdentityCalls()
 	var wg sync.WaitGroup
 	wg.Go(func() { c.GetIdentity(t.Context(), sandbox.LinkSeed) })
-	time.Sleep(50 * time.Millisecond) // the slow call holds the only slot
+	// The slow call holds the only slot once the sandbox has it (on a
+	// busy machine a fixed sleep may not be long enough).
+	for deadline := time.Now().Add(5 * time.Second); sb.IdentityCalls() == before && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
 	start := time.Now()
 	_, err := c.GetIdentity(t.Context(), sandbox.LinkHousehold)
 	if e := MustAsError(t, err); e.Code != apierr.CodeUpstreamUnavailable {
