@@ -178,8 +178,25 @@ func peerReport(runs []peerRun, inProcess map[string]benchFigure, tc *tailcallPe
 				row(r, "Tailcall ("+s.key+")", f)
 			}
 		}
+		for _, s := range peerScenarios {
+			if f, ok := r.gqlgen[s.key]; ok {
+				row(r, "mkgraph ("+s.key+"), `MKGRAPH_EXECUTOR=gqlgen`", f)
+			}
+		}
 		if r.cached != nil {
 			row(r, "mkgraph (a), cache on", *r.cached)
+		}
+	}
+
+	if len(cpu.gqlgen) > 0 {
+		b.WriteString("\nThe compiled plan against gqlgen's executor (`MKGRAPH_EXECUTOR=gqlgen`), same facade build, same run:\n\n")
+		b.WriteString("| upstream | scenario | plan req/s | gqlgen req/s | plan ÷ gqlgen | CPU / request: plan · gqlgen |\n|---|---|---:|---:|---:|---|\n")
+		for _, r := range runs {
+			for _, s := range peerScenarios {
+				p, g := r.mkgraph[s.key], r.gqlgen[s.key]
+				fmt.Fprintf(&b, "| %s | (%s) %s | %.0f | %.0f | %.2f | %s · %s |\n", peerLatency(r.latency), s.key, s.title,
+					p.rps(), g.rps(), p.rps()/max(g.rps(), 1e-9), loadMS(p.perReq(p.cpuFacade)), loadMS(g.perReq(g.cpuFacade)))
+			}
 		}
 	}
 

@@ -8,7 +8,10 @@
 // in the same run; then the same link re-read with the cache on, CPU-bound.
 // With LOAD_TAILCALL=1, Tailcall (../shared/bench/tailcall, copied to a
 // temporary folder and installed there with npm ci) answers (a)–(c) over the
-// same sandbox in the same run. `make load` runs it after TestLoad; alone:
+// same sandbox in the same run. Each mkgraph scenario also runs on gqlgen's
+// executor (MKGRAPH_EXECUTOR=gqlgen), so that the compiled plan's gain is
+// measured in the same run; LOAD_GQLGEN=0 skips those runs. `make load`
+// runs it after TestLoad; alone:
 //
 //	LOAD_DURATION=3s LOAD_TAILCALL=1 go test -tags load -run TestLoadPeer -count=1 -v .
 package main
@@ -58,6 +61,7 @@ type peerRun struct {
 	floor    loadFigures
 	mkgraph  map[string]loadFigures
 	tailcall map[string]loadFigures // empty without LOAD_TAILCALL=1
+	gqlgen   map[string]loadFigures // mkgraph with MKGRAPH_EXECUTOR=gqlgen; empty with LOAD_GQLGEN=0
 	cached   *loadFigures
 }
 
@@ -81,7 +85,7 @@ func TestLoadPeer(t *testing.T) {
 	loadBefore := loadAverage()
 	var runs []peerRun
 	for _, latency := range peerLatencies {
-		r := peerRun{latency: latency, mkgraph: map[string]loadFigures{}, tailcall: map[string]loadFigures{}}
+		r := peerRun{latency: latency, mkgraph: map[string]loadFigures{}, tailcall: map[string]loadFigures{}, gqlgen: map[string]loadFigures{}}
 		sandboxAddr := freeAddr(t)
 		sandboxURL := "http://" + sandboxAddr
 		sbx := startProcess(t, dir, fmt.Sprintf("peer-sandbox-%s", latency), bin,
@@ -103,6 +107,17 @@ func TestLoadPeer(t *testing.T) {
 			r.mkgraph[s.key] = measure([]*process{facade}, func(n int64) error { return peerPost(client, url, body, aliases, n%loadCheckEvery == 0) })
 			facade.stop()
 			t.Logf("[%s] mkgraph (%s) %s: %s", latency, s.key, s.title, peerLine(r.mkgraph[s.key], clients))
+		}
+
+		// 2b. The same on gqlgen's executor: the fast path's gain, in this run.
+		if os.Getenv("LOAD_GQLGEN") != "0" {
+			for _, s := range peerScenarios {
+				body, aliases := peerBody(t, s.doc)
+				facade, url := peerFacade(t, dir, bin, client, sandboxURL, fmt.Sprintf("%s-%s-gqlgen", s.key, latency), false, "MKGRAPH_EXECUTOR=gqlgen")
+				r.gqlgen[s.key] = measure([]*process{facade}, func(n int64) error { return peerPost(client, url, body, aliases, n%loadCheckEvery == 0) })
+				facade.stop()
+				t.Logf("[%s] mkgraph on gqlgen's executor (%s) %s: %s", latency, s.key, s.title, peerLine(r.gqlgen[s.key], clients))
+			}
 		}
 
 		// 3. Tailcall, one process per latency.
@@ -150,6 +165,9 @@ func TestLoadPeer(t *testing.T) {
 		for k, f := range r.tailcall {
 			all["Tailcall "+k] = f
 		}
+		for k, f := range r.gqlgen {
+			all["mkgraph gqlgen "+k] = f
+		}
 		if r.cached != nil {
 			all["mkgraph cached"] = *r.cached
 		}
@@ -170,7 +188,7 @@ func TestLoadPeer(t *testing.T) {
 // peerFacade starts a facade over sandboxURL with the comparison's
 // settings, identity budgets off and the cache off unless cache, and makes
 // its first upstream call (its token) on a link no scenario reads.
-func peerFacade(t *testing.T, dir, bin string, c *http.Client, sandboxURL, name string, cache bool) (*process, string) {
+func peerFacade(t *testing.T, dir, bin string, c *http.Client, sandboxURL, name string, cache bool, extraEnv ...string) (*process, string) {
 	t.Helper()
 	addr := freeAddr(t)
 	env := []string{
@@ -188,6 +206,7 @@ func peerFacade(t *testing.T, dir, bin string, c *http.Client, sandboxURL, name 
 	if !cache {
 		env = append(env, "MKGRAPH_CACHE_TTL=0s")
 	}
+	env = append(env, extraEnv...)
 	p := startProcess(t, dir, "peer-facade-"+name, bin, nil, env)
 	url := "http://" + addr + "/graphql"
 	waitFor(t, p, "http://"+addr+"/readyz")
