@@ -40,7 +40,7 @@ import (
 // size they are weighed by, so a full cache never makes the collector
 // thrash under its own limit.
 const (
-	gcHeadroom = 48 << 20
+	gcHeadroom = 16 << 20
 	memoryBase = 64 << 20
 )
 

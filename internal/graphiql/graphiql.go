@@ -17,10 +17,12 @@ import (
 	"errors"
 	"fmt"
 	"html/template"
+	"io"
 	"io/fs"
 	"net/http"
 	"path"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -113,15 +115,14 @@ func newFrom(fsys fs.FS, o Options) (*Handler, error) {
 		if !fs.ValidPath(name) || strings.Contains(name, "/") || strings.HasPrefix(name, ".") {
 			return nil, fmt.Errorf("graphiql: dist/manifest.json names %q", name)
 		}
-		data, err := fs.ReadFile(fsys, name)
-		if err != nil {
+		if _, err := fs.Stat(fsys, name); err != nil {
 			return nil, fmt.Errorf("graphiql: the bundle is incomplete (run make graphiql again): %w", err)
 		}
-		gz, err := fs.ReadFile(fsys, name+".gz")
+		_, err := fs.Stat(fsys, name+".gz")
 		if err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return nil, err
 		}
-		h.files[name] = &file{name: name, data: data, gz: gz, hashed: hashedName.MatchString(name)}
+		h.files[name] = &file{fsys: fsys, name: name, gz: err == nil, hashed: hashedName.MatchString(name)}
 	}
 	for _, name := range append([]string{m.JS, m.CSS}, m.Workers["editor"], m.Workers["json"], m.Workers["graphql"]) {
 		if h.files[name] == nil {
@@ -208,12 +209,14 @@ var contentTypes = map[string]string{
 }
 
 // file is one asset, with its gzip form when build.mjs wrote one (name.gz).
-// Its ETag is computed on first use, so that a server start (every test
-// starts several) does not pay for it.
+// It is read from the bundle for each request, never copied into the heap:
+// the embedded files are in the binary already, and copies of them (10 MB)
+// were most of the facade's live heap. Its ETag is computed on first use, so
+// that a server start (every test starts several) does not pay for it.
 type file struct {
+	fsys   fs.FS
 	name   string
-	data   []byte
-	gz     []byte
+	gz     bool // name.gz exists
 	hashed bool
 
 	once sync.Once
@@ -221,8 +224,27 @@ type file struct {
 }
 
 func (f *file) prepare() {
-	sum := sha256.Sum256(f.data)
-	f.etag = `"` + base64.RawURLEncoding.EncodeToString(sum[:12]) + `"`
+	sum := sha256.New()
+	if r, err := f.fsys.Open(f.name); err == nil {
+		io.Copy(sum, r)
+		r.Close()
+	}
+	f.etag = `"` + base64.RawURLEncoding.EncodeToString(sum.Sum(nil)[:12]) + `"`
+}
+
+// content opens name for http.ServeContent: embed.FS's files seek; a file
+// system whose files do not is read into memory.
+func (f *file) content(name string) (io.ReadSeeker, func(), error) {
+	r, err := f.fsys.Open(name)
+	if err != nil {
+		return nil, nil, err
+	}
+	if rs, ok := r.(io.ReadSeeker); ok {
+		return rs, func() { r.Close() }, nil
+	}
+	r.Close()
+	data, err := fs.ReadFile(f.fsys, name)
+	return bytes.NewReader(data), func() {}, err
 }
 
 func (f *file) serve(w http.ResponseWriter, r *http.Request) {
@@ -235,25 +257,43 @@ func (f *file) serve(w http.ResponseWriter, r *http.Request) {
 		h.Set("Cache-Control", "no-cache")
 	}
 	h.Set("ETag", f.etag)
-	if f.gz == nil {
-		http.ServeContent(w, r, f.name, time.Time{}, bytes.NewReader(f.data))
-		return
+	if f.gz {
+		h.Set("Vary", "Accept-Encoding")
 	}
-	h.Set("Vary", "Accept-Encoding")
-	if !acceptsGzip(r.Header.Values("Accept-Encoding")) {
-		http.ServeContent(w, r, f.name, time.Time{}, bytes.NewReader(f.data))
+	if !f.gz || !acceptsGzip(r.Header.Values("Accept-Encoding")) {
+		content, done, err := f.content(f.name)
+		if err != nil {
+			http.Error(w, "Not Found", http.StatusNotFound)
+			return
+		}
+		defer done()
+		http.ServeContent(w, r, f.name, time.Time{}, content)
 		return
 	}
 	if inm := r.Header.Get("If-None-Match"); inm != "" && strings.Contains(inm, f.etag) {
 		w.WriteHeader(http.StatusNotModified)
 		return
 	}
+	gz, done, err := f.content(f.name + ".gz")
+	if err != nil {
+		http.Error(w, "Not Found", http.StatusNotFound)
+		return
+	}
+	defer done()
+	size, err := gz.Seek(0, io.SeekEnd)
+	if err == nil {
+		_, err = gz.Seek(0, io.SeekStart)
+	}
+	if err != nil {
+		http.Error(w, "Not Found", http.StatusNotFound)
+		return
+	}
 	h.Set("Content-Encoding", "gzip")
-	h.Set("Content-Length", fmt.Sprint(len(f.gz)))
+	h.Set("Content-Length", strconv.FormatInt(size, 10))
 	if r.Method == http.MethodHead {
 		return
 	}
-	w.Write(f.gz)
+	io.Copy(w, gz)
 }
 
 // acceptsGzip reports whether an Accept-Encoding allows gzip (not q=0).
