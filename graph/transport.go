@@ -118,9 +118,12 @@ func writeResponse(w io.Writer, resp *graphql.Response) {
 		buf.WriteByte(',')
 	}
 	buf.WriteString(`"data":`)
-	if len(resp.Data) == 0 {
+	switch {
+	case len(resp.Data) == 0:
 		buf.WriteString("null")
-	} else {
+	case htmlSafe(resp.Data):
+		buf.Write(resp.Data)
+	default:
 		json.HTMLEscape(buf, resp.Data)
 	}
 	if len(resp.Extensions) > 0 {
