@@ -21,8 +21,8 @@ import (
 type Body struct {
 	// Params is what decoded: all of the request when Err is nil; when Err
 	// is a *json.UnmarshalTypeError (a member of the wrong type), the
-	// members that did decode. ReadTime is when the body was read and
-	// decoded.
+	// members that did decode. Its ReadTime is set by the reader of the
+	// body (Middleware, or the transport).
 	Params graphql.RawParams
 	Err    error // the decoder's: the body is not a request, and is refused as such
 }
