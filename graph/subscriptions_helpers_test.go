@@ -14,6 +14,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/mkgraph/mkgraph/graph"
+	"github.com/mkgraph/mkgraph/graph/limits"
 	"github.com/mkgraph/mkgraph/graph/loader"
 	"github.com/mkgraph/mkgraph/internal/apierr"
 	"github.com/mkgraph/mkgraph/internal/linkevents"
@@ -62,6 +63,9 @@ type subsOptions struct {
 	// staleExtensions: each request gets a cache.Served (as withServed in
 	// the server) and responses the identityCache stale extension.
 	staleExtensions bool
+	// limits, when set, holds operations to its limits: HTTP requests
+	// cross its Middleware first, as in the server.
+	limits *limits.Guard
 }
 
 type subsServer struct {
@@ -120,6 +124,7 @@ func newSubsServer(t *testing.T, o subsOptions) *subsServer {
 			return &apierr.Error{Code: apierr.CodeForbidden, Message: "You may not read this link."}
 		},
 		Loaders:       loaders,
+		Limits:        o.limits,
 		Subscriptions: s.subs,
 		Refresh:       o.refresh,
 	}
@@ -134,7 +139,11 @@ func newSubsServer(t *testing.T, o subsOptions) *subsServer {
 			return nil
 		}
 	}
-	h := graph.NewHandler(hc)
+	var h http.Handler = graph.NewHandler(hc)
+	h = loaders.Middleware(h)
+	if o.limits != nil {
+		h = o.limits.Middleware(h)
+	}
 	log := zerolog.Nop()
 	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx := log.WithContext(r.Context())
@@ -146,7 +155,7 @@ func newSubsServer(t *testing.T, o subsOptions) *subsServer {
 		if o.staleExtensions {
 			ctx, _ = cache.WithServed(ctx)
 		}
-		loaders.Middleware(h).ServeHTTP(w, r.WithContext(ctx))
+		h.ServeHTTP(w, r.WithContext(ctx))
 	}))
 	t.Cleanup(hs.Close)
 	t.Cleanup(s.subs.Shutdown)

@@ -12,6 +12,7 @@ import (
 	"github.com/99designs/gqlgen/graphql/handler/transport"
 	"github.com/vektah/gqlparser/v2/ast"
 
+	"github.com/mkgraph/mkgraph/graph/limits"
 	"github.com/mkgraph/mkgraph/internal/edge/httperr"
 )
 
@@ -41,24 +42,28 @@ func (t postTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.G
 	ctx := r.Context()
 	contentType := responseContentType(r)
 	w.Header().Set("Content-Type", contentType)
-	start := graphql.Now()
 
-	body, err := io.ReadAll(r.Body)
-	if err != nil {
-		writeBadRequest(ctx, w, exec, contentType, msgUnreadableBody)
-		return
+	// The limits middleware decoded the body already, once for both, when
+	// r crossed it; otherwise it is read and decoded the same way here.
+	body, ok := limits.DecodedBody(r)
+	if !ok {
+		start := graphql.Now()
+		b, err := io.ReadAll(r.Body)
+		if err != nil {
+			writeBadRequest(ctx, w, exec, contentType, msgUnreadableBody)
+			return
+		}
+		body = limits.DecodeBody(b)
+		body.Params.ReadTime = graphql.TraceTiming{Start: start, End: graphql.Now()}
 	}
-	var params graphql.RawParams
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber()
-	if err := dec.Decode(&params); err != nil {
+	if body.Err != nil {
 		// Neither the decoder's error (Go type names) nor the body (any
 		// size, anything) is shown.
 		writeBadRequest(ctx, w, exec, contentType, msgNotARequest)
 		return
 	}
+	params := body.Params
 	params.Headers = r.Header
-	params.ReadTime = graphql.TraceTiming{Start: start, End: graphql.Now()}
 	if params.Query == "" && params.Extensions["persistedQuery"] == nil {
 		writeBadRequest(ctx, w, exec, contentType, msgNoQuery)
 		return

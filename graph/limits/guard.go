@@ -1,8 +1,6 @@
 package limits
 
 import (
-	"context"
-
 	"github.com/mkgraph/mkgraph/internal/apierr"
 )
 
@@ -28,13 +26,3 @@ func (g *Guard) Check(query, operationName string) *apierr.Error {
 // checked), by Check and Middleware: what tests count to see that a
 // request is looked at once.
 func (g *Guard) Checks() int64 { return g.g.checks.Load() }
-
-type checkedKey struct{}
-
-// Checked reports whether ctx is a request's that Middleware let through:
-// its operation was checked already. (A WebSocket upgrade's context is
-// never enough for its messages: each carries its own operation.)
-func Checked(ctx context.Context) bool {
-	v, _ := ctx.Value(checkedKey{}).(bool)
-	return v
-}

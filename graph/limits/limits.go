@@ -5,13 +5,14 @@
 // every pair of fields that share a response name, so 10,000 aliases or a
 // field repeated a few thousand times cost a great deal of CPU before a
 // complexity limit is even consulted. The limits therefore run as HTTP
-// middleware on the raw request, cheapest check first: the length of the
-// query, found without decoding the rest of the request; then one pass of
-// gqlparser's lexer, which stops at the first token over the limit and
-// meanwhile finds what each definition selects as written (most hostile
-// queries stop here); and only then a parse and one linear walk of the
-// document, fragments expanded. Refusals are therefore cheap, a 1 MiB
-// query included (the benchmarks measure them).
+// middleware on the request, before gqlgen parses anything, cheapest check
+// first: the length of the query, decoded from the request once for the
+// limits and the transport (body.go); then one pass of gqlparser's lexer,
+// which stops at the first token over the limit and meanwhile finds what
+// each definition selects as written (most hostile queries stop here); and
+// only then a parse and one linear walk of the document, fragments
+// expanded. Refusals therefore cost little more than decoding the request,
+// which the transport would do anyway (the benchmarks measure them).
 //
 // Defaults are chosen so that a real frontend never meets them and an
 // attacker always does. The schema is small and has no recursive types: a

@@ -2,7 +2,6 @@ package limits
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -10,6 +9,9 @@ import (
 	"net/url"
 	"sync"
 	"sync/atomic"
+	"time"
+
+	"github.com/99designs/gqlgen/graphql"
 
 	"github.com/mkgraph/mkgraph/internal/apierr"
 	"github.com/mkgraph/mkgraph/internal/edge/httperr"
@@ -22,19 +24,22 @@ const maxPrealloc = 8 << 20
 // and answers a refusal with HTTP 400 and the limit's code
 // (facade.batching_disabled for a batch it does not take).
 //
-// It reads the query and operationName of GET requests from the URL, and
-// of POST requests from a JSON object body, or from each object of a JSON
-// array body (a batch) when MaxBatch allows one. It reads every POST body,
-// whatever its Content-Type says: a transport added later must not open a
-// way around the limits. The body must already be buffered and capped by
-// the server. next gets it back byte for byte, in a buffer that is reused
-// once next returns: like the request, it must not be kept past then.
+// It reads the query and operationName of GET requests from the URL as the
+// GET transport does (url.ParseQuery, Values.Get), and of POST requests
+// from the body, decoded once by DecodeBody for itself and for the POST
+// transport (DecodedBody), or from each request of a JSON array body (a
+// batch) when MaxBatch allows one. It reads every POST body, whatever its
+// Content-Type says: a transport added later must not open a way around
+// the limits. The body must already be buffered and capped by the server.
+// next gets it back byte for byte, in a buffer that is reused once next
+// returns: like the request, it must not be kept past then.
 //
 // Some requests pass unchecked, because gqlgen does the checking or the
 // refusing for them: a request without a query (an automatic persisted
 // query sent by hash was checked when it was registered), and a body or
 // query string the transports cannot decode (graph answers it with
-// facade.bad_request and 400).
+// facade.bad_request and 400), though what of it did decode (a query
+// beside variables of the wrong type) is checked.
 //
 // A query text (with its operation name) that passed is remembered, and
 // passes again without being checked (see passed.go).
@@ -48,6 +53,7 @@ func (c Config) Middleware(next http.Handler) http.Handler { return c.Guard().Mi
 func (g *Guard) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		g := g.g
+		q := checkedOnly
 		var e *apierr.Error
 		switch r.Method {
 		case http.MethodGet:
@@ -56,20 +62,29 @@ func (g *Guard) Middleware(next http.Handler) http.Handler {
 			if r.Body == nil || r.Body == http.NoBody {
 				break
 			}
+			start := graphql.Now()
 			buf := buffers.Get().(*bytes.Buffer)
 			defer putBuffer(buf) // next is done with the body when it returns
 			if err := readBody(buf, r); err != nil {
 				httperr.Write(w, r, http.StatusBadRequest, &apierr.Error{Code: apierr.CodeBadRequest, Message: "The request body could not be read."})
 				return
 			}
-			r.Body = io.NopCloser(bytes.NewReader(buf.Bytes()))
-			e = g.checkBody(buf.Bytes())
+			q = &request{}
+			defer q.body.Reset(nil) // nothing reads the pooled buffer through q once it is back
+			q.body.Reset(buf.Bytes())
+			e = g.checkBody(q, buf.Bytes(), start)
 		}
 		if e != nil {
 			httperr.Write(w, r, http.StatusBadRequest, e)
 			return
 		}
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), checkedKey{}, true)))
+		// The body and its decoding go to next together, in one request:
+		// DecodedBody gives the decoding only with this very body.
+		r = r.WithContext(requestKey.With(r.Context(), q))
+		if q != checkedOnly {
+			r.Body = &q.body
+		}
+		next.ServeHTTP(w, r)
 	})
 }
 
@@ -105,162 +120,86 @@ type guard struct {
 	checks atomic.Int64 // texts looked at: remembered or checked
 }
 
-// check is c.Check, remembering the texts that pass. (A function, since
-// methods take no type parameters.)
-func check[T string | []byte](c *guard, query T, operationName string) *apierr.Error {
+// check is c.Check, remembering the texts that pass.
+func check(c *guard, query, operationName string) *apierr.Error {
 	c.checks.Add(1)
+	if over(len(query), c.MaxQueryBytes) {
+		return tooLarge(c.MaxQueryBytes) // before hashing it: it may be megabytes
+	}
 	k := passKeyOf(query, operationName)
 	if c.passed.has(k) {
 		return nil
 	}
-	e := c.Check(string(query), operationName)
+	e := c.Check(query, operationName)
 	if e == nil {
 		c.passed.add(k)
 	}
 	return e
 }
 
+// checkQueryString checks the query and operationName of a GET request's
+// query string, found as the GET transport finds them. One that does not
+// parse is refused by the transport; what did parse is checked anyway.
 func (c *guard) checkQueryString(raw string) *apierr.Error {
-	q, op, ok := readQueryString(raw)
-	if !ok {
-		return nil
-	}
-	if over(minUnescapedLen(q), c.MaxQueryBytes) {
-		return tooLarge(c.MaxQueryBytes)
-	}
-	query, err := url.QueryUnescape(q)
-	if err != nil {
-		return nil
-	}
-	operationName, err := url.QueryUnescape(op)
-	if err != nil {
-		return nil
-	}
-	return check(c, query, operationName)
-}
-
-// checkBody checks a POST body: a request object, or a batch of them.
-func (c *guard) checkBody(b []byte) *apierr.Error {
-	i := skipSpace(b, 0)
-	if i == len(b) {
-		return nil
-	}
-	switch b[i] {
-	case '{':
-		return c.checkObject(b[i:])
-	case '[':
-		return c.checkBatch(b[i:])
-	}
-	return nil
-}
-
-// checkObject checks the request object at the start of b.
-func (c *guard) checkObject(b []byte) *apierr.Error {
-	p, _, large, ok := readObject(b, 0, c.MaxQueryBytes)
-	switch {
-	case large:
-		return tooLarge(c.MaxQueryBytes)
-	case !ok:
-		return c.checkDecoded(b)
-	case p.query == nil:
-		return nil
-	}
-	var operationName string
-	if p.operationName != nil {
-		if operationName, ok = unquote(p.operationName); !ok {
-			return c.checkDecoded(b)
-		}
-	}
-	if raw := p.query[1 : len(p.query)-1]; plain(raw) {
-		// The query is the JSON string as it is: no need to copy it.
-		if len(raw) == 0 {
-			return nil
-		}
-		return check(c, raw, operationName)
-	}
-	query, ok := unquote(p.query)
-	if !ok {
-		return c.checkDecoded(b)
-	}
+	v, _ := url.ParseQuery(raw)
+	query := v.Get("query")
 	if query == "" {
 		return nil
 	}
-	return check(c, query, operationName)
+	return check(c, query, v.Get("operationName"))
 }
 
-// checkDecoded decodes the request object at the start of b exactly as
-// gqlgen's POST transport does, and checks it. A body it cannot decode is
-// gqlgen's to refuse.
-func (c *guard) checkDecoded(b []byte) *apierr.Error {
-	var p struct {
-		Query         string `json:"query"`
-		OperationName string `json:"operationName"`
+// checkBody checks a POST body, read at start: a request, or a batch of
+// them. It keeps a request's decoding in q for the POST transport.
+func (c *guard) checkBody(q *request, b []byte, start time.Time) *apierr.Error {
+	if t := bytes.TrimLeft(b, jsonSpace); len(t) > 0 && t[0] == '[' {
+		return c.checkBatch(t)
 	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.UseNumber()
-	if err := dec.Decode(&p); err != nil || p.Query == "" {
+	q.Body, q.decoded = DecodeBody(b), true
+	q.Params.ReadTime = graphql.TraceTiming{Start: start, End: graphql.Now()}
+	return c.checkParams(&q.Params)
+}
+
+// jsonSpace is the white space of JSON, which a decoder skips before a value.
+const jsonSpace = " \t\r\n"
+
+// checkParams checks a decoded request: its query, if it has one.
+func (c *guard) checkParams(p *graphql.RawParams) *apierr.Error {
+	if p.Query == "" {
 		return nil
 	}
 	return check(c, p.Query, p.OperationName)
 }
 
-// checkBatch checks a JSON array of request objects: its length first,
-// without reading past MaxBatch+1 elements, then each object.
+// checkBatch checks a JSON array of requests, decoded as DecodeBody decodes
+// each: its length first, without decoding past MaxBatch elements, then
+// each request. (The POST transport refuses any batch it is given.)
 func (c *guard) checkBatch(b []byte) *apierr.Error {
 	if c.MaxBatch <= 0 {
 		return &apierr.Error{Code: apierr.CodeBatchingDisabled,
 			Message: "Batched requests are not accepted: send one operation per request."}
 	}
-	var starts []int
-	i := skipSpace(b, 1)
-	if i < len(b) && b[i] != ']' {
-		for {
-			if len(starts) == c.MaxBatch {
-				return batchTooLarge(c.MaxBatch)
-			}
-			starts = append(starts, i)
-			end, ok := skipValue(b, i)
-			if !ok {
-				return c.checkBatchDecoded(b)
-			}
-			if i = skipSpace(b, end); i >= len(b) {
-				return c.checkBatchDecoded(b)
-			}
-			if b[i] == ']' {
-				break
-			}
-			if b[i] != ',' {
-				return c.checkBatchDecoded(b)
-			}
-			i = skipSpace(b, i+1)
-		}
-	}
-	for _, s := range starts {
-		if b[s] != '{' {
-			continue // not a request: whatever runs the batch refuses it
-		}
-		if e := c.checkObject(b[s:]); e != nil {
-			return e
-		}
-	}
-	return nil
-}
-
-// checkBatchDecoded checks a batch the fast reader was unsure of, decoded
-// with encoding/json.
-func (c *guard) checkBatchDecoded(b []byte) *apierr.Error {
-	var elems []json.RawMessage
-	if err := json.NewDecoder(bytes.NewReader(b)).Decode(&elems); err != nil {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	if _, err := dec.Token(); err != nil { // the '['
 		return nil
 	}
-	if len(elems) > c.MaxBatch {
-		return batchTooLarge(c.MaxBatch)
-	}
-	for _, el := range elems {
-		if i := skipSpace(el, 0); i < len(el) && el[i] == '{' {
-			if e := c.checkDecoded(el[i:]); e != nil {
-				return e
+	var ops []graphql.RawParams
+	for dec.More() {
+		if len(ops) == c.MaxBatch {
+			return batchTooLarge(c.MaxBatch)
+		}
+		var p graphql.RawParams
+		if err := dec.Decode(&p); err != nil {
+			if _, ok := err.(*json.UnmarshalTypeError); !ok {
+				return nil // malformed: nothing runs
 			}
+		}
+		ops = append(ops, p)
+	}
+	for i := range ops {
+		if e := c.checkParams(&ops[i]); e != nil {
+			return e
 		}
 	}
 	return nil

@@ -108,6 +108,12 @@ func BenchmarkReject1MiBQueryGET(b *testing.B) {
 	benchReject(b, limits.Config{}, http.MethodGet, "/graphql?"+url.Values{"query": {sized(1 << 20)}}.Encode(), nil, apierr.CodeQueryTooLarge)
 }
 
+// BenchmarkReject64KiBQueryGET: a query as large as the URL the server
+// reads (its 64 KiB header limit).
+func BenchmarkReject64KiBQueryGET(b *testing.B) {
+	benchReject(b, limits.Config{}, http.MethodGet, "/graphql?"+url.Values{"query": {sized(60 << 10)}}.Encode(), nil, apierr.CodeQueryTooLarge)
+}
+
 func batch(b *testing.B, n int) []byte {
 	b.Helper()
 	ops := make([]map[string]string, n)

@@ -48,6 +48,12 @@ func TestMiddleware(t *testing.T) {
 		{"GET escaped key", limits.Config{}, func(t *testing.T) *http.Request {
 			return httptest.NewRequest(http.MethodGet, "/graphql?%71uery="+url.QueryEscape(deep), nil)
 		}, apierr.CodeQueryTooDeep},
+		{"GET bad escape elsewhere", limits.Config{}, func(t *testing.T) *http.Request {
+			return httptest.NewRequest(http.MethodGet, "/graphql?x=%zz&query="+url.QueryEscape(deep), nil)
+		}, apierr.CodeQueryTooDeep},
+		{"GET query after a semicolon", limits.Config{}, func(t *testing.T) *http.Request {
+			return httptest.NewRequest(http.MethodGet, "/graphql?x=1;query="+url.QueryEscape(deep), nil)
+		}, ""},
 		{"GET persisted query by hash", limits.Config{}, func(t *testing.T) *http.Request {
 			return get(url.Values{"extensions": {`{"persistedQuery":{"version":1,"sha256Hash":"ecf4edb46db40b5132295c0291d62fb65d6759a9eedfa4d5d612dd5ec54a6b38"}}`}})
 		}, ""},
@@ -97,6 +103,15 @@ func TestMiddleware(t *testing.T) {
 		{"POST trailing data after the object", limits.Config{}, func(t *testing.T) *http.Request {
 			return post(`{"query": "`+deep+`"} trailing`, "application/json")
 		}, apierr.CodeQueryTooDeep},
+		{"POST escaped key in capitals", limits.Config{}, func(t *testing.T) *http.Request {
+			return post(`{"QU\u0045RY": "`+deep+`"}`, "application/json")
+		}, apierr.CodeQueryTooDeep},
+		{"POST query beside variables of the wrong type", limits.Config{}, func(t *testing.T) *http.Request {
+			return post(`{"query": "`+deep+`", "variables": 5}`, "application/json")
+		}, apierr.CodeQueryTooDeep},
+		{"POST BOM", limits.Config{}, func(t *testing.T) *http.Request {
+			return post("\xef\xbb\xbf"+jsonBody(t, map[string]any{"query": deep}), "application/json") // not JSON: the transport refuses it
+		}, ""},
 		{"POST any Content-Type", limits.Config{}, func(t *testing.T) *http.Request {
 			return post(jsonBody(t, map[string]any{"query": deep}), "text/plain")
 		}, apierr.CodeQueryTooDeep},
@@ -136,6 +151,12 @@ func TestMiddleware(t *testing.T) {
 		}, apierr.CodeBatchingDisabled},
 		{"batch with a hostile operation", limits.Config{MaxBatch: 2}, func(t *testing.T) *http.Request {
 			return post(`[{"query": "{a}"}, {"query": "`+deep+`"}]`, "application/json")
+		}, apierr.CodeQueryTooDeep},
+		{"batch with an element not a request", limits.Config{MaxBatch: 2}, func(t *testing.T) *http.Request {
+			return post(`[{"query": "{a}"}, 5]`, "application/json")
+		}, ""},
+		{"batch with a hostile operation beside variables of the wrong type", limits.Config{MaxBatch: 2}, func(t *testing.T) *http.Request {
+			return post(`[{"query": "{a}"}, {"query": "`+deep+`", "variables": []}]`, "application/json")
 		}, apierr.CodeQueryTooDeep},
 		{"empty batch", limits.Config{MaxBatch: 2}, func(t *testing.T) *http.Request {
 			return post(`[ ]`, "application/json")

@@ -45,7 +45,7 @@ var keyBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return 
 
 // passKeyOf returns the key of query and operationName: the hash of the
 // query's length, then both, so that no two pairs hash the same text.
-func passKeyOf[T string | []byte](query T, operationName string) passKey {
+func passKeyOf(query, operationName string) passKey {
 	bp := keyBuffers.Get().(*[]byte)
 	b := binary.LittleEndian.AppendUint64((*bp)[:0], uint64(len(query)))
 	b = append(b, query...)
