@@ -36,7 +36,7 @@ func TestExecutorsAgreeRegressions(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			p := newDiffPair(t, tt.cfg)
-			if _, covered := p.check(t, tt.req); covered != diffPlanned {
+			if _, covered := p.check(t, tt.req, nil); covered != diffPlanned {
 				t.Errorf("covered = %d, want the plan to run it", covered)
 			}
 			if got := serveDiff(t, p.plan, tt.req).body; string(got) != tt.want {

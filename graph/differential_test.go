@@ -53,7 +53,6 @@ var (
 type diffPair struct {
 	cfg          diffConfig
 	plan, gqlgen http.Handler
-	stats        diffStats
 }
 
 // diffStats count what the plan did with the requests a pair answered.
@@ -256,12 +255,15 @@ const (
 )
 
 // check sends r to both handlers and reports any difference; ok is false
-// when there was one.
-func (p *diffPair) check(tb testing.TB, r diffRequest) (ok bool, covered int32) {
+// when there was one. stats, when not nil, counts the request.
+func (p *diffPair) check(tb testing.TB, r diffRequest, stats *diffStats) (ok bool, covered int32) {
 	tb.Helper()
 	g := serveDiff(tb, p.gqlgen, r)
 	pl := serveDiff(tb, p.plan, r)
-	p.stats.requests.Add(1)
+	if stats == nil {
+		stats = &diffStats{}
+	}
+	stats.requests.Add(1)
 	ok = true
 	fail := func(format string, args ...any) {
 		tb.Helper()
@@ -277,17 +279,17 @@ func (p *diffPair) check(tb testing.TB, r diffRequest) (ok bool, covered int32) 
 	case covered != planCovered:
 		fail("the operation ran on one handler only (covered %d and %d)", covered, planCovered)
 	case covered == diffRefused:
-		p.stats.refused.Add(1)
+		stats.refused.Add(1)
 	case covered == diffPlanned:
-		p.stats.planned.Add(1)
+		stats.planned.Add(1)
 		if n := pl.probe.roots.Load(); n != 0 {
 			fail("the plan covers the operation, but gqlgen's executor ran %d root resolvers on the plan handler", n)
 		}
 		if g.probe.roots.Load() > 0 {
-			p.stats.proven.Add(1)
+			stats.proven.Add(1)
 		}
 	case covered == diffFallback:
-		p.stats.fallback.Add(1)
+		stats.fallback.Add(1)
 		if a, b := g.probe.roots.Load(), pl.probe.roots.Load(); a != b {
 			fail("gqlgen runs the operation on both handlers, but ran %d and %d root resolvers", a, b)
 		}
