@@ -2,6 +2,7 @@ package graph
 
 import (
 	"fmt"
+	"hash/fnv"
 	"math/rand/v2"
 	"strings"
 
@@ -22,13 +23,26 @@ type randChooser struct{ r *rand.Rand }
 
 func (c randChooser) intn(n int) int { return c.r.IntN(n) }
 
-// byteChooser reads the choices from fuzz bytes: 0 once they run out,
-// which makes every choice the plainest (and ends the document).
-type byteChooser struct{ data []byte }
+// byteChooser reads the choices from fuzz bytes, then from a generator
+// seeded by them: every input makes a whole document, and its first bytes
+// steer it.
+type byteChooser struct {
+	data []byte
+	rest *rand.Rand
+}
+
+func newByteChooser(data []byte) *byteChooser {
+	h := fnv.New64a()
+	h.Write(data)
+	return &byteChooser{data: data, rest: rand.New(rand.NewPCG(h.Sum64(), uint64(len(data))))}
+}
 
 func (c *byteChooser) intn(n int) int {
-	if n <= 1 || len(c.data) == 0 {
+	if n <= 1 {
 		return 0
+	}
+	if len(c.data) == 0 {
+		return c.rest.IntN(n)
 	}
 	v := int(c.data[0])
 	c.data = c.data[1:]
@@ -60,7 +74,9 @@ var (
 		diffFetchPanic, diffDenied, diffAuthPanic, "", "..", "bad\x01id", strings.Repeat("y", 129)}
 	genAccountIDs = []string{"acc_2GqW7xJz4Lm9PdRt8VbN3K", "acc_7YhK2mQ9sXc4VnB8LpT6Wd", "acc_6Tef269B6ZArSVpYrxtjBV",
 		"acc_m1", "acc_m3", "acc_n1", "acc_esc_" + diffStrings[0], "acc_esc_" + diffStrings[1], "zzz", ""}
-	genAliases = []string{"a", "b", "x", "id", "name", "accounts", "link", "links", "__typename"}
+	// "deferred": a document with "defer" in it is delivered as @defer's
+	// are (incremental.go's deliver), on a detached context.
+	genAliases = []string{"a", "b", "x", "id", "name", "accounts", "link", "links", "__typename", "deferred"}
 	genSpaces  = []string{" ", " ", " ", "\n", ", ", "\t", "\r\n", " # comment\n", ",\n  ", "\ufeff "}
 	genAccepts = []string{"", "", "", "", "application/json", "application/graphql-response+json",
 		"multipart/mixed; deferSpec=20220824", "text/event-stream", "application/xml", "*/*"}

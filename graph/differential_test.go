@@ -34,6 +34,7 @@ type diffConfig struct {
 	MaxLinkIDs            int  // HandlerConfig.MaxLinkIDs; 0: the default
 	MaxLinks, MaxAccounts int  // loader.Config; 0: the defaults
 	Introspection         bool // HandlerConfig.Introspection and Suggestions
+	Extensions            bool // HandlerConfig.ResponseExtensions adds some
 }
 
 // The budgets of diffMain and diffWide are out of the way: once a request
@@ -88,8 +89,14 @@ func newDiffPair(tb testing.TB, cfg diffConfig) *diffPair {
 func newDiffHandler(cfg diffConfig, executor string, identities map[string]*upstream.Identity) http.Handler {
 	factory := loader.NewFactory(loader.Config{Fetcher: diffFetcher{identities}, MaxLinks: cfg.MaxLinks,
 		MaxAccounts: cfg.MaxAccounts, MaxAccountsInFlight: -1})
-	srv := NewHandler(HandlerConfig{Executor: executor, MaxLinkIDs: cfg.MaxLinkIDs, Introspection: cfg.Introspection,
-		Suggestions: cfg.Introspection, Authorize: diffAuthorize})
+	hc := HandlerConfig{Executor: executor, MaxLinkIDs: cfg.MaxLinkIDs, Introspection: cfg.Introspection,
+		Suggestions: cfg.Introspection, Authorize: diffAuthorize}
+	if cfg.Extensions {
+		hc.ResponseExtensions = func(context.Context) map[string]any {
+			return map[string]any{"servedStale": map[string]any{"b": []any{1, "<&>"}, "a": true}}
+		}
+	}
+	srv := NewHandler(hc)
 	// Whether the plan covers the operation, as a fresh cache compiles it
 	// (the handler's own cache must agree), and how many root resolvers
 	// gqlgen's executor ran: the plan runs none.

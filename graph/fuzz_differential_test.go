@@ -86,7 +86,7 @@ func FuzzExecutorsAgree(f *testing.F) {
 			cfg = diffWide
 		}
 		p := newDiffPair(t, cfg)
-		p.check(t, generateRequest(&byteChooser{data}), nil)
+		p.check(t, generateRequest(newByteChooser(data)), nil)
 		body := map[string]json.RawMessage{"query": mustJSON(t, query)}
 		if json.Valid([]byte(variables)) {
 			body["variables"] = json.RawMessage(variables)
