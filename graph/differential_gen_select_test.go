@@ -216,8 +216,12 @@ func (g *opGen) inline(typ string, depth int) string {
 		on = " on Account"
 	}
 	d := g.directives()
-	if g.chance(2) {
-		d += " @defer" // gqlgen's, on both
+	if typ == "Query" && !g.deferred && g.chance(3) {
+		// gqlgen's, on both. One part per document (one fragment, at the
+		// root): merged, the errors of several deferred parts come in the
+		// order the parts finish.
+		g.deferred = true
+		d += " @defer"
 	}
 	return "..." + on + d + " " + g.selection(typ, depth+1)
 }

@@ -97,14 +97,15 @@ type genFrag struct {
 
 // opGen generates one request.
 type opGen struct {
-	c       diffChooser
-	nodes   int  // fields left
-	invalid bool // the document may be invalid
-	vars    []*genVar
-	frags   []*genFrag
-	fragN   int
-	aliasN  int
-	used    []map[string]bool // the variables of the operation or fragment being written, innermost last
+	c        diffChooser
+	nodes    int  // fields left
+	invalid  bool // the document may be invalid
+	vars     []*genVar
+	frags    []*genFrag
+	fragN    int
+	aliasN   int
+	deferred bool              // the document has an @defer
+	used     []map[string]bool // the variables of the operation or fragment being written, innermost last
 }
 
 // generateRequest returns a request made of c's choices.
@@ -220,12 +221,12 @@ func (g *opGen) header(kind, name string, vars map[string]bool) string {
 	return h + " "
 }
 
-// id is a link id: most answer, many fail.
+// id is a link id: most answer, many fail; a few are the large link.
 func (g *opGen) id() string {
-	switch k := g.c.intn(100); {
-	case k == 99:
+	switch k := g.c.intn(200); {
+	case k == 199:
 		return sandbox.LinkLarge
-	case k >= 60:
+	case k >= 120:
 		return genBadIDs[g.c.intn(len(genBadIDs))]
 	}
 	return genGoodIDs[g.c.intn(len(genGoodIDs))]

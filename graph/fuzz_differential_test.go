@@ -14,7 +14,7 @@ import (
 func TestExecutorsAgreeGenerated(t *testing.T) {
 	t.Parallel()
 	const workers = 2 // each with its own seed: the same operations every run
-	n := 1500
+	n := 1000
 	if testing.Short() {
 		n = 250
 	}
