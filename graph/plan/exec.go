@@ -46,9 +46,10 @@ type state struct {
 
 // pending is a root field started, not yet written.
 type pending struct {
-	link  func() (*model.Link, error)
-	links func() ([]*model.Link, []error)
-	err   error
+	link     func() (*model.Link, error)
+	links    func() ([]*model.Link, []error)
+	err      error
+	panicked bool // err is a recovered panic's
 }
 
 // Execute runs the plan and returns the data's JSON (null when a non-null
@@ -97,7 +98,7 @@ func (x *state) args(a args, f *ast.Field, kind rootKind) args {
 func (x *state) start(r *rootField) (p pending) {
 	defer func() {
 		if v := recover(); v != nil {
-			p = pending{err: x.oc.RecoverFunc(x.ctx, v)}
+			p = pending{err: x.oc.RecoverFunc(x.ctx, v), panicked: true}
 		}
 	}()
 	switch r.kind {
@@ -115,12 +116,16 @@ func (x *state) root(r *rootField, p *pending) (ok bool) {
 	defer func() {
 		if v := recover(); v != nil {
 			x.buf = x.buf[:mark]
-			x.fieldError(r.field, x.oc.RecoverFunc(x.ctx, v))
+			x.panicError(x.oc.RecoverFunc(x.ctx, v))
 			ok = x.null(r.kind != rootLinks)
 		}
 	}()
 	if p.err != nil {
-		x.fieldError(r.field, p.err)
+		if p.panicked {
+			x.panicError(p.err)
+		} else {
+			x.fieldError(r.field, p.err)
+		}
 		return x.null(r.kind != rootLinks)
 	}
 	switch r.kind {
@@ -171,6 +176,12 @@ func (x *state) null(nullable bool) bool {
 // field's location, as gqlgen's resolveField does.
 func (x *state) fieldError(f *ast.Field, err error) {
 	x.add(err, f, x.copyPath())
+}
+
+// panicError reports a recovered panic at the current path, without a
+// location: gqlgen's field guard reports it so (graphql.ErrorOnPath).
+func (x *state) panicError(err error) {
+	x.add(err, nil, x.copyPath())
 }
 
 // indexError reports the error of links(ids:) entry i, as addIndexErrors.
