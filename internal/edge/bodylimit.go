@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"sync"
 
 	"github.com/mkgraph/mkgraph/internal/apierr"
 	"github.com/mkgraph/mkgraph/internal/edge/httperr"
@@ -24,8 +25,13 @@ func BodyLimit(maxBytes int64) Middleware {
 			}
 			if r.Body != nil && r.Body != http.NoBody {
 				// Size the buffer from Content-Length when given: growing
-				// it by doubling costs several copies of a large body.
-				buf := bytes.NewBuffer(make([]byte, 0, min(max(r.ContentLength, 0), maxBytes+1)+bytes.MinRead))
+				// it by doubling costs several copies of a large body. The
+				// buffer is reused once next returns: like the request, the
+				// body must not be kept past then.
+				buf := bodyBuffers.Get().(*bytes.Buffer)
+				buf.Reset()
+				defer putBodyBuffer(buf)
+				buf.Grow(int(min(max(r.ContentLength, 0), maxBytes+1)) + bytes.MinRead)
 				_, err := buf.ReadFrom(io.LimitReader(r.Body, maxBytes+1))
 				body := buf.Bytes()
 				if err != nil {
@@ -40,6 +46,19 @@ func BodyLimit(maxBytes int64) Middleware {
 			}
 			next.ServeHTTP(w, r)
 		})
+	}
+}
+
+// bodyBuffers are request bodies' buffers, reused; those grown past
+// maxPooledBody are left to the collector, so that one large body does not
+// pin its size for good.
+var bodyBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+const maxPooledBody = 64 << 10
+
+func putBodyBuffer(b *bytes.Buffer) {
+	if b.Cap() <= maxPooledBody {
+		bodyBuffers.Put(b)
 	}
 }
 
