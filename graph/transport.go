@@ -81,6 +81,21 @@ func (t postTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.G
 	deliver(ctx, w, r, exec, rc) // incremental.go: one answer, or @defer's parts
 }
 
+// contentTypes are the two answers' Content-Type values, shared by every
+// response (length and capacity 1: a later Set replaces, an Add copies).
+var contentTypes = map[string][]string{
+	contentTypeJSON:            []string{contentTypeJSON}[:1:1],
+	contentTypeGraphQLResponse: []string{contentTypeGraphQLResponse}[:1:1],
+}
+
+func setContentType(h http.Header, v string) {
+	if shared, ok := contentTypes[v]; ok {
+		h["Content-Type"] = shared
+		return
+	}
+	h.Set("Content-Type", v)
+}
+
 // responseContentType is the facade's negotiation (httperr.ResponseType):
 // application/graphql-response+json when Accept accepts it,
 // application/json otherwise.

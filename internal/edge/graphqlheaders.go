@@ -9,10 +9,13 @@ import "net/http"
 // answer would carry two.
 func GraphQLHeaders(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Cache-Control", "no-store")
+		w.Header()["Cache-Control"] = noStore
 		next.ServeHTTP(&jsonDefault{ResponseWriter: w}, r)
 	})
 }
+
+// Shared header values (see one).
+var noStore, jsonType = one("no-store"), one("application/json")
 
 // jsonDefault sets Content-Type: application/json when the handler has not
 // set one by the time it writes the header.
@@ -25,7 +28,7 @@ func (w *jsonDefault) WriteHeader(status int) {
 	if !w.wrote {
 		w.wrote = true
 		if w.Header().Get("Content-Type") == "" {
-			w.Header().Set("Content-Type", "application/json")
+			w.Header()["Content-Type"] = jsonType
 		}
 	}
 	w.ResponseWriter.WriteHeader(status)

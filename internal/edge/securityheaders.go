@@ -43,19 +43,38 @@ const hstsValue = "max-age=31536000"
 //     X-Forwarded-Proto from anyone would let a client choose our headers;
 //   - Content-Security-Policy: APICSP. A handler that serves a document sets
 //     its own afterwards, as GraphiQL does (Header().Set replaces this one).
+//
+// The values are shared by every response (a Set per header allocated a
+// slice each, on every request): each has length and capacity 1, so a later
+// Set replaces it and an Add copies it, and nothing writes into it.
 func SecurityHeaders(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
-		h.Set("X-Content-Type-Options", "nosniff")
-		h.Set("Referrer-Policy", "no-referrer")
-		h.Set("X-Frame-Options", "DENY")
-		h.Set("Cross-Origin-Opener-Policy", "same-origin")
-		h.Set("Cross-Origin-Resource-Policy", "same-origin")
-		h.Set("Permissions-Policy", permissionsPolicy)
-		h.Set("Content-Security-Policy", APICSP)
+		for _, kv := range securityHeaders {
+			h[kv.key] = kv.value
+		}
 		if r.TLS != nil {
-			h.Set("Strict-Transport-Security", hstsValue)
+			h["Strict-Transport-Security"] = hsts
 		}
 		next.ServeHTTP(w, r)
 	})
 }
+
+// securityHeaders are the headers SecurityHeaders sets, canonical keys.
+var securityHeaders = []struct {
+	key   string
+	value []string
+}{
+	{"X-Content-Type-Options", one("nosniff")},
+	{"Referrer-Policy", one("no-referrer")},
+	{"X-Frame-Options", one("DENY")},
+	{"Cross-Origin-Opener-Policy", one("same-origin")},
+	{"Cross-Origin-Resource-Policy", one("same-origin")},
+	{"Permissions-Policy", one(permissionsPolicy)},
+	{"Content-Security-Policy", one(APICSP)},
+}
+
+var hsts = one(hstsValue)
+
+// one is a header value of capacity 1, safe to share (see SecurityHeaders).
+func one(v string) []string { return []string{v}[:1:1] }
