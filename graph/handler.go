@@ -152,7 +152,7 @@ func NewHandler(cfg HandlerConfig) *handler.Server {
 		srv.Use(apq{extension.AutomaticPersistedQuery{Cache: store}})
 	}
 	srv.Use(newComplexityLimit(cfg.MaxComplexity)) // complexity.go
-	srv.AroundOperations(tracing.Operation) // a span per operation; free when tracing is off
+	srv.AroundOperations(tracing.Operation)        // a span per operation; free when tracing is off
 	srv.AroundOperations(func(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
 		oc := graphql.GetOperationContext(ctx)
 		name := oc.OperationName
