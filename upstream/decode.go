@@ -11,6 +11,7 @@ package upstream
 // fixed shape of the structs, and work is linear in the length of the input.
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"unicode/utf16"
@@ -19,6 +20,12 @@ import (
 
 // maxDepth is encoding/json's nesting limit.
 const maxDepth = 10000
+
+// Each byte's low and high bit, to look at eight bytes at once.
+const (
+	lsb = 0x0101010101010101
+	msb = 0x8080808080808080
+)
 
 // decoder reads one JSON document held in data.
 type decoder struct {
@@ -154,6 +161,15 @@ func (d *decoder) key() ([]byte, error) {
 func (d *decoder) str() ([]byte, error) {
 	start := d.pos + 1
 	i := start
+	// Eight bytes at a time while none is a quote, a backslash, a control
+	// character or non-ASCII (each of those is looked at below).
+	for ; i+8 <= len(d.data); i += 8 {
+		v := binary.LittleEndian.Uint64(d.data[i:])
+		q, bs := v^(lsb*'"'), v^(lsb*'\\')
+		if ((v-lsb*' ')&^v|(q-lsb)&^q|(bs-lsb)&^bs|v)&msb != 0 {
+			break
+		}
+	}
 	for i < len(d.data) {
 		c := d.data[i]
 		if c < utf8.RuneSelf {

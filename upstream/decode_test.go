@@ -145,3 +145,16 @@ func compareWithReference(t *testing.T, body []byte) {
 		t.Fatalf("DecodeIdentity(%.300q) marshals differently:\njson: %.1000s\nours: %.1000s", body, wantJSON, gotJSON)
 	}
 }
+
+// TestDecodeStringEveryByte puts each byte that ends the fast path of
+// decoder.str (and a few that do not) at every offset of an eight-byte window.
+func TestDecodeStringEveryByte(t *testing.T) {
+	special := []byte{0, 0x1f, ' ', '!', '"', '#', '\\', ']', 0x7f, 0x80, 0xbf, 0xc3, 0xe2, 0xff}
+	for _, c := range special {
+		for off := range 18 {
+			id := strings.Repeat("a", off) + string(c) + strings.Repeat("b", 17-off)
+			body := `{"link":{"link_id":"` + id + `","state":"` + id + `\u00e9"}}`
+			compareWithReference(t, []byte(body))
+		}
+	}
+}
