@@ -14,6 +14,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/bits"
 	"unicode/utf16"
 	"unicode/utf8"
 )
@@ -161,14 +162,23 @@ func (d *decoder) key() ([]byte, error) {
 func (d *decoder) str() ([]byte, error) {
 	start := d.pos + 1
 	i := start
-	// Eight bytes at a time while none is a quote, a backslash, a control
-	// character or non-ASCII (each of those is looked at below).
-	for ; i+8 <= len(d.data); i += 8 {
+	// Eight bytes at a time: the lowest byte flagged is the first quote,
+	// backslash, control character or non-ASCII byte (the flags of bytes
+	// after it may be wrong, which does not matter).
+	for i+8 <= len(d.data) {
 		v := binary.LittleEndian.Uint64(d.data[i:])
 		q, bs := v^(lsb*'"'), v^(lsb*'\\')
-		if ((v-lsb*' ')&^v|(q-lsb)&^q|(bs-lsb)&^bs|v)&msb != 0 {
-			break
+		flags := ((v-lsb*' ')&^v | (q-lsb)&^q | (bs-lsb)&^bs | v) & msb
+		if flags == 0 {
+			i += 8
+			continue
 		}
+		i += bits.TrailingZeros64(flags) / 8
+		if d.data[i] == '"' {
+			d.pos = i + 1
+			return d.data[start:i], nil
+		}
+		break // see below
 	}
 	for i < len(d.data) {
 		c := d.data[i]

@@ -21,7 +21,7 @@ func (d *identityDecoder) identity(id *Identity) error {
 	}
 	return d.object(c, identityNames, func(i int, c byte) error {
 		if i == 0 {
-			return array(d, c, &id.Accounts, nil, (*identityDecoder).account)
+			return d.accountList(c, &id.Accounts)
 		}
 		return d.link(c, &id.Link)
 	})

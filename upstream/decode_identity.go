@@ -25,6 +25,8 @@ type identityDecoder struct {
 
 	arena  []byte  // the contents of the strings kept since the last flush
 	fixups []fixup // where they go
+
+	accounts []Account // zero; what accounts decodes into before copying
 }
 
 // fixup is a string kept but not yet written: arena[off:end] into *dst.
@@ -60,10 +62,44 @@ func newIdentityDecoder(body []byte) *identityDecoder {
 // release returns d to the pool without anything of the answer it decoded.
 func (d *identityDecoder) release() {
 	clear(d.fixups[:cap(d.fixups)])
-	*d = identityDecoder{decoder: decoder{buf: d.buf[:0], skips: d.skips[:0]}, arena: d.arena[:0], fixups: d.fixups[:0]}
+	accounts := d.accounts[:0]
+	if cap(accounts) > maxPooledAccounts {
+		accounts = nil
+	}
+	*d = identityDecoder{
+		decoder:  decoder{buf: d.buf[:0], skips: d.skips[:0]},
+		arena:    d.arena[:0],
+		fixups:   d.fixups[:0],
+		accounts: accounts,
+	}
 	if cap(d.buf) <= 64<<10 && cap(d.arena) <= 64<<10 && cap(d.skips) <= 64<<10 {
 		decoders.Put(d)
 	}
+}
+
+// maxPooledAccounts bounds the accounts a pooled decoder keeps room for.
+const maxPooledAccounts = 2048
+
+// accountList reads the accounts into d.accounts, then copies them into a
+// list of their exact length: one allocation, no room left over in what the
+// cache keeps. A second accounts key reads into the first list (array).
+func (d *identityDecoder) accountList(c byte, dst *[]Account) error {
+	if *dst != nil || c != '[' {
+		return array(d, c, dst, nil, (*identityDecoder).account)
+	}
+	s := d.accounts[:0]
+	err := array(d, c, &s, nil, (*identityDecoder).account)
+	if err != nil {
+		clear(d.accounts[:cap(d.accounts)]) // partly written
+		return err
+	}
+	d.flush() // the strings kept point into s
+	*dst = append(make([]Account, 0, len(s)), s...)
+	clear(s)
+	if cap(s) > 0 {
+		d.accounts = s[:0]
+	}
+	return nil
 }
 
 // keep sets *dst to a copy of s, written at the next flush. Until then dst
