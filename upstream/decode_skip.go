@@ -4,8 +4,8 @@ import "bytes"
 
 // object reads the object whose first byte is c (d.pos is there) into a struct
 // whose JSON names are names, calling member with the index of each known key
-// and the first byte of its value;
-// other members are checked and skipped. null leaves the struct as it is.
+// and the first byte of its value; other members are checked and skipped.
+// null leaves the struct as it is.
 func (d *decoder) object(c byte, names []string, member func(i int, c byte) error) error {
 	switch c {
 	case 'n':

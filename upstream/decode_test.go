@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -155,6 +156,34 @@ func TestDecodeStringEveryByte(t *testing.T) {
 			id := strings.Repeat("a", off) + string(c) + strings.Repeat("b", 17-off)
 			body := `{"link":{"link_id":"` + id + `","state":"` + id + `\u00e9"}}`
 			compareWithReference(t, []byte(body))
+		}
+	}
+}
+
+// TestDecodeNamesMatchTags keeps the readers' field names in step with the
+// structs' json tags: a field added to a struct must be added to its reader.
+func TestDecodeNamesMatchTags(t *testing.T) {
+	tests := []struct {
+		typ   reflect.Type
+		names []string
+	}{
+		{reflect.TypeFor[Identity](), identityNames},
+		{reflect.TypeFor[Account](), accountNames},
+		{reflect.TypeFor[Balances](), balancesNames},
+		{reflect.TypeFor[Owner](), ownerNames},
+		{reflect.TypeFor[Address](), addressNames},
+		{reflect.TypeFor[PhoneNumber](), phoneNames},
+		{reflect.TypeFor[Email](), emailNames},
+		{reflect.TypeFor[Link](), linkNames},
+		{reflect.TypeFor[ProductStatus](), productStatusNames},
+	}
+	for _, tt := range tests {
+		var tags []string
+		for f := range tt.typ.Fields() {
+			tags = append(tags, f.Tag.Get("json"))
+		}
+		if diff := cmp.Diff(tags, tt.names); diff != "" {
+			t.Errorf("%s: reader names differ from the json tags (-tags +names):\n%s", tt.typ, diff)
 		}
 	}
 }
