@@ -43,3 +43,47 @@ func BenchmarkDecodeSeed(b *testing.B) { benchDecode(b, sandbox.LinkSeed) }
 
 // BenchmarkDecodeLarge does the same for the 500-account link.
 func BenchmarkDecodeLarge(b *testing.B) { benchDecode(b, sandbox.LinkLarge) }
+
+// BenchmarkDecodeIdentity* measure DecodeIdentity alone (the cache's misses
+// pay it), BenchmarkNewLink* model.NewLink alone (every request pays it,
+// cached or not).
+func BenchmarkDecodeIdentitySeed(b *testing.B)  { benchDecodeIdentity(b, sandbox.LinkSeed) }
+func BenchmarkDecodeIdentityLarge(b *testing.B) { benchDecodeIdentity(b, sandbox.LinkLarge) }
+func BenchmarkNewLinkSeed(b *testing.B)         { benchNewLink(b, sandbox.LinkSeed) }
+func BenchmarkNewLinkLarge(b *testing.B)        { benchNewLink(b, sandbox.LinkLarge) }
+
+// BenchmarkDecodeReference* measure the encoding/json decoder that
+// DecodeIdentity replaced (decode_reference_test.go), for ratios from one run.
+func BenchmarkDecodeReferenceSeed(b *testing.B) {
+	benchDecodeWith(b, sandbox.LinkSeed, upstream.DecodeIdentityReference)
+}
+
+func BenchmarkDecodeReferenceLarge(b *testing.B) {
+	benchDecodeWith(b, sandbox.LinkLarge, upstream.DecodeIdentityReference)
+}
+
+func benchDecodeIdentity(b *testing.B, linkID string) {
+	benchDecodeWith(b, linkID, upstream.DecodeIdentity)
+}
+
+func benchDecodeWith(b *testing.B, linkID string, decode func([]byte) (*upstream.Identity, error)) {
+	body := sandboxBody(b, linkID)
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := decode(body); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func benchNewLink(b *testing.B, linkID string) {
+	id, err := upstream.DecodeIdentity(sandboxBody(b, linkID))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = model.NewLink(id, nil)
+	}
+}

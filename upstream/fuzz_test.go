@@ -168,7 +168,7 @@ func checkTimestamp(t *testing.T, path string, ts Timestamp) {
 }
 
 // FuzzTimestamp checks that ParseTimestamp never panics and returns UTC,
-// that Timestamp.UnmarshalJSON agrees with it, and that every readable time
+// that Timestamp.UnmarshalJSON and parseTimestamp agree with it, and that every readable time
 // marshals to a string that ParseTimestamp reads back as the same instant.
 func FuzzTimestamp(f *testing.F) {
 	f.Fuzz(func(t *testing.T, s string) {
@@ -178,6 +178,10 @@ func FuzzTimestamp(f *testing.F) {
 		}
 		if perr != nil && !parsed.IsZero() {
 			t.Errorf("ParseTimestamp(%q) = %v with error %v; want the zero time", s, parsed, perr)
+		}
+		// DecodeIdentity's path: time.Time.UnmarshalText first.
+		if fast, ferr := parseTimestamp([]byte(s)); (ferr == nil) != (perr == nil) || !fast.Equal(parsed) || fast.Location() != time.UTC {
+			t.Errorf("parseTimestamp(%q) = %v (%v), %v; ParseTimestamp: %v, %v", s, fast, fast.Location(), ferr, parsed, perr)
 		}
 
 		quoted, err := json.Marshal(s)

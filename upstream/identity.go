@@ -113,7 +113,7 @@ func isDigit(c byte) bool { return c >= '0' && c <= '9' }
 // -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?. It is what json.Valid
 // accepts of a value that starts with '-' or a digit and ends with a digit,
 // without its allocations.
-func isNumber(s string) bool {
+func isNumber[S ~string | ~[]byte](s S) bool {
 	i := 0
 	if i < len(s) && s[i] == '-' {
 		i++
@@ -284,24 +284,3 @@ func (t Timestamp) MarshalJSON() ([]byte, error) {
 
 // errMissingField reports a required field the upstream left out.
 var errMissingField = errors.New("required field missing")
-
-// DecodeIdentity reads a Get Identity body. It tolerates unknown fields, null
-// optional ones and a missing accounts list (no accounts), and refuses what
-// cannot be an identity answer: invalid or truncated JSON, trailing data, a
-// missing link or account id.
-func DecodeIdentity(body []byte) (*Identity, error) {
-	var id Identity
-	// Unmarshal, unlike a Decoder, refuses anything after the value.
-	if err := json.Unmarshal(body, &id); err != nil {
-		return nil, fmt.Errorf("decode identity: %w", err)
-	}
-	if id.Link.LinkID == "" {
-		return nil, fmt.Errorf("decode identity: link.link_id: %w", errMissingField)
-	}
-	for i := range id.Accounts {
-		if id.Accounts[i].AccountID == "" {
-			return nil, fmt.Errorf("decode identity: accounts[%d].account_id: %w", i, errMissingField)
-		}
-	}
-	return &id, nil
-}
