@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/mkgraph/mkgraph/internal/apierr"
@@ -128,6 +129,9 @@ func (c *Client) do(ctx context.Context, endpoint, method, path string, body io.
 		return apierr.New(apierr.CodeUpstreamBadResponse, status, fmt.Errorf("body of %d bytes is larger than %d", resp.ContentLength, c.cfg.MaxBodyBytes))
 	}
 	data, err := readBody(io.LimitReader(resp.Body, c.cfg.MaxBodyBytes+1), resp.ContentLength, c.cfg.MaxBodyBytes)
+	// The answer's bytes are only read (every decoder copies what it
+	// keeps), so its buffer is reused once the exchange is over.
+	defer putBody(data)
 	if err != nil {
 		if e := transportError(ctx, actx, err); e.Code == apierr.CodeUpstreamTimeout {
 			return e
@@ -178,7 +182,7 @@ func readBody(r io.Reader, size, limit int64) ([]byte, error) {
 	if size <= 0 || size > limit {
 		size = 512
 	}
-	b := make([]byte, 0, size+1) // +1: room to read EOF without growing
+	b := getBody(int(size) + 1) // +1: room to read EOF without growing
 	for {
 		n, err := r.Read(b[len(b):cap(b)])
 		b = b[:len(b)+n]
@@ -191,5 +195,26 @@ func readBody(r io.Reader, size, limit int64) ([]byte, error) {
 		if len(b) == cap(b) {
 			b = append(b, 0)[:len(b)] // grow as append does
 		}
+	}
+}
+
+// bodies are answer buffers, reused: an identity answer is a few kilobytes
+// read on every uncached request. Buffers grown past maxPooledBody are left
+// to the collector.
+var bodies sync.Pool
+
+const maxPooledBody = 256 << 10
+
+func getBody(size int) []byte {
+	if p, ok := bodies.Get().(*[]byte); ok && cap(*p) >= size {
+		return (*p)[:0]
+	}
+	return make([]byte, 0, size)
+}
+
+func putBody(b []byte) {
+	if cap(b) > 0 && cap(b) <= maxPooledBody {
+		b = b[:0]
+		bodies.Put(&b)
 	}
 }
