@@ -25,6 +25,7 @@ import (
 	"github.com/mkgraph/mkgraph/internal/obs/reqlog"
 	"github.com/mkgraph/mkgraph/internal/obs/tracing"
 	"github.com/mkgraph/mkgraph/internal/redisstore"
+	"github.com/mkgraph/mkgraph/upstream/cache"
 	"github.com/mkgraph/mkgraph/upstream/sandbox"
 	"github.com/mkgraph/mkgraph/upstream/webhook"
 )
@@ -59,6 +60,9 @@ func newHandler(c *config, log zerolog.Logger, client loader.Fetcher, ready func
 		MaxAccounts:         c.MaxAccountsPerRequest,
 		MaxAccountsInFlight: cmp.Or(c.MaxAccountsInFlight, -1),
 		OnBatch:             m.LoaderBatch,
+		// The identity cache serves one answer to many requests: its model
+		// is built once, not per request.
+		ShareModels: servesShared(client),
 	})
 	m.Gauge("mkgraph_large_answer_accounts_in_flight", "Accounts of large answers (100+ per link) being built now (bounded by MKGRAPH_MAX_ACCOUNTS_IN_FLIGHT).",
 		func() float64 { a, _ := loaders.Gate(); return float64(a) })
@@ -269,4 +273,11 @@ func adminHandler(c *config, m *metrics.Metrics, ready func() error) http.Handle
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
 	return mux
+}
+
+// servesShared reports whether f is the identity cache, which hands the
+// same answer to every request that reads a link while it is fresh.
+func servesShared(f loader.Fetcher) bool {
+	_, ok := f.(*cache.Cache)
+	return ok
 }

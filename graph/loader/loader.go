@@ -72,6 +72,12 @@ type Config struct {
 	// built (ReleaseLarge) or ends. 0: DefaultMaxAccountsInFlight; negative:
 	// no bound.
 	MaxAccountsInFlight int
+	// ShareModels lets requests share the model built from one identity
+	// answer (the same *upstream.Identity, as the identity cache serves it)
+	// instead of converting it for each: set it when the Fetcher is the
+	// identity cache. Links of more than 16 accounts are converted each
+	// time; at most 256 models are kept, each as long as its answer.
+	ShareModels bool
 }
 
 // Factory makes a fresh set of Loaders for each request.
@@ -80,6 +86,7 @@ type Factory struct {
 	warned *onceSet            // unknown upstream values already logged; the server builds one Factory, so once per process
 	gate   *semaphore.Weighted // accounts of large answers in flight; nil: no bound
 	gated  gateStats
+	models *memo // nil unless Config.ShareModels
 }
 
 // gateStats count what the gate holds and who waits, for metrics.
@@ -96,6 +103,9 @@ func NewFactory(cfg Config) *Factory {
 		cfg.MaxAccountsInFlight = DefaultMaxAccountsInFlight
 	}
 	f := &Factory{cfg: cfg, warned: &onceSet{seen: map[string]struct{}{}}}
+	if cfg.ShareModels {
+		f.models = newMemo()
+	}
 	if cfg.MaxAccountsInFlight > 0 {
 		f.gate = semaphore.NewWeighted(int64(cfg.MaxAccountsInFlight))
 	}
@@ -121,7 +131,7 @@ func (f *Factory) Middleware(next http.Handler) http.Handler {
 func (f *Factory) New() *Loaders {
 	l := &Loaders{fetcher: f.cfg.Fetcher, sem: make(chan struct{}, f.cfg.Concurrency), warned: f.warned, onBatch: f.cfg.OnBatch,
 		maxLinks: int64(f.cfg.MaxLinks), maxAccounts: int64(f.cfg.MaxAccounts),
-		gate: f.gate, gateCap: int64(f.cfg.MaxAccountsInFlight), stats: &f.gated}
+		gate: f.gate, gateCap: int64(f.cfg.MaxAccountsInFlight), stats: &f.gated, models: f.models}
 	l.links = dataloader.NewBatchedLoader(l.batch,
 		dataloader.WithWait[string, *model.Link](f.cfg.Wait),
 		dataloader.WithBatchCapacity[string, *model.Link](256),
@@ -151,6 +161,8 @@ type Loaders struct {
 	stats   *gateStats
 	gateMu  sync.Mutex
 	held    int64
+
+	models *memo // shared by the Factory's requests; nil: none
 }
 
 var loadersKey = ctxkey.New[*Loaders]("loader.Loaders")
@@ -313,7 +325,8 @@ func (l *Loaders) fetch(ctx context.Context, id string) (res *dataloader.Result[
 	if err != nil {
 		return &dataloader.Result[*model.Link]{Error: err}
 	}
-	return &dataloader.Result[*model.Link]{Data: model.NewLink(identity, l.warnFunc(ctx))}
+	warn := l.warnFunc(ctx)
+	return &dataloader.Result[*model.Link]{Data: l.models.link(identity, func() *model.Link { return model.NewLink(identity, warn) })}
 }
 
 // warnFunc logs each unknown upstream value once per Factory.
