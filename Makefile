@@ -84,7 +84,8 @@ soak: ## 30 s fault soak on loopback (writes docs/resilience.md)
 
 # TestLoad (issue 5's scenarios) and TestLoadPeer (issue 12's peer comparison);
 # LOAD_TAILCALL=1 make load also runs Tailcall (npm ci into a temporary copy of
-# ../shared/bench/tailcall) beside the facade.
+# ../shared/bench/tailcall) beside the facade; LOAD_GQLGEN=0 skips the runs on
+# gqlgen's executor (MKGRAPH_EXECUTOR=gqlgen) that measure the plan's gain.
 .PHONY: load
 load: redis ## load benchmarks over loopback (writes docs/performance.md)
-	LOAD_WRITE=1 $(GO) test -tags load -run TestLoad -count=1 -v -timeout 15m .
+	LOAD_WRITE=1 $(GO) test -tags load -run TestLoad -count=1 -v -timeout 30m .
