@@ -9,6 +9,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/mkgraph/mkgraph/graph/loader"
+	"github.com/mkgraph/mkgraph/upstream"
 )
 
 // loadReport renders the run's figures as the Markdown docs/performance.md
@@ -19,12 +22,12 @@ func loadReport(results []loadRun, clients int, duration time.Duration, maxReque
 	fmt.Fprintf(&b, "Run of %s on %d vCPU (%s), %s, %s/%s. Settings: %d closed-loop clients (each sends its next request when the last is answered) over one shared `http.Client`, "+
 		"%s per run (at most %d requests), sandbox (`mkgraph sandbox -latency %s`) and facade as separate processes of one binary on loopback, "+
 		"a fresh facade per scenario with `MKGRAPH_AUTH=none`, `MKGRAPH_LOG_LEVEL=warn`, identity budgets raised to %s per link and per app, "+
-		"`MKGRAPH_CACHE_TTL=0s` except for (d) (default TTL), every other setting at its default (e.g. `MKGRAPH_UPSTREAM_MAX_IN_FLIGHT` 64, `MKGRAPH_UPSTREAM_CONCURRENCY` 10). "+
+		"`MKGRAPH_CACHE_TTL=0s` except for (d) (default TTL), every other setting at its default (e.g. `MKGRAPH_UPSTREAM_MAX_IN_FLIGHT` %d, `MKGRAPH_UPSTREAM_CONCURRENCY` %d). "+
 		"Every query selects all fields (`allFields` of `server_bench_test.go`), with the link ids as variables (one query text per scenario, as a real client sends it). (a)–(c) read a fresh `mk_sandbox_copy_<n>` link per request (3 accounts each), so neither the cache nor the budgets are in the way; "+
 		"(d) reads the seed link (1 account), (e) `mk_sandbox_large` (500 accounts), with the cache off. "+
 		"(f) and (g) run three facades sharing one Redis (`MKGRAPH_REDIS_URL`, the redis-server of `make test` on loopback), the n-th request going to facade n mod 3, with the cache on: (f) re-reads the seed link, (g) reads a fresh link per request, so every read misses both cache levels and goes through Redis (GET, lock, upstream call, SET, unlock); their CPU is the three facades' together and their RSS the largest.\n\n",
 		time.Now().UTC().Format("2006-01-02 15:04 MST"), runtime.NumCPU(), loadCPUModel(), runtime.Version(), runtime.GOOS, runtime.GOARCH,
-		clients, duration, maxRequests, loadSandboxLatency, loadBudget)
+		clients, duration, maxRequests, loadSandboxLatency, loadBudget, upstream.DefaultMaxInFlight, loader.DefaultConcurrency)
 	fmt.Fprintf(&b, "**The load generator, the sandbox and the facade share the same %d CPUs**, so every figure includes their contention (machine load average, 1/5/15 min, before → after: %s → %s).\n\n",
 		runtime.NumCPU(), loadBefore, loadAfter)
 
