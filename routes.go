@@ -130,15 +130,18 @@ func newHandler(c *config, log zerolog.Logger, client loader.Fetcher, ready func
 
 	mux := http.NewServeMux()
 	// The GraphQL chain, outermost first: cheap refusals before costly work,
-	// the caller known before anything is loaded.
+	// the caller known before anything is loaded. The operation limits come
+	// after the caller is known and charged: they decode the whole body
+	// (the decoding the POST transport then runs), which an anonymous
+	// caller must not be able to make the server do without limit.
 	httpChain := edge.Chain(gql,
 		edge.GraphQLHeaders,
 		edge.CSRF,
 		edge.BodyLimit(c.MaxBodyBytes),
-		guard.Middleware,
 		authn.Middleware(fail),
 		ratelimit.Middleware(users, callerKey(auth.KindUser)),
 		ratelimit.Middleware(backends, callerKey(auth.KindBackend)),
+		guard.Middleware,
 		graph.StreamContext, // lets an SSE subscription outlive the timeout, not its client
 		edge.Timeout(c.RequestTimeout),
 		withServed,

@@ -64,6 +64,7 @@ var _ plan.Roots = planRoots{}
 
 func (p planRoots) Link(ctx context.Context, id string) func() (*model.Link, error) {
 	ctx, done := requestScoped(ctx)
+	defer doneOnPanic(done)
 	wait := p.r.startLink(ctx, id)
 	return func() (*model.Link, error) {
 		defer done()
@@ -76,11 +77,21 @@ func (p planRoots) Links(ctx context.Context, ids []string) (func() ([]*model.Li
 		return nil, err
 	}
 	ctx, done := requestScoped(ctx)
+	defer doneOnPanic(done)
 	wait := p.r.startAuthorized(ctx, ids)
 	return func() ([]*model.Link, []error) {
 		defer done()
 		return wait()
 	}, nil
+}
+
+// doneOnPanic ends a request scope whose wait will never be called: the
+// start panicked (the plan recovers it as the field's error).
+func doneOnPanic(done func()) {
+	if v := recover(); v != nil {
+		done()
+		panic(v)
+	}
 }
 
 func (p planRoots) Accounts(ctx context.Context, l *model.Link, ids []string) ([]*model.Account, error) {

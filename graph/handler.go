@@ -86,7 +86,9 @@ type HandlerConfig struct {
 	// a caller too (new subscriptions, events' links).
 	Expires func(ctx context.Context) time.Time
 	// Executor runs read operations: ExecutorPlan (the default, also for
-	// "") or ExecutorGQLgen.
+	// "") or ExecutorGQLgen. The plan runs no field middleware
+	// (AroundFields, AroundRootFields): none is registered, and one added
+	// later needs ExecutorGQLgen or its own place in package plan.
 	Executor string
 	// Subscriptions bounds and wires subscriptions (WebSocket and SSE);
 	// its Shutdown ends them on server shutdown. nil: the defaults, no

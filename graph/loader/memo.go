@@ -23,11 +23,19 @@ const (
 // model with it.
 type memo struct {
 	mu    sync.Mutex
-	links map[weak.Pointer[upstream.Identity]]*model.Link
+	links map[weak.Pointer[upstream.Identity]]memoEntry
+}
+
+// memoEntry is a model and the cleanup that forgets it when its answer is
+// collected; an entry forgotten earlier (the memo was full) stops its
+// cleanup, so that an answer read again and again does not gather one each.
+type memoEntry struct {
+	link    *model.Link
+	cleanup runtime.Cleanup
 }
 
 func newMemo() *memo {
-	return &memo{links: make(map[weak.Pointer[upstream.Identity]]*model.Link)}
+	return &memo{links: make(map[weak.Pointer[upstream.Identity]]memoEntry)}
 }
 
 // link returns id's model, building it with build the first time.
@@ -37,25 +45,25 @@ func (m *memo) link(id *upstream.Identity, build func() *model.Link) *model.Link
 	}
 	k := weak.Make(id)
 	m.mu.Lock()
-	l, ok := m.links[k]
+	e, ok := m.links[k]
 	m.mu.Unlock()
 	if ok {
-		return l
+		return e.link
 	}
-	l = build()
+	l := build()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if prev, ok := m.links[k]; ok {
-		return prev // built by another request meanwhile
+		return prev.link // built by another request meanwhile
 	}
 	if len(m.links) >= memoMaxLinks {
-		for old := range m.links { // full: forget one, any one
+		for old, e := range m.links { // full: forget one, any one
+			e.cleanup.Stop()
 			delete(m.links, old)
 			break
 		}
 	}
-	m.links[k] = l
-	runtime.AddCleanup(id, m.forget, k)
+	m.links[k] = memoEntry{link: l, cleanup: runtime.AddCleanup(id, m.forget, k)}
 	return l
 }
 

@@ -42,18 +42,27 @@ func TestMemo(t *testing.T) {
 		t.Errorf("no memo: want a build each time")
 	}
 
-	// Past the bound, one is forgotten for each new one.
-	for range memoMaxLinks + 10 {
-		id := identityWith(1)
-		m.link(id, build(id))
-		runtime.KeepAlive(id)
+	// Past the bound, one is forgotten for each new one, the answers all
+	// alive; an answer forgotten and read again is converted again.
+	live := make([]*upstream.Identity, memoMaxLinks+10)
+	for i := range live {
+		live[i] = identityWith(1)
+		m.link(live[i], build(live[i]))
 	}
 	m.mu.Lock()
 	n := len(m.links)
 	m.mu.Unlock()
-	if n > memoMaxLinks {
-		t.Errorf("%d models kept, want at most %d", n, memoMaxLinks)
+	if n != memoMaxLinks {
+		t.Errorf("%d models kept, want %d", n, memoMaxLinks)
 	}
+	before := builds
+	for _, id := range live {
+		m.link(id, build(id))
+	}
+	if builds == before {
+		t.Errorf("answers forgotten when the memo was full were not converted again")
+	}
+	runtime.KeepAlive(live)
 	runtime.KeepAlive(a)
 	runtime.KeepAlive(b)
 }

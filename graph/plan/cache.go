@@ -21,8 +21,9 @@ func NewCache(size int) *Cache { return &Cache{ops: lru.New[*entry](size)} }
 
 // entry is one operation's plans.
 type entry struct {
-	unsupported bool     // gqlgen runs it, whatever the variables
-	conditions  []string // variables read by @include and @skip
+	doc         *ast.QueryDocument // the parse its plans point into
+	unsupported bool               // gqlgen runs it, whatever the variables
+	conditions  []string           // variables read by @include and @skip
 
 	mu    sync.Mutex
 	plans map[string]*Plan // by the conditions' values; nil: not covered
@@ -39,8 +40,12 @@ func (c *Cache) For(ctx context.Context, oc *graphql.OperationContext) *Plan {
 		return nil
 	}
 	key := oc.RawQuery + "\x00" + oc.OperationName
+	// Plans point into the document they were compiled from: an entry
+	// holds the plans of one parse, and a new parse of the text (gqlgen's
+	// cache let the old one go) starts a new entry, so that the cache never
+	// holds more parses than it has entries.
 	e, ok := c.ops.Get(ctx, key)
-	if !ok {
+	if !ok || e.doc != oc.Doc {
 		e = newEntry(oc)
 		c.ops.Add(ctx, key, e)
 	}
@@ -97,7 +102,7 @@ func conditionKey(names []string, vars map[string]any) (string, bool) {
 // newEntry scans the operation and the fragments it uses: directives other
 // than @include and @skip (@defer above all) leave it to gqlgen.
 func newEntry(oc *graphql.OperationContext) *entry {
-	e := &entry{plans: map[string]*Plan{}}
+	e := &entry{doc: oc.Doc, plans: map[string]*Plan{}}
 	if len(oc.Operation.Directives) > 0 {
 		e.unsupported = true
 		return e

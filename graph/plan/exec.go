@@ -59,9 +59,13 @@ type pending struct {
 func (p *Plan) Execute(ctx context.Context, oc *graphql.OperationContext, roots Roots) []byte {
 	buf := make([]byte, 0, p.size.Load()+64)
 	out := p.execute(ctx, oc, roots, buf)
-	p.size.Store(int64(len(out)))
+	p.size.Store(min(int64(len(out)), maxSizeHint))
 	return out
 }
+
+// maxSizeHint bounds the buffer a run starts with: one large answer must
+// not make every later run of the plan allocate as much up front.
+const maxSizeHint = 64 << 10
 
 func (p *Plan) execute(ctx context.Context, oc *graphql.OperationContext, roots Roots, buf []byte) []byte {
 	x := &state{ctx: ctx, oc: oc, roots: roots, buf: buf, path: make([]ast.PathElement, 0, 8)}
@@ -150,7 +154,7 @@ func (x *state) root(r *rootField, p *pending) (ok bool) {
 			if i > 0 {
 				x.buf = append(x.buf, ',')
 			}
-			x.path = append(x.path, pathIndex(i))
+			x.path = append(x.path, ast.PathIndex(i))
 			x.optLink(l, r.sel)
 			x.path = x.path[:len(x.path)-1]
 		}
@@ -159,8 +163,18 @@ func (x *state) root(r *rootField, p *pending) (ok bool) {
 	return true
 }
 
-// optLink writes a nullable link: null when it is nil or invalid.
+// optLink writes a nullable link: null when it is nil or invalid. A panic
+// while writing it (a resolver below it, a bug) is that link's error, at
+// the path where it happened and without a location, as gqlgen's field
+// guards report it; the link is null and the rest goes on.
 func (x *state) optLink(l *model.Link, sel *object) {
+	mark, depth := len(x.buf), len(x.path)
+	defer func() {
+		if v := recover(); v != nil {
+			x.panicError(x.oc.RecoverFunc(x.ctx, v))
+			x.buf, x.path = append(x.buf[:mark], "null"...), x.path[:depth]
+		}
+	}()
 	if l == nil || !x.link(l, sel) {
 		x.buf = append(x.buf, "null"...)
 	}
@@ -189,17 +203,21 @@ func (x *state) indexError(f *ast.Field, i int, err error) {
 	x.add(err, f, append(x.copyPath(), ast.PathIndex(i)))
 }
 
+// add reports err as gqlgen's resolveField does: a *gqlerror.Error inside
+// it gets the path and location it lacks and err itself goes on (the
+// presenter sees the resolver's own error); anything else is wrapped.
 func (x *state) add(err error, f *ast.Field, path ast.Path) {
 	ge, ok := errors.AsType[*gqlerror.Error](err)
 	if !ok {
 		ge = gqlerror.WrapPath(path, err)
+		err = ge
 	} else if ge.Path == nil {
 		ge.Path = path
 	}
 	if ge.Locations == nil && f != nil && f.Position != nil && f.Position.Line != 0 {
 		ge.Locations = []gqlerror.Location{{Line: f.Position.Line, Column: f.Position.Column}}
 	}
-	graphql.AddError(x.ctx, ge)
+	graphql.AddError(x.ctx, err)
 }
 
 // errInvalidNull is gqlgen's error for a nil value in a non-null position.
@@ -215,7 +233,3 @@ func (x *state) invalidNull() bool {
 func (x *state) copyPath() ast.Path {
 	return append(ast.Path(nil), x.path...)
 }
-
-// pathIndex is ast.PathIndex(i) as a path element (small indexes do not
-// allocate).
-func pathIndex(i int) ast.PathElement { return ast.PathIndex(i) }

@@ -48,7 +48,6 @@ const (
 // rootField is a field of the operation's root selection.
 type rootField struct {
 	prefix []byte // `{"alias":` for the first field, `,"alias":` for the others
-	key    string
 	kind   rootKind
 	field  *ast.Field // arguments and position
 	args   args
@@ -57,7 +56,8 @@ type rootField struct {
 }
 
 // args are a field's argument values: known once compiled when they read no
-// variable, otherwise read from each request's variables.
+// variable, otherwise read from each request's variables. Constant ids are
+// shared by every run of the plan: resolvers only read them.
 type args struct {
 	constant bool
 	id       string   // link(id:)
@@ -73,7 +73,6 @@ type object struct {
 // field is one response key of an object.
 type field struct {
 	prefix []byte
-	key    string
 	id     fieldID
 	sel    *object    // object and list-of-object fields
 	field  *ast.Field // accounts: arguments and position
@@ -97,7 +96,7 @@ func Compile(oc *graphql.OperationContext) (p *Plan, err error) {
 	}()
 	p = &Plan{}
 	for i, f := range graphql.CollectFields(oc, oc.Operation.SelectionSet, []string{"Query"}) {
-		r := rootField{prefix: keyPrefix(i, f.Alias), key: f.Alias, field: f.Field, path: ast.PathName(f.Alias)}
+		r := rootField{prefix: keyPrefix(i, f.Alias), field: f.Field, path: ast.PathName(f.Alias)}
 		switch f.Name {
 		case "__typename":
 			r.kind = rootTypename
@@ -134,7 +133,7 @@ func (p *Plan) compileObject(oc *graphql.OperationContext, sel ast.SelectionSet,
 		if !ok {
 			return nil, errUnsupported
 		}
-		out := field{prefix: keyPrefix(i, f.Alias), key: f.Alias, id: id, field: f.Field, path: ast.PathName(f.Alias)}
+		out := field{prefix: keyPrefix(i, f.Alias), id: id, field: f.Field, path: ast.PathName(f.Alias)}
 		if id == typename {
 			out.lit = appendString(nil, typ)
 		}

@@ -1,19 +1,21 @@
 package plan
 
 import (
-	"time"
+	"github.com/vektah/gqlparser/v2/ast"
 
 	"github.com/mkgraph/mkgraph/graph/model"
 )
 
 // The writers below write each type's selection as gqlgen's generated
-// marshalers do: the same bytes, the same errors, the same null
-// propagation. Each returns false when the object is null because a
+// marshalers do: the same bytes and null propagation, the same errors on
+// the wire (a nil value where the schema allows none is reported with
+// gqlgen's older message, which the presenter hides behind
+// facade.internal as it does gqlgen's). Each returns false when the object is null because a
 // non-null field of it is; the caller then writes null in its place, or
 // propagates. Every field is written even after one failed, as gqlgen
 // resolves them all.
 
-// object opens an object; done closes it, or rolls it back when invalid.
+// done closes an object opened at mark, or rolls it back when invalid.
 func (x *state) done(mark int, obj *object, valid bool) bool {
 	if !valid {
 		x.buf = x.buf[:mark]
@@ -150,7 +152,7 @@ func (x *state) accounts(list []*model.Account, obj *object) bool {
 		if i > 0 {
 			x.buf = append(x.buf, ',')
 		}
-		x.path = append(x.path, pathIndex(i))
+		x.path = append(x.path, ast.PathIndex(i))
 		if a == nil {
 			valid = x.invalidNull()
 		} else if !x.account(a, obj) {
@@ -239,7 +241,7 @@ func (x *state) owners(list []*model.Owner, obj *object) bool {
 		if i > 0 {
 			x.buf = append(x.buf, ',')
 		}
-		x.path = append(x.path, pathIndex(i))
+		x.path = append(x.path, ast.PathIndex(i))
 		if o == nil {
 			valid = x.invalidNull()
 		} else if !x.owner(o, obj) {
@@ -274,25 +276,6 @@ func (x *state) owner(o *model.Owner, obj *object) bool {
 		x.leave()
 	}
 	return x.done(mark, obj, valid)
-}
-
-// writeList writes a [T!]! of objects that cannot themselves be invalid.
-func writeList[T any](x *state, list []*T, obj *object, write func(*state, *T, *object)) bool {
-	mark, valid := len(x.buf), true
-	x.buf = append(x.buf, '[')
-	for i, v := range list {
-		if i > 0 {
-			x.buf = append(x.buf, ',')
-		}
-		if v == nil {
-			x.path = append(x.path, pathIndex(i))
-			valid = x.invalidNull()
-			x.leave()
-			continue
-		}
-		write(x, v, obj)
-	}
-	return x.list(mark, valid)
 }
 
 func (x *state) address(a *model.Address, obj *object) {
@@ -354,54 +337,4 @@ func (x *state) email(e *model.Email, obj *object) {
 		}
 	}
 	x.done(mark, obj, true)
-}
-
-func (x *state) strings(list []string) {
-	x.buf = append(x.buf, '[')
-	for i, s := range list {
-		if i > 0 {
-			x.buf = append(x.buf, ',')
-		}
-		x.buf = appendString(x.buf, s)
-	}
-	x.buf = append(x.buf, ']')
-}
-
-func (x *state) optString(s *string) {
-	if s == nil {
-		x.buf = append(x.buf, "null"...)
-		return
-	}
-	x.buf = appendString(x.buf, *s)
-}
-
-// optDecimal is model.MarshalDecimal: the digits quoted (strconv.Quote).
-func (x *state) optDecimal(s *string) {
-	if s == nil {
-		x.buf = append(x.buf, "null"...)
-		return
-	}
-	x.buf = appendQuote(x.buf, *s)
-}
-
-// optTime is model.MarshalDateTime: RFC 3339 with nanoseconds, in UTC.
-func (x *state) optTime(t *time.Time) {
-	if t == nil {
-		x.buf = append(x.buf, "null"...)
-		return
-	}
-	x.buf = append(x.buf, '"')
-	x.buf = t.UTC().AppendFormat(x.buf, time.RFC3339Nano)
-	x.buf = append(x.buf, '"')
-}
-
-func (x *state) optBool(b *bool) {
-	switch {
-	case b == nil:
-		x.buf = append(x.buf, "null"...)
-	case *b:
-		x.buf = append(x.buf, "true"...)
-	default:
-		x.buf = append(x.buf, "false"...)
-	}
 }
