@@ -220,13 +220,14 @@ func (x *state) add(err error, f *ast.Field, path ast.Path) {
 	graphql.AddError(x.ctx, err)
 }
 
-// errInvalidNull is gqlgen's error for a nil value in a non-null position.
-var errInvalidNull = errors.New("the requested element is null which the field does not allow")
-
-// invalidNull reports a nil value where the schema allows none, at the
-// current path, as gqlgen's generated marshalers do (without a location).
-func (x *state) invalidNull() bool {
-	graphql.AddError(x.ctx, gqlerror.WrapPath(x.copyPath(), errInvalidNull))
+// invalidNull reports a nil value where the schema allows none (field
+// Object.field, declared type declared; element: a nil list entry), at the
+// current path, as gqlgen's generated marshalers do (graphql.
+// AddInvalidNullError: a *graphql.InvalidNullError, without a location).
+func (x *state) invalidNull(object, field, declared string, element bool) bool {
+	path := x.copyPath()
+	graphql.AddError(x.ctx, gqlerror.WrapPath(path, &graphql.InvalidNullError{Object: object, Field: field,
+		DeclaredType: declared, Source: graphql.NullSourceModelField, ListElement: element, Path: path}))
 	return false
 }
 

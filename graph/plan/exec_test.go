@@ -134,3 +134,19 @@ func TestNotCovered(t *testing.T) {
 		}
 	}
 }
+
+// A nil where the schema allows none is gqlgen's InvalidNullError at its
+// path, and nulls the nearest nullable field.
+func TestInvalidNull(t *testing.T) {
+	l := seedLink()
+	l.Products = nil
+	data, errs := run(t, `{ link(id: "x") { id products { identity { refreshedAt } } } }`, fakeRoots{link: l})
+	if data != `{"link":null}` {
+		t.Errorf("data = %s, want the link null", data)
+	}
+	var ine *graphql.InvalidNullError
+	if len(errs) != 1 || errs[0].Path.String() != "link.products" || !errors.As(errs[0], &ine) ||
+		ine.Object != "Link" || ine.Field != "products" || ine.DeclaredType != "Products!" || ine.ListElement {
+		t.Errorf("errors = %#v, want one InvalidNullError of Link.products at link.products", errs)
+	}
+}

@@ -6,8 +6,9 @@ import (
 	"github.com/vektah/gqlparser/v2/ast"
 )
 
-// writeList writes a [T!]! of objects that cannot themselves be invalid.
-func writeList[T any](x *state, list []*T, obj *object, write func(*state, *T, *object)) bool {
+// writeList writes a [T!]! of objects that cannot themselves be invalid
+// (Owner.field, of element type declared).
+func writeList[T any](x *state, list []*T, obj *object, field, declared string, write func(*state, *T, *object)) bool {
 	mark, valid := len(x.buf), true
 	x.buf = append(x.buf, '[')
 	for i, v := range list {
@@ -16,7 +17,7 @@ func writeList[T any](x *state, list []*T, obj *object, write func(*state, *T, *
 		}
 		if v == nil {
 			x.path = append(x.path, ast.PathIndex(i))
-			valid = x.invalidNull()
+			valid = x.invalidNull("Owner", field, declared, true)
 			x.leave()
 			continue
 		}

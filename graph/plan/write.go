@@ -7,10 +7,8 @@ import (
 )
 
 // The writers below write each type's selection as gqlgen's generated
-// marshalers do: the same bytes and null propagation, the same errors on
-// the wire (a nil value where the schema allows none is reported with
-// gqlgen's older message, which the presenter hides behind
-// facade.internal as it does gqlgen's). Each returns false when the object is null because a
+// marshalers do: the same bytes, the same errors, the same null
+// propagation. Each returns false when the object is null because a
 // non-null field of it is; the caller then writes null in its place, or
 // propagates. Every field is written even after one failed, as gqlgen
 // resolves them all.
@@ -59,7 +57,7 @@ func (x *state) link(l *model.Link, obj *object) bool {
 			x.optString(l.Webhook)
 		case linkProducts:
 			if l.Products == nil {
-				valid = x.invalidNull() && x.null(false)
+				valid = x.invalidNull("Link", "products", "Products!", false)
 			} else if !x.products(l.Products, f.sel) {
 				valid = x.null(false)
 			}
@@ -154,7 +152,7 @@ func (x *state) accounts(list []*model.Account, obj *object) bool {
 		}
 		x.path = append(x.path, ast.PathIndex(i))
 		if a == nil {
-			valid = x.invalidNull()
+			valid = x.invalidNull("Link", "accounts", "Account!", true)
 		} else if !x.account(a, obj) {
 			valid = false
 		}
@@ -243,7 +241,7 @@ func (x *state) owners(list []*model.Owner, obj *object) bool {
 		}
 		x.path = append(x.path, ast.PathIndex(i))
 		if o == nil {
-			valid = x.invalidNull()
+			valid = x.invalidNull("Account", "owners", "Owner!", true)
 		} else if !x.owner(o, obj) {
 			valid = false
 		}
@@ -264,11 +262,11 @@ func (x *state) owner(o *model.Owner, obj *object) bool {
 		case ownerNames:
 			x.strings(o.Names)
 		case ownerAddresses:
-			ok = writeList(x, o.Addresses, f.sel, (*state).address)
+			ok = writeList(x, o.Addresses, f.sel, "addresses", "Address!", (*state).address)
 		case ownerPhoneNumbers:
-			ok = writeList(x, o.PhoneNumbers, f.sel, (*state).phone)
+			ok = writeList(x, o.PhoneNumbers, f.sel, "phoneNumbers", "PhoneNumber!", (*state).phone)
 		case ownerEmails:
-			ok = writeList(x, o.Emails, f.sel, (*state).email)
+			ok = writeList(x, o.Emails, f.sel, "emails", "Email!", (*state).email)
 		}
 		if !ok {
 			valid = x.null(false)
