@@ -87,8 +87,12 @@ func newDiffPair(tb testing.TB, cfg diffConfig) *diffPair {
 }
 
 func newDiffHandler(cfg diffConfig, executor string, identities map[string]*upstream.Identity) http.Handler {
+	// diffFetcher hands out the same answer for a link every time, as the
+	// identity cache does: the plan's handler shares the models built from
+	// them across requests (Config.ShareModels), gqlgen's builds them anew,
+	// so the comparison covers the memo too.
 	factory := loader.NewFactory(loader.Config{Fetcher: diffFetcher{identities}, MaxLinks: cfg.MaxLinks,
-		MaxAccounts: cfg.MaxAccounts, MaxAccountsInFlight: -1})
+		MaxAccounts: cfg.MaxAccounts, MaxAccountsInFlight: -1, ShareModels: executor == ExecutorPlan})
 	hc := HandlerConfig{Executor: executor, MaxLinkIDs: cfg.MaxLinkIDs, Introspection: cfg.Introspection,
 		Suggestions: cfg.Introspection, Authorize: diffAuthorize}
 	if cfg.Extensions {
