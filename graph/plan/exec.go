@@ -65,7 +65,7 @@ func (p *Plan) Execute(ctx context.Context, oc *graphql.OperationContext, roots 
 
 // maxSizeHint bounds the buffer a run starts with: one large answer must
 // not make every later run of the plan allocate as much up front.
-const maxSizeHint = 64 << 10
+const maxSizeHint = 256 << 10
 
 func (p *Plan) execute(ctx context.Context, oc *graphql.OperationContext, roots Roots, buf []byte) []byte {
 	x := &state{ctx: ctx, oc: oc, roots: roots, buf: buf, path: make([]ast.PathElement, 0, 8)}
