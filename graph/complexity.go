@@ -7,8 +7,10 @@ import (
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/errcode"
 	"github.com/99designs/gqlgen/graphql/handler/extension"
-	"github.com/99designs/gqlgen/graphql/handler/lru"
+	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/vektah/gqlparser/v2/gqlerror"
+
+	"github.com/mkgraph/mkgraph/graph/plan"
 )
 
 // complexityLimit is gqlgen's extension.FixedComplexityLimit (same
@@ -19,11 +21,15 @@ import (
 type complexityLimit struct {
 	limit int
 	es    graphql.ExecutableSchema
-	known *lru.LRU[int] // by query text and operation name
+	known *lru.Cache[plan.Key, int] // by query text and operation name
 }
 
 func newComplexityLimit(limit int) *complexityLimit {
-	return &complexityLimit{limit: limit, known: lru.New[int](planCacheSize)}
+	known, err := lru.New[plan.Key, int](planCacheSize)
+	if err != nil {
+		panic(err) // planCacheSize is positive
+	}
+	return &complexityLimit{limit: limit, known: known}
 }
 
 var _ interface {
@@ -43,11 +49,11 @@ func (c *complexityLimit) MutateOperationContext(ctx context.Context, oc *graphq
 	op := oc.Doc.Operations.ForName(oc.OperationName)
 	var n int
 	if op != nil && len(op.VariableDefinitions) == 0 {
-		key := oc.RawQuery + "\x00" + oc.OperationName
+		key := plan.KeyOf(oc)
 		var ok bool
-		if n, ok = c.known.Get(ctx, key); !ok {
+		if n, ok = c.known.Get(key); !ok {
 			n = gqlcomplexity.Calculate(ctx, c.es, op, oc.Variables)
-			c.known.Add(ctx, key, n)
+			c.known.Add(key, n)
 		}
 	} else {
 		n = gqlcomplexity.Calculate(ctx, c.es, op, oc.Variables)

@@ -5,7 +5,7 @@ import (
 	"sync"
 
 	"github.com/99designs/gqlgen/graphql"
-	"github.com/99designs/gqlgen/graphql/handler/lru"
+	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/vektah/gqlparser/v2/ast"
 )
 
@@ -13,11 +13,25 @@ import (
 // operation name (the key of gqlgen's own parsed-query cache), then by the
 // values of the variables @include and @skip read.
 type Cache struct {
-	ops *lru.LRU[*entry]
+	ops *lru.Cache[Key, *entry]
 }
 
+// Key names an operation as gqlgen's parsed-query cache does: its query
+// text and operation name (a struct, so that no key is built by
+// concatenating a text of up to MaxQueryBytes per request).
+type Key struct{ Query, Operation string }
+
+// KeyOf is oc's Key.
+func KeyOf(oc *graphql.OperationContext) Key { return Key{oc.RawQuery, oc.OperationName} }
+
 // NewCache returns a cache of the plans of up to size operations.
-func NewCache(size int) *Cache { return &Cache{ops: lru.New[*entry](size)} }
+func NewCache(size int) *Cache {
+	ops, err := lru.New[Key, *entry](size)
+	if err != nil {
+		panic(err) // size < 1: a wiring mistake
+	}
+	return &Cache{ops: ops}
+}
 
 // entry is one operation's plans.
 type entry struct {
@@ -39,15 +53,15 @@ func (c *Cache) For(ctx context.Context, oc *graphql.OperationContext) *Plan {
 	if oc.Operation == nil || oc.Operation.Operation != ast.Query {
 		return nil
 	}
-	key := oc.RawQuery + "\x00" + oc.OperationName
+	key := KeyOf(oc)
 	// Plans point into the document they were compiled from: an entry
 	// holds the plans of one parse, and a new parse of the text (gqlgen's
 	// cache let the old one go) starts a new entry, so that the cache never
 	// holds more parses than it has entries.
-	e, ok := c.ops.Get(ctx, key)
+	e, ok := c.ops.Get(key)
 	if !ok || e.doc != oc.Doc {
 		e = newEntry(oc)
-		c.ops.Add(ctx, key, e)
+		c.ops.Add(key, e)
 	}
 	if e.unsupported {
 		return nil
