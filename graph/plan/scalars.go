@@ -2,29 +2,7 @@ package plan
 
 import (
 	"time"
-
-	"github.com/vektah/gqlparser/v2/ast"
 )
-
-// writeList writes a [T!]! of objects that cannot themselves be invalid
-// (Owner.field, of element type declared).
-func writeList[T any](x *state, list []*T, obj *object, field, declared string, write func(*state, *T, *object)) bool {
-	mark, valid := len(x.buf), true
-	x.buf = append(x.buf, '[')
-	for i, v := range list {
-		if i > 0 {
-			x.buf = append(x.buf, ',')
-		}
-		if v == nil {
-			x.path = append(x.path, ast.PathIndex(i))
-			valid = x.invalidNull("Owner", field, declared, true)
-			x.leave()
-			continue
-		}
-		write(x, v, obj)
-	}
-	return x.list(mark, valid)
-}
 
 func (x *state) strings(list []string) {
 	x.buf = append(x.buf, '[')

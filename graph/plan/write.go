@@ -76,7 +76,7 @@ func (x *state) link(l *model.Link, obj *object) bool {
 			if err != nil {
 				x.fieldError(f.field, err)
 				valid = x.null(false)
-			} else if !x.accounts(accounts, f.sel) {
+			} else if !objects(x, accounts, f.sel, "Link", "accounts", "Account!", (*state).account) {
 				valid = x.null(false)
 			}
 		}
@@ -142,18 +142,19 @@ func (x *state) status(s *model.ProductStatus, obj *object) bool {
 	return x.done(mark, obj, true)
 }
 
-// accounts writes [Account!]!: null (false) when an entry is.
-func (x *state) accounts(list []*model.Account, obj *object) bool {
+// objects writes a [T!]! of objects (the field object.field, of element
+// type declared): null (false) when an entry is.
+func objects[T any](x *state, list []*T, obj *object, object, field, declared string, write func(*state, *T, *object) bool) bool {
 	mark, valid := len(x.buf), true
 	x.buf = append(x.buf, '[')
-	for i, a := range list {
+	for i, v := range list {
 		if i > 0 {
 			x.buf = append(x.buf, ',')
 		}
 		x.path = append(x.path, ast.PathIndex(i))
-		if a == nil {
-			valid = x.invalidNull("Link", "accounts", "Account!", true)
-		} else if !x.account(a, obj) {
+		if v == nil {
+			valid = x.invalidNull(object, field, declared, true)
+		} else if !write(x, v, obj) {
 			valid = false
 		}
 		x.leave()
@@ -200,7 +201,7 @@ func (x *state) account(a *model.Account, obj *object) bool {
 		case accountClosed:
 			x.optBool(a.Closed)
 		case accountOwners:
-			if !x.owners(a.Owners, f.sel) {
+			if !objects(x, a.Owners, f.sel, "Account", "owners", "Owner!", (*state).owner) {
 				valid = x.null(false)
 			}
 		}
@@ -209,7 +210,7 @@ func (x *state) account(a *model.Account, obj *object) bool {
 	return x.done(mark, obj, valid)
 }
 
-func (x *state) balances(b *model.Balances, obj *object) {
+func (x *state) balances(b *model.Balances, obj *object) bool {
 	mark := len(x.buf)
 	for i := range obj.fields {
 		f := &obj.fields[i]
@@ -229,25 +230,7 @@ func (x *state) balances(b *model.Balances, obj *object) {
 			x.optTime(b.BalanceDate)
 		}
 	}
-	x.done(mark, obj, true)
-}
-
-func (x *state) owners(list []*model.Owner, obj *object) bool {
-	mark, valid := len(x.buf), true
-	x.buf = append(x.buf, '[')
-	for i, o := range list {
-		if i > 0 {
-			x.buf = append(x.buf, ',')
-		}
-		x.path = append(x.path, ast.PathIndex(i))
-		if o == nil {
-			valid = x.invalidNull("Account", "owners", "Owner!", true)
-		} else if !x.owner(o, obj) {
-			valid = false
-		}
-		x.leave()
-	}
-	return x.list(mark, valid)
+	return x.done(mark, obj, true)
 }
 
 func (x *state) owner(o *model.Owner, obj *object) bool {
@@ -262,11 +245,11 @@ func (x *state) owner(o *model.Owner, obj *object) bool {
 		case ownerNames:
 			x.strings(o.Names)
 		case ownerAddresses:
-			ok = writeList(x, o.Addresses, f.sel, "addresses", "Address!", (*state).address)
+			ok = objects(x, o.Addresses, f.sel, "Owner", "addresses", "Address!", (*state).address)
 		case ownerPhoneNumbers:
-			ok = writeList(x, o.PhoneNumbers, f.sel, "phoneNumbers", "PhoneNumber!", (*state).phone)
+			ok = objects(x, o.PhoneNumbers, f.sel, "Owner", "phoneNumbers", "PhoneNumber!", (*state).phone)
 		case ownerEmails:
-			ok = writeList(x, o.Emails, f.sel, "emails", "Email!", (*state).email)
+			ok = objects(x, o.Emails, f.sel, "Owner", "emails", "Email!", (*state).email)
 		}
 		if !ok {
 			valid = x.null(false)
@@ -276,7 +259,7 @@ func (x *state) owner(o *model.Owner, obj *object) bool {
 	return x.done(mark, obj, valid)
 }
 
-func (x *state) address(a *model.Address, obj *object) {
+func (x *state) address(a *model.Address, obj *object) bool {
 	mark := len(x.buf)
 	for i := range obj.fields {
 		f := &obj.fields[i]
@@ -298,10 +281,10 @@ func (x *state) address(a *model.Address, obj *object) {
 			x.optBool(a.Primary)
 		}
 	}
-	x.done(mark, obj, true)
+	return x.done(mark, obj, true)
 }
 
-func (x *state) phone(p *model.PhoneNumber, obj *object) {
+func (x *state) phone(p *model.PhoneNumber, obj *object) bool {
 	mark := len(x.buf)
 	for i := range obj.fields {
 		f := &obj.fields[i]
@@ -317,10 +300,10 @@ func (x *state) phone(p *model.PhoneNumber, obj *object) {
 			x.optBool(p.Primary)
 		}
 	}
-	x.done(mark, obj, true)
+	return x.done(mark, obj, true)
 }
 
-func (x *state) email(e *model.Email, obj *object) {
+func (x *state) email(e *model.Email, obj *object) bool {
 	mark := len(x.buf)
 	for i := range obj.fields {
 		f := &obj.fields[i]
@@ -334,5 +317,5 @@ func (x *state) email(e *model.Email, obj *object) {
 			x.optBool(e.Primary)
 		}
 	}
-	x.done(mark, obj, true)
+	return x.done(mark, obj, true)
 }
