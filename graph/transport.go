@@ -1,18 +1,17 @@
 package graph
 
 import (
-	"bytes"
 	"encoding/json"
 	"io"
 	"net/http"
 	"strconv"
-	"sync"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/handler/transport"
 	"github.com/vektah/gqlparser/v2/ast"
 
 	"github.com/mkgraph/mkgraph/graph/limits"
+	"github.com/mkgraph/mkgraph/internal/bufpool"
 	"github.com/mkgraph/mkgraph/internal/edge/httperr"
 )
 
@@ -101,11 +100,9 @@ func setContentType(h http.Header, v string) {
 // application/json otherwise.
 func responseContentType(r *http.Request) string { return httperr.ResponseType(r) }
 
-var responseBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
-
-// maxPooledResponse bounds the buffers kept for reuse: a 500-account answer
+// responseBuffers are the answers' buffers, reused; a 500-account answer
 // should not pin a megabyte per pooled buffer.
-const maxPooledResponse = 64 << 10
+var responseBuffers = bufpool.New(64 << 10)
 
 // writeResponse writes resp as json.Marshal would, without re-encoding its
 // data.
@@ -120,13 +117,8 @@ func writeResponse(w io.Writer, resp *graphql.Response) {
 		w.Write(b)
 		return
 	}
-	buf := responseBuffers.Get().(*bytes.Buffer)
-	buf.Reset()
-	defer func() {
-		if buf.Cap() <= maxPooledResponse {
-			responseBuffers.Put(buf)
-		}
-	}()
+	buf := responseBuffers.Get()
+	defer responseBuffers.Put(buf)
 	buf.WriteByte('{')
 	if len(resp.Errors) > 0 {
 		b, err := json.Marshal(resp.Errors)

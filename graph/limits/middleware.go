@@ -7,13 +7,13 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/99designs/gqlgen/graphql"
 
 	"github.com/mkgraph/mkgraph/internal/apierr"
+	"github.com/mkgraph/mkgraph/internal/bufpool"
 	"github.com/mkgraph/mkgraph/internal/edge/httperr"
 )
 
@@ -63,8 +63,8 @@ func (g *Guard) Middleware(next http.Handler) http.Handler {
 				break
 			}
 			start := graphql.Now()
-			buf := buffers.Get().(*bytes.Buffer)
-			defer putBuffer(buf) // next is done with the body when it returns
+			buf := buffers.Get()
+			defer buffers.Put(buf) // next is done with the body when it returns
 			if err := readBody(buf, r); err != nil {
 				httperr.Write(w, r, http.StatusBadRequest, &apierr.Error{Code: apierr.CodeBadRequest, Message: "The request body could not be read."})
 				return
@@ -91,17 +91,7 @@ func (g *Guard) Middleware(next http.Handler) http.Handler {
 // Request bodies are read into pooled buffers: allocating (and zeroing, and
 // collecting) a fresh megabyte for each large body costs more than the
 // checks.
-var buffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
-
-// maxPooled bounds the buffers kept for reuse.
-const maxPooled = 4 << 20
-
-func putBuffer(b *bytes.Buffer) {
-	if b.Cap() <= maxPooled {
-		b.Reset()
-		buffers.Put(b)
-	}
-}
+var buffers = bufpool.New(4 << 20)
 
 // readBody reads all of r.Body into buf, grown first to Content-Length when
 // the request gives it.

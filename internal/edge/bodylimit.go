@@ -5,9 +5,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"sync"
 
 	"github.com/mkgraph/mkgraph/internal/apierr"
+	"github.com/mkgraph/mkgraph/internal/bufpool"
 	"github.com/mkgraph/mkgraph/internal/edge/httperr"
 )
 
@@ -28,9 +28,8 @@ func BodyLimit(maxBytes int64) Middleware {
 				// it by doubling costs several copies of a large body. The
 				// buffer is reused once next returns: like the request, the
 				// body must not be kept past then.
-				buf := bodyBuffers.Get().(*bytes.Buffer)
-				buf.Reset()
-				defer putBodyBuffer(buf)
+				buf := bodyBuffers.Get()
+				defer bodyBuffers.Put(buf)
 				buf.Grow(int(min(max(r.ContentLength, 0), maxBytes+1)) + bytes.MinRead)
 				_, err := buf.ReadFrom(io.LimitReader(r.Body, maxBytes+1))
 				body := buf.Bytes()
@@ -49,18 +48,8 @@ func BodyLimit(maxBytes int64) Middleware {
 	}
 }
 
-// bodyBuffers are request bodies' buffers, reused; those grown past
-// maxPooledBody are left to the collector, so that one large body does not
-// pin its size for good.
-var bodyBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
-
-const maxPooledBody = 64 << 10
-
-func putBodyBuffer(b *bytes.Buffer) {
-	if b.Cap() <= maxPooledBody {
-		bodyBuffers.Put(b)
-	}
-}
+// bodyBuffers are request bodies' buffers, reused.
+var bodyBuffers = bufpool.New(64 << 10)
 
 func writeTooLarge(w http.ResponseWriter, r *http.Request, max int64) {
 	httperr.Write(w, r, http.StatusRequestEntityTooLarge, &apierr.Error{Code: apierr.CodeQueryTooLarge,
